@@ -1,0 +1,156 @@
+"""Session configurations for the two agents, rendered from a persona and the caller's facts.
+
+Instructions are written for a language model (a hosted Realtime model reads them as they are)
+and end with the machine-readable profile section the local scripted brains read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dualagent import bank
+from dualagent.personas import Persona
+from dualagent.realtime import protocol as p
+from dualagent.realtime.local.profile import render_profile
+
+LOCAL_CALLER_MODEL = "local-caller"
+LOCAL_CS_MODEL = "local-cs"
+DEFAULT_CS_VOICE = "alloy"
+BANK_NAME = "First Bank"
+CS_AGENT_NAME = "Alex"
+
+INTENTS = (
+    "lost_card",
+    "stolen_card",
+    "balance",
+    "transactions",
+    "dispute",
+    "address_change",
+    "human",
+)
+
+
+@dataclass
+class CallerFacts:
+    """What the caller knows about themselves (drawn from the bank fixture)."""
+
+    full_name: str
+    date_of_birth: str
+    address: str
+    card_product: str = "gold"
+    card_last4: str | None = None
+    knows_card_last4: bool = True
+    new_address: str | None = None
+    disputed_merchant: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "extra" and v is not None}
+        return {**data, **self.extra}
+
+
+def caller_facts_from_fixture(
+    fixture: bank.BankFixture, customer_id: str | None = None, card_product: str = "gold"
+) -> CallerFacts:
+    """The caller's facts for ``customer_id`` (default: the fixture's first customer)."""
+    customer = next((c for c in fixture.customers if customer_id in (None, c.customer_id)), None)
+    if customer is None:
+        known = ", ".join(c.customer_id for c in fixture.customers)
+        raise ValueError(f"unknown customer_id {customer_id!r}; the fixture has: {known}")
+    cards = [c for c in fixture.cards if c.customer_id == customer.customer_id]
+    card = next((c for c in cards if c.product == card_product), cards[0] if cards else None)
+    return CallerFacts(
+        full_name=customer.full_name,
+        date_of_birth=customer.date_of_birth,
+        address=customer.address,
+        card_product=card.product if card else card_product,
+        card_last4=card.last4 if card else None,
+    )
+
+
+def caller_instructions(persona: Persona, facts: CallerFacts, intent: str, seed: int) -> str:
+    """Instructions for the caller: role-play prose plus the profile section."""
+    personality, goal = persona.personality, persona.goal
+    lines = [
+        f"You are a bank customer phoning {BANK_NAME}'s customer service line. Stay in character.",
+        f"Persona: {persona.name} caller. {persona.description}",
+        f"Traits: {', '.join(personality.traits)}. Style: {personality.communication_style}.",
+        f"Patience {personality.patience_level}/10, tech comfort {personality.tech_comfort}/10, "
+        f"tendency to interrupt {personality.tendency_to_interrupt:.0%}, "
+        f"gives clear information {personality.provides_clear_info:.0%} of the time.",
+        f"Your goal: {goal.primary_goal}.",
+    ]
+    if goal.secondary_goals:
+        lines.append("Once that is done, also: " + "; ".join(goal.secondary_goals) + ".")
+    lines += [
+        f"You are {facts.full_name}, born {facts.date_of_birth}, living at {facts.address}.",
+        f"Your {facts.card_product} card ends in {facts.card_last4}."
+        if facts.card_last4 and facts.knows_card_last4
+        else "You do not remember your card number.",
+        "Speak in short, natural sentences as on a phone call. When you are done, say goodbye "
+        "and call the end_call tool to hang up.",
+    ]
+    profile = {
+        "role": "caller",
+        "seed": seed,
+        "intent": intent,
+        "persona": personality.model_dump(mode="json"),
+        "goal": goal.model_dump(mode="json"),
+        "facts": facts.as_dict(),
+    }
+    return "\n".join(lines) + "\n\n" + render_profile(profile)
+
+
+def cs_instructions(seed: int) -> str:
+    """Instructions for the banking customer-service agent."""
+    prose = (
+        f"You are {CS_AGENT_NAME}, a customer service agent at {BANK_NAME}, on a phone call.\n"
+        "Greet the caller and find out what they need. Verify their identity with verify_customer "
+        "(full name and date of birth, or the card's last four digits) before any account action. "
+        "Block a lost or stolen card with report_card_lost_or_stolen before ordering a "
+        "replacement, and read back the delivery address for a yes before order_replacement_card. "
+        "Transfer to a human only when the caller asks or verification fails. Keep answers short, "
+        "spell card digits one by one, and say goodbye when the caller is done."
+    )
+    profile = {"role": "cs", "seed": seed, "bank_name": BANK_NAME, "agent_name": CS_AGENT_NAME}
+    return prose + "\n\n" + render_profile(profile)
+
+
+def caller_session(
+    persona: Persona,
+    facts: CallerFacts,
+    *,
+    intent: str = "lost_card",
+    seed: int = 0,
+    model: str = LOCAL_CALLER_MODEL,
+    voice: str | None = None,
+    output_modalities: list[str] | None = None,
+) -> p.SessionConfig:
+    """The caller's session: persona voice and speaking rate, the end_call tool."""
+    return p.session_config(
+        model=model,
+        instructions=caller_instructions(persona, facts, intent, seed),
+        voice=voice or persona.voice,
+        speed=persona.personality.speaking_rate,
+        tools=bank.CALLER_TOOLS,
+        output_modalities=output_modalities,
+    )
+
+
+def cs_session(
+    *,
+    seed: int = 0,
+    model: str = LOCAL_CS_MODEL,
+    voice: str | None = None,
+    output_modalities: list[str] | None = None,
+) -> p.SessionConfig:
+    """The customer-service agent's session: neutral voice, all banking tools."""
+    return p.session_config(
+        model=model,
+        instructions=cs_instructions(seed),
+        voice=voice or DEFAULT_CS_VOICE,
+        speed=1.0,
+        tools=bank.CS_TOOLS,
+        output_modalities=output_modalities,
+    )

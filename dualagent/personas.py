@@ -1,0 +1,100 @@
+"""Caller personas: personality, goal and the facts a caller knows, as validated models.
+
+The four built-in personas (typical, frustrated, elderly, hurried) live as YAML in
+``dualagent/data/personas/``; a path to your own YAML file works wherever a name does.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class CallerType(StrEnum):
+    TYPICAL = "typical"
+    FRUSTRATED = "frustrated"
+    ELDERLY = "elderly"
+    HURRIED = "hurried"
+    CUSTOM = "custom"
+
+
+class PersonaError(ValueError):
+    """A persona name or file that cannot be used; the message says why and what is valid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CallerPersonality(_Strict):
+    type: CallerType = CallerType.TYPICAL
+    traits: list[str] = Field(default_factory=list)
+    communication_style: str = "Friendly and cooperative"
+    patience_level: int = Field(default=7, ge=1, le=10)
+    tech_comfort: int = Field(default=7, ge=1, le=10)
+    tendency_to_interrupt: float = Field(default=0.1, ge=0.0, le=1.0)
+    provides_clear_info: float = Field(default=0.9, ge=0.0, le=1.0)
+    speaking_rate: float = Field(default=1.0, ge=0.5, le=1.5, description="1.0 = normal speed")
+
+
+class CallerGoal(_Strict):
+    primary_goal: str
+    secondary_goals: list[str] = Field(default_factory=list)
+    success_criteria: list[str] = Field(default_factory=list)
+    failure_conditions: list[str] = Field(default_factory=list)
+    max_conversation_turns: int = Field(default=15, ge=1, le=200)
+
+
+class Persona(_Strict):
+    name: str
+    description: str = ""
+    personality: CallerPersonality
+    goal: CallerGoal
+    voice: str = "coral"
+
+
+def _builtin_dir() -> Path:
+    return Path(str(resources.files("dualagent") / "data" / "personas"))
+
+
+def list_personas() -> list[str]:
+    """Names of the built-in personas."""
+    return sorted(p.stem for p in _builtin_dir().glob("*.yaml"))
+
+
+def load_persona(name_or_path: str | Path) -> Persona:
+    """A built-in persona by name, or a persona YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        choices = list_personas()
+        if str(name_or_path) not in choices:
+            raise PersonaError(
+                f"unknown caller type {str(name_or_path)!r}; valid choices: {', '.join(choices)}"
+                " (or a path to a persona .yaml file)"
+            )
+        path = _builtin_dir() / f"{name_or_path}.yaml"
+    elif not path.is_file():
+        raise PersonaError(f"persona file not found: {path}")
+    return persona_from_dict(_read_yaml(path), source=str(path))
+
+
+def persona_from_dict(data: Any, source: str = "persona") -> Persona:
+    """Validate a persona mapping; errors name the source, the field and the reason."""
+    try:
+        return Persona.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(root)"
+        raise PersonaError(f"{source}: {field}: {first['msg']}") from None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PersonaError(f"{path}: not valid YAML: {exc}") from None

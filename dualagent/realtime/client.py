@@ -1,0 +1,107 @@
+"""``RealtimeConnection``: a Realtime websocket client (OpenAI, any compatible URL, or local).
+
+Thin on purpose: connect, send typed or dict events, iterate normalised (GA) server events,
+close. Errors at connect time are turned into :class:`RealtimeConnectionError` with a message
+that says which URL failed and why; API keys never appear in messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from dualagent.realtime.protocol import normalize_server_event
+
+
+class RealtimeConnectionError(ConnectionError):
+    """The Realtime server could not be reached or refused the connection."""
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query string (which may carry credentials)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+class RealtimeConnection:
+    """One Realtime websocket session."""
+
+    def __init__(self, ws: ClientConnection, url: str) -> None:
+        self._ws = ws
+        self.url = url
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        open_timeout_s: float = 10.0,
+    ) -> RealtimeConnection:
+        """Open a session at ``url`` (``ws://`` or ``wss://``)."""
+        scheme = urlsplit(url).scheme
+        if scheme not in ("ws", "wss"):
+            raise RealtimeConnectionError(
+                f"invalid Realtime URL {url!r}: it must start with ws:// or wss://"
+            )
+        try:
+            ws = await connect(
+                url,
+                additional_headers=dict(headers or {}),
+                open_timeout=open_timeout_s,
+                max_size=None,
+                compression=None,
+            )
+        except websockets.InvalidStatus as exc:
+            status = exc.response.status_code
+            raise RealtimeConnectionError(
+                f"Realtime server at {redact_url(url)} refused the connection: HTTP {status}"
+            ) from None
+        except (TimeoutError, OSError, websockets.InvalidURI, websockets.InvalidHandshake) as exc:
+            reason = (
+                exc.strerror
+                if isinstance(exc, OSError) and exc.strerror
+                else str(exc) or type(exc).__name__
+            )
+            raise RealtimeConnectionError(
+                f"cannot connect to Realtime server at {redact_url(url)}: {reason}"
+            ) from None
+        return cls(ws, url)
+
+    async def send(self, event: Any) -> dict[str, Any]:
+        """Send one client event (a protocol model or a dict); returns the dict sent."""
+        data = event.dump() if hasattr(event, "dump") else dict(event)
+        await self._ws.send(json.dumps(data))
+        return data
+
+    async def recv(self) -> dict[str, Any]:
+        """The next server event, normalised to GA names."""
+        return normalize_server_event(json.loads(await self._ws.recv()))
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for message in self._ws:
+                yield normalize_server_event(json.loads(message))
+        except websockets.ConnectionClosedOK:
+            return
+
+    @property
+    def closed(self) -> bool:
+        return self._ws.close_code is not None
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    async def __aenter__(self) -> RealtimeConnection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

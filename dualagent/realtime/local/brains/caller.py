@@ -1,0 +1,321 @@
+"""A scripted caller that plays a persona with a goal.
+
+Everything it needs comes from the profile section of its session instructions: personality
+(patience, clarity, interrupting), goal (primary, secondary goals) and the facts it knows (name,
+date of birth, card, address). It answers what it hears the agent ask, pursues its secondary
+goals once the primary one is done, loses patience when it must repeat itself or is not
+understood, and hangs up (the ``end_call`` tool) when it is finished or has had enough.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dualagent.realtime.local.brains import language as lang
+from dualagent.realtime.local.brains.base import BrainInput, ConversationReader, Reply, seeded_rng
+
+GOODBYE_CUES = (
+    "goodbye",
+    "good bye",
+    "have a great day",
+    "have a nice day",
+    "have a good day",
+    "take care",
+)
+TRANSFER_CUES = (
+    "transferring you",
+    "transfer you",
+    "please hold",
+    "one of my colleagues",
+    "a colleague",
+)
+REPEAT_CUES = ("didn't catch", "say that again", "could you repeat", "didn't quite", "sorry could you",
+               "couldn't understand", "trouble understanding")  # fmt: skip
+ANYTHING_ELSE_CUES = (
+    "anything else",
+    "something else",
+    "else i can help",
+    "anything more",
+    "how else",
+)
+OPENING_CUES = ("how can i help", "how may i help", "what can i do for you", "help you today")
+
+# Secondary goals become topics the caller raises once the primary goal is done.
+TOPIC_QUESTIONS: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = [
+    (("deliver", "timeline", "arrive", "shipping"), "How long will the new card take to arrive?",
+     ("business days", "arrive")),
+    (("unauthorized", "charges", "fraud"), "Can you check that there are no charges I didn't make?",
+     ("transactions", "charge", "no charges")),
+    (("secur", "safe", "protect"), "Is my account safe now? Can anyone still use the old card?",
+     ("protected", "blocked", "safe")),
+]  # fmt: skip
+
+
+class CallerBrain:
+    """Deterministic persona-driven caller; one instance per session."""
+
+    def __init__(self, profile: dict[str, Any]) -> None:
+        self.profile = profile
+        self.rng = seeded_rng(profile, "caller")
+        persona = profile.get("persona", {})
+        self.kind: str = persona.get("type", "typical")
+        self.patience = float(persona.get("patience_level", 7))
+        self.clarity = float(persona.get("provides_clear_info", 0.9))
+        self.facts: dict[str, Any] = profile.get("facts", {})
+        self.intent: str = profile.get("intent", "lost_card")
+        goal = profile.get("goal", {})
+        self.topics = [
+            (question, answered_by)
+            for secondary in goal.get("secondary_goals", [])
+            for cues, question, answered_by in TOPIC_QUESTIONS
+            if any(cue in secondary.lower() for cue in cues)
+        ]
+        self.reader = ConversationReader()
+        self.opened = False
+        self.primary_done = False
+        self.finished = False
+        self.last_said = ""
+        self.asked_slower = 0
+        self.gave_partial_name = False
+
+    # ------------------------------------------------------------------ entry point
+
+    def respond(self, given: BrainInput) -> Reply:
+        fresh = self.reader.new_entries(given.conversation)
+        heard = self.reader.heard(fresh)
+        reply = self._decide(heard)
+        if reply.text:
+            self.last_said = reply.text
+        if any(name == "end_call" for name, _ in reply.tool_calls):
+            self.finished = True
+        reply.tool_calls = [
+            (n, a) for n, a in reply.tool_calls if not given.tools or n in given.tools
+        ]
+        return reply
+
+    # ------------------------------------------------------------------ decisions
+
+    def _decide(self, heard: str) -> Reply:
+        if self.finished:
+            return Reply("")
+        if not heard:
+            return (
+                Reply(self._opening()) if not self.opened else Reply("Hello? Are you still there?")
+            )
+        if lang.has_any(heard, TRANSFER_CUES):
+            return Reply(
+                self._style(
+                    "Okay, I'll hold.", "Fine. I'll hold.", "Oh, alright, I'll wait.", "Okay, fine."
+                )
+            )
+        if lang.has_any(heard, GOODBYE_CUES):
+            return self._hang_up(
+                "completed",
+                self._style(
+                    "Thank you, goodbye.",
+                    "Right. Bye.",
+                    "Thank you so much, dear. Goodbye.",
+                    "Thanks, bye.",
+                ),
+            )
+        if lang.has_any(heard, REPEAT_CUES) and self.last_said:
+            self._lose_patience(1.5)
+            return self._maybe_give_up() or Reply(
+                self._style("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ") + self.last_said
+            )
+
+        # Elderly callers ask for long explanations to be repeated, once in a while.
+        if (
+            self.kind == "elderly"
+            and len(heard.split()) > 18
+            and self.asked_slower < 2
+            and self.rng.random() < 0.35
+        ):
+            self.asked_slower += 1
+            return Reply("I'm sorry, dear, could you say that again a little slower?")
+
+        asks_name = lang.has_any(heard, ("full name", "your name", "name please", "the name"))
+        asks_dob = lang.has_any(heard, ("date of birth", "birth date", "birthday", "born"))
+        asks_digits = lang.has_any(heard, ("last four", "four digits", "card number", "digits"))
+        if asks_name or asks_dob or asks_digits:
+            return Reply(self._identity(asks_name, asks_dob, asks_digits))
+        if lang.has_any(heard, ("which card", "which one")):
+            return Reply(
+                self._style(
+                    "The {p} card.", "The {p} card, obviously.", "It's my {p} card.", "{p} card."
+                ).format(p=self.facts.get("card_product", "gold"))
+            )
+        if lang.has_any(
+            heard,
+            (
+                "right address",
+                "correct address",
+                "that address",
+                "is that right",
+                "is that correct",
+                "address on file",
+            ),
+        ):
+            return Reply(self._confirm_address())
+        if lang.has_any(heard, ("new address", "what address", "which address")):
+            return Reply(
+                f"Please send it to {self.facts.get('new_address') or self.facts.get('address', '')}."
+            )
+        if lang.has_any(heard, ("want to dispute", "charge you want", "is that the charge")):
+            return Reply(
+                self._style(
+                    "Yes, that's the one.",
+                    "Yes! That's the one I never made.",
+                    "Yes, I think that's it.",
+                    "Yes.",
+                )
+            )
+        if self._primary_answered(heard):
+            self.primary_done = True
+        if lang.has_any(heard, ANYTHING_ELSE_CUES):
+            return self._next_topic_or_goodbye(heard)
+        if lang.has_any(heard, OPENING_CUES) and not self.opened:
+            return Reply(self._opening())
+        if not self.opened:
+            return Reply(self._opening())
+        # Nothing we recognise: nudge towards the goal, and lose a little patience.
+        self._lose_patience(1.0)
+        return self._maybe_give_up() or Reply(self._nudge())
+
+    def _opening(self) -> str:
+        self.opened = True
+        product = self.facts.get("card_product", "gold")
+        goal = {
+            "lost_card": {
+                "typical": f"Hi. I lost my {product} card and I need a replacement, please.",
+                "frustrated": f"Look, I've lost my {product} card and I've been waiting ages to get through. I need a replacement now.",
+                "elderly": f"Oh, hello dear. I'm afraid I've lost my {product} card, and I need a new one.",
+                "hurried": f"Hi, lost my {product} card, need a replacement, quickly please.",
+            },
+            "stolen_card": {
+                "typical": f"Hi. My {product} card was stolen and I need to block it.",
+                "frustrated": f"My {product} card was stolen! I need it blocked right now.",
+                "elderly": f"Oh dear, I think my {product} card was stolen from my purse.",
+                "hurried": f"My {product} card was stolen, block it fast please.",
+            },
+            "balance": {"any": "Hi, I'd like to check my account balance, please."},
+            "transactions": {"any": "Hi, could you go through my recent transactions with me?"},
+            "dispute": {
+                "any": f"Hi, there's a charge from {self.facts.get('disputed_merchant', 'a shop')} on my card that I don't recognize. I want to dispute it."
+            },
+            "address_change": {"any": "Hi, I moved recently and I need to update my address."},
+            "human": {"any": "I want to talk to a real person, please."},
+        }.get(self.intent, {"any": "Hi, I need some help with my account."})
+        return goal.get(self.kind) or goal.get("any") or next(iter(goal.values()))
+
+    def _identity(self, asks_name: bool, asks_dob: bool, asks_digits: bool) -> str:
+        name = self.facts.get("full_name", "")
+        dob = self.facts.get("date_of_birth")
+        parts = []
+        # Callers who give unclear information answer only part of the question at first.
+        partial = self.rng.random() > self.clarity and not self.gave_partial_name
+        if asks_name:
+            if partial:
+                self.gave_partial_name = True
+                return self._style("It's {f}.", "{f}.", "Oh, it's {f}, dear.", "{f}.").format(
+                    f=name.split(" ")[0]
+                )
+            parts.append(f"My name is {name}")
+        if asks_dob and dob:
+            parts.append(f"my date of birth is {lang.say_date(dob)}")
+        if asks_digits and not (asks_name and asks_dob):
+            last4 = self.facts.get("card_last4")
+            if self.facts.get("knows_card_last4", True) and last4:
+                parts.append(f"the last four digits are {lang.say_digits(last4)}")
+            else:
+                parts.append("I'm sorry, I don't remember the card number")
+        if not parts:
+            return "Sorry, what do you need?"
+        text = ", and ".join(parts)
+        return text[0].upper() + text[1:] + "."
+
+    def _confirm_address(self) -> str:
+        if self.facts.get("new_address"):
+            return f"No, I've moved. My new address is {self.facts['new_address']}."
+        return self._style(
+            "Yes, that's right.",
+            "Yes, that's right. Go on.",
+            "Yes, that's right, dear.",
+            "Yes, correct.",
+        )
+
+    def _primary_answered(self, heard: str) -> bool:
+        cues = {
+            "lost_card": ("has been ordered", "will arrive", "replacement card has", "on its way"),
+            "stolen_card": ("has been ordered", "will arrive", "is now blocked"),
+            "balance": ("account has", "balance is"),
+            "transactions": ("recent transactions are",),
+            "dispute": ("dispute is open", "provisional credit"),
+            "address_change": ("address has been updated", "updating your address"),
+        }.get(self.intent, ())
+        return lang.has_any(heard, cues)
+
+    def _next_topic_or_goodbye(self, heard: str) -> Reply:
+        # Drop topics the agent already covered without being asked.
+        self.topics = [
+            (q, answered) for q, answered in self.topics if not lang.has_any(heard, answered)
+        ]
+        if self.topics and self.primary_done:
+            question, _ = self.topics.pop(0)
+            return Reply(
+                self._style("Yes, one more thing. ", "Yes. ", "Oh, yes, dear. ", "Quickly: ")
+                + question
+            )
+        if not self.primary_done:
+            self._lose_patience(1.0)
+            return self._maybe_give_up() or Reply(self._nudge())
+        return Reply(
+            self._style(
+                "No, that's all. Thank you for your help.",
+                "No, that's all.",
+                "No, that's all, dear. Thank you for being so patient with me.",
+                "No, that's all. Thanks.",
+            )
+        )
+
+    def _nudge(self) -> str:
+        product = self.facts.get("card_product", "gold")
+        return {
+            "lost_card": self._style(
+                f"So can you replace my {product} card?",
+                f"Can you just replace my {product} card, please?",
+                f"I'm sorry, I just need a new {product} card.",
+                f"Can you replace my {product} card?",
+            ),
+        }.get(self.intent, "Can you help me with that?")
+
+    # ------------------------------------------------------------------ patience
+
+    def _lose_patience(self, amount: float) -> None:
+        factor = {"frustrated": 1.5, "hurried": 1.3, "elderly": 0.6}.get(self.kind, 1.0)
+        self.patience -= amount * factor
+
+    def _maybe_give_up(self) -> Reply | None:
+        if self.patience > 0:
+            return None
+        if self.kind == "frustrated":
+            return Reply("This is ridiculous. I want to speak to a real person, now.")
+        return self._hang_up("gave_up", "Forget it, I'll call back later. Goodbye.")
+
+    def _hang_up(self, reason: str, text: str) -> Reply:
+        return Reply(text, [("end_call", {"reason": reason})])
+
+    def _style(self, typical: str, frustrated: str, elderly: str, hurried: str) -> str:
+        return {"frustrated": frustrated, "elderly": elderly, "hurried": hurried}.get(
+            self.kind, typical
+        )
+
+
+def make_brain(model: str | None, profile: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Choose the brain for a session: the model name first, then the profile's role."""
+    from dualagent.realtime.local.brains.cs import CustomerServiceBrain
+
+    model = (model or "").lower()
+    if "caller" in model or (profile.get("role") == "caller" and "cs" not in model):
+        return CallerBrain(profile)
+    return CustomerServiceBrain(profile)

@@ -1,0 +1,479 @@
+"""A scripted banking customer-service agent.
+
+Policy, as a careful human agent would follow it: greet; find out what the caller needs; verify
+identity (full name and date of birth, or the card's last four digits) before touching any
+account; block a lost or stolen card before ordering its replacement; read back the delivery
+address and get a yes before ordering; answer follow-up questions; transfer to a human only when
+asked, or when verification keeps failing; say goodbye when the caller is done.
+
+It understands imperfect recognised speech by key phrases and forgiving parsers, and it learns
+about the bank only through the tools declared in its session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dualagent.realtime.local.brains import language as lang
+from dualagent.realtime.local.brains.base import BrainInput, ConversationReader, Reply, seeded_rng
+
+INTENT_PHRASES: dict[str, tuple[str, ...]] = {
+    "human": ("human", "real person", "representative", "supervisor", "manager", "someone else",
+              "speak to a person", "talk to a person", "an agent", "operator"),
+    "stolen_card": ("stolen", "stole", "theft", "robbed", "pickpocket"),
+    "lost_card": ("lost", "lose", "can't find", "cannot find", "misplaced", "missing",
+                  "replacement", "replace", "new card"),
+    "dispute": ("dispute", "don't recognize", "do not recognize", "didn't make", "unknown charge",
+                "strange charge", "fraud", "unauthorized"),
+    "address_change": ("change my address", "new address", "moved", "update my address",
+                       "change of address", "address change"),
+    "balance": ("balance", "how much money", "how much is in"),
+    "transactions": ("transactions", "recent charges", "statement", "last purchases",
+                     "recent payments"),
+}  # fmt: skip
+DONE_PHRASES = ("that's all", "that is all", "that's everything", "nothing else", "that's it",
+                "no thank you", "no thanks", "all set", "goodbye", "bye", "i'm good", "i'm done",
+                "no that's", "that will be all")  # fmt: skip
+REPEAT_PHRASES = ("repeat", "say that again", "pardon", "didn't catch", "didn't hear",
+                  "slower", "come again", "what did you say", "sorry what")  # fmt: skip
+CARD_PRODUCTS = ("gold", "platinum", "debit", "credit", "silver", "business", "visa")
+
+
+class CustomerServiceBrain:
+    """Deterministic banking agent; one instance per session."""
+
+    def __init__(self, profile: dict[str, Any]) -> None:
+        self.profile = profile
+        self.rng = seeded_rng(profile, "cs")
+        self.bank = profile.get("bank_name", "First Bank")
+        self.agent_name = profile.get("agent_name", "Alex")
+        self.reader = ConversationReader()
+        self.greeted = False
+        self.intents: list[str] = []  # queue of what the caller wants, current first
+        self.card_product: str | None = None
+        self.name: str | None = None
+        self.dob: str | None = None
+        self.last4: str | None = None
+        self.customer: dict[str, Any] | None = None
+        self.verify_failures = 0
+        self.unclear_count = 0
+        self.stage = "greeting"
+        self.card: dict[str, Any] | None = None
+        self.order: dict[str, Any] | None = None
+        self.dispute_candidate: dict[str, Any] | None = None
+        self.transactions: list[dict[str, Any]] = []
+        self.last_said = ""
+
+    # ------------------------------------------------------------------ entry point
+
+    def respond(self, given: BrainInput) -> Reply:
+        fresh = self.reader.new_entries(given.conversation)
+        results = self.reader.tool_results(fresh)
+        if results:
+            reply = self._after_tools(results)
+        else:
+            reply = self._after_speech(self.reader.heard(fresh))
+        if reply.text:
+            self.last_said = reply.text
+        # Drop calls to tools the session does not declare (a real model cannot call them).
+        reply.tool_calls = [
+            (n, a) for n, a in reply.tool_calls if not given.tools or n in given.tools
+        ]
+        return reply
+
+    # ------------------------------------------------------------------ speech
+
+    def _after_speech(self, heard: str) -> Reply:
+        if not self.greeted:
+            self.greeted = True
+            self.stage = "listening"
+            greeting = f"Thank you for calling {self.bank}, this is {self.agent_name}. How can I help you today?"
+            if heard:  # the caller spoke first
+                return self._understand(
+                    heard, prefix=f"Hello, this is {self.agent_name} at {self.bank}. "
+                )
+            return Reply(greeting)
+        if not heard:
+            return Reply("Hello? Are you still there?")
+        return self._understand(heard)
+
+    def _understand(self, heard: str, prefix: str = "") -> Reply:
+        self._note_facts(heard)
+        if lang.has_any(heard, REPEAT_PHRASES) and self.last_said:
+            return Reply(f"Of course. {self.last_said}")
+        wants_human = lang.has_any(heard, INTENT_PHRASES["human"])
+        if wants_human:
+            return Reply(
+                prefix
+                + "Of course. I'm transferring you to one of my colleagues now. Please hold.",
+                [("transfer_to_human", {"reason": "caller asked for a human agent"})],
+            )
+        new_intents = [i for i, phrases in INTENT_PHRASES.items() if lang.has_any(heard, phrases)]
+        for intent in new_intents:
+            if intent not in self.intents:
+                self.intents.append(intent)
+        if "stolen_card" in self.intents and "lost_card" in self.intents:
+            self.intents.remove("lost_card")  # "my stolen card needs replacing" is one request
+
+        stage = self.stage
+        if stage == "verify":
+            return self._continue_verification(prefix)
+        if stage == "choose_card":
+            return self._choose_card(heard)
+        if stage == "confirm_address":
+            return self._confirm_address(heard)
+        if stage == "new_address":
+            return self._take_new_address(heard)
+        if stage == "confirm_dispute":
+            return self._confirm_dispute(heard)
+        if stage == "anything_else":
+            if new_intents:
+                return self._start_intent(prefix)
+            if lang.has_any(heard, DONE_PHRASES) or lang.is_no(heard):
+                return self._goodbye()
+            follow_up = self._follow_up(heard)
+            if follow_up:
+                return follow_up
+        if stage == "closing":
+            return Reply("You're welcome. Goodbye.")
+        if self.intents:
+            return self._start_intent(prefix)
+        return self._unclear(prefix)
+
+    def _note_facts(self, heard: str) -> None:
+        self.name = lang.parse_full_name(heard) or self.name
+        self.dob = lang.parse_date(heard) or self.dob
+        self.last4 = lang.parse_digit_run(heard, 4) or self.last4
+        for product in CARD_PRODUCTS:
+            if lang.has_any(heard, (product,)) and self.card_product is None:
+                self.card_product = product
+
+    def _unclear(self, prefix: str = "") -> Reply:
+        self.unclear_count += 1
+        if self.unclear_count >= 4:
+            return Reply(
+                "I'm sorry, I'm having trouble understanding. Let me transfer you to a colleague who can help.",
+                [("transfer_to_human", {"reason": "could not understand the caller"})],
+            )
+        options = [
+            "I'm sorry, I didn't quite catch that. Could you tell me again how I can help?",
+            "Sorry, could you say that again?",
+        ]
+        return Reply(prefix + options[self.unclear_count % 2])
+
+    # ------------------------------------------------------------------ verification
+
+    def _start_intent(self, prefix: str = "") -> Reply:
+        intent = self.intents[0]
+        if self.customer is None:
+            self.stage = "verify"
+            if self.name and (self.dob or self.last4):
+                return self._verify_call(prefix)
+            ack = {
+                "lost_card": "I'm sorry to hear you lost your card. I can help you with that.",
+                "stolen_card": "I'm sorry to hear that. Let's get that card blocked right away.",
+                "balance": "I can check that for you.",
+                "transactions": "I can go through your recent transactions with you.",
+                "dispute": "I can help you dispute that charge.",
+                "address_change": "I can update your address.",
+            }.get(intent, "I can help with that.")
+            return Reply(
+                prefix + ack + " First, I need to verify your identity. " + self._ask_identity()
+            )
+        return self._act(prefix)
+
+    def _ask_identity(self) -> str:
+        if not self.name and not self.dob:
+            return "Could you please tell me your full name and your date of birth?"
+        if not self.name:
+            return "Could you please tell me your full name?"
+        return "And could you confirm your date of birth, please?"
+
+    def _continue_verification(self, prefix: str = "") -> Reply:
+        if self.name and (self.dob or self.last4):
+            return self._verify_call(prefix)
+        self.unclear_count += 1
+        if self.unclear_count >= 5:
+            return Reply(
+                "I'm sorry, I can't verify your identity over the phone right now. I'll transfer you to a colleague.",
+                [("transfer_to_human", {"reason": "identity could not be collected"})],
+            )
+        return Reply(
+            prefix + ("Thank you. " if self.name or self.dob else "Sorry, ") + self._ask_identity()
+        )
+
+    def _verify_call(self, prefix: str = "") -> Reply:
+        arguments: dict[str, Any] = {"full_name": self.name}
+        if self.dob:
+            arguments["date_of_birth"] = self.dob
+        elif self.last4:
+            arguments["card_last4"] = self.last4
+        return Reply(
+            prefix + "Thank you, one moment while I check that.", [("verify_customer", arguments)]
+        )
+
+    # ------------------------------------------------------------------ tool results
+
+    def _after_tools(self, results: list[tuple[str, dict[str, Any]]]) -> Reply:
+        name, output = results[-1]
+        if name == "transfer_to_human":
+            self.stage = "closing"
+            return Reply("")
+        if not output.get("ok", False) and name != "verify_customer":
+            error = output.get("error", "an error")
+            return Reply(
+                f"I'm sorry, our system returned an error: {error}. Is there anything else I can do?"
+            )
+        handler = getattr(self, f"_on_{name}", None)
+        return (
+            handler(output)
+            if handler
+            else Reply("Done. Is there anything else I can help you with?")
+        )
+
+    def _on_verify_customer(self, output: dict[str, Any]) -> Reply:
+        if output.get("verified"):
+            self.customer = output
+            self.unclear_count = 0
+            first = str(output.get("full_name", self.name or "")).split(" ")[0]
+            return self._act(f"Thank you {first}, you're verified. ")
+        self.verify_failures += 1
+        if not output.get("ok", True) or self.verify_failures >= 3:
+            return Reply(
+                "I'm sorry, I wasn't able to verify your identity. For your security I'll transfer you to a colleague.",
+                [("transfer_to_human", {"reason": "identity verification failed"})],
+            )
+        self.name = self.dob = self.last4 = None
+        self.stage = "verify"
+        return Reply(
+            "I'm sorry, those details don't match our records. Could you give me your full name and date of birth again?"
+        )
+
+    def _act(self, prefix: str = "") -> Reply:
+        intent = self.intents[0] if self.intents else None
+        customer_id = (self.customer or {}).get("customer_id")
+        if intent in ("lost_card", "stolen_card"):
+            return self._choose_card("", prefix)
+        if intent == "balance":
+            return Reply(
+                prefix + "Let me pull up your balances.",
+                [("get_balance", {"customer_id": customer_id})],
+            )
+        if intent in ("transactions", "dispute"):
+            return Reply(
+                prefix + "Let me look at your recent transactions.",
+                [("get_recent_transactions", {"customer_id": customer_id, "limit": 5})],
+            )
+        if intent == "address_change":
+            self.stage = "new_address"
+            return Reply(prefix + "What is your new address?")
+        self.stage = "anything_else"
+        return Reply(prefix + "How else can I help you today?")
+
+    def _cards(self) -> list[dict[str, Any]]:
+        return [c for c in (self.customer or {}).get("cards", []) if c.get("status") == "active"]
+
+    def _choose_card(self, heard: str, prefix: str = "") -> Reply:
+        cards = self._cards()
+        if heard:
+            self._note_facts(heard)
+        chosen = None
+        if self.last4:
+            chosen = next((c for c in cards if c.get("last4") == self.last4), None)
+        if chosen is None and self.card_product:
+            chosen = next(
+                (c for c in cards if self.card_product in str(c.get("kind", "")).lower()), None
+            )
+        if chosen is None and len(cards) == 1:
+            chosen = cards[0]
+        if chosen is None:
+            if not cards:
+                self.stage = "anything_else"
+                return Reply(
+                    prefix
+                    + "I don't see any active cards on your profile. Is there anything else I can help with?"
+                )
+            self.stage = "choose_card"
+            listing = " and ".join(
+                f"a {c['kind']} ending in {lang.say_digits(c['last4'])}" for c in cards
+            )
+            return Reply(prefix + f"I see {listing}. Which card is it?")
+        self.card = chosen
+        reason = "stolen" if self.intents and self.intents[0] == "stolen_card" else "lost"
+        return Reply(
+            prefix
+            + f"I'm blocking your {chosen['kind']} ending in {lang.say_digits(chosen['last4'])} now.",
+            [("report_card_lost_or_stolen", {"card_id": chosen["card_id"], "reason": reason})],
+        )
+
+    def _on_report_card_lost_or_stolen(self, output: dict[str, Any]) -> Reply:
+        self.stage = "confirm_address"
+        address = (self.customer or {}).get("address", "your address on file")
+        return Reply(
+            "Your card is now blocked, so nobody can use it. "
+            f"I can send a replacement card to {address}. Is that the right address?"
+        )
+
+    def _confirm_address(self, heard: str) -> Reply:
+        if lang.is_no(heard) or lang.has_any(heard, ("moved", "new address", "different address")):
+            self.stage = "new_address"
+            return Reply("No problem. What address should we send the new card to?")
+        if lang.is_yes(heard):
+            return self._order_replacement()
+        return Reply("Sorry, should I send the replacement card to the address on file? Yes or no?")
+
+    def _order_replacement(self, address: str | None = None) -> Reply:
+        assert self.card is not None
+        arguments: dict[str, Any] = {"card_id": self.card["card_id"]}
+        if address:
+            arguments["delivery_address"] = address
+        return Reply(
+            "Great, I'm ordering your replacement card now.",
+            [("order_replacement_card", arguments)],
+        )
+
+    def _take_new_address(self, heard: str) -> Reply:
+        address = _address_from(heard)
+        if not address:
+            return Reply(
+                "Sorry, could you repeat the new address, with the house number and street?"
+            )
+        customer_id = (self.customer or {}).get("customer_id")
+        return Reply(
+            f"Thank you. I'm updating your address to {address}.",
+            [("update_address", {"customer_id": customer_id, "new_address": address})],
+        )
+
+    def _on_update_address(self, output: dict[str, Any]) -> Reply:
+        if self.customer is not None:
+            self.customer["address"] = output.get("new_address", self.customer.get("address"))
+        if self.card is not None and self.order is None:
+            return self._order_replacement()
+        return self._anything_else("Your address has been updated.")
+
+    def _on_order_replacement_card(self, output: dict[str, Any]) -> Reply:
+        self.order = output
+        days = str(output.get("estimated_delivery_days", "five to seven business days"))
+        return self._anything_else(
+            f"Your replacement card has been ordered and will arrive in {_say_days(days)} "
+            f"at {output.get('delivery_address', 'your address')}."
+        )
+
+    def _on_get_balance(self, output: dict[str, Any]) -> Reply:
+        accounts = output.get("accounts") or ([output] if "balance" in output else [])
+        parts = [
+            f"your {a.get('kind', 'account')} account has {lang.say_money(float(a.get('balance', 0)))}"
+            for a in accounts
+        ]
+        return self._anything_else("Right now " + " and ".join(parts) + ".")
+
+    def _on_get_recent_transactions(self, output: dict[str, Any]) -> Reply:
+        self.transactions = output.get("transactions", [])
+        if not self.transactions:
+            return self._anything_else("I don't see any recent transactions.")
+        if self.intents and self.intents[0] == "dispute":
+            debits = [t for t in self.transactions if float(t.get("amount", 0)) < 0]
+            suspicious = max(debits, key=lambda t: abs(float(t["amount"])), default=None)
+            if suspicious:
+                self.dispute_candidate = suspicious
+                self.stage = "confirm_dispute"
+                return Reply(
+                    f"I see a charge of {lang.say_money(float(suspicious['amount']))} at {suspicious.get('merchant')}. "
+                    "Is that the charge you want to dispute?"
+                )
+        lines = [
+            f"{lang.say_money(float(t['amount']))} at {t.get('merchant')}"
+            for t in self.transactions[:3]
+        ]
+        return self._anything_else(
+            "Your most recent transactions are " + ", then ".join(lines) + "."
+        )
+
+    def _confirm_dispute(self, heard: str) -> Reply:
+        if lang.is_yes(heard) and self.dispute_candidate:
+            return Reply(
+                "I'll open a dispute for that charge now.",
+                [
+                    (
+                        "dispute_transaction",
+                        {
+                            "transaction_id": self.dispute_candidate["transaction_id"],
+                            "reason": "caller does not recognize the charge",
+                        },
+                    )
+                ],
+            )
+        self.stage = "anything_else"
+        return Reply("Okay, I won't dispute it. Is there anything else I can help with?")
+
+    def _on_dispute_transaction(self, output: dict[str, Any]) -> Reply:
+        return self._anything_else(
+            "The dispute is open. You'll get a provisional credit while we investigate."
+        )
+
+    def _anything_else(self, text: str) -> Reply:
+        if self.intents:
+            self.intents.pop(0)
+        if self.intents:
+            follow = self._act()
+            return Reply(f"{text} {follow.text}", follow.tool_calls)
+        self.stage = "anything_else"
+        return Reply(f"{text} Is there anything else I can help you with?")
+
+    # ------------------------------------------------------------------ follow-ups and goodbye
+
+    def _follow_up(self, heard: str) -> Reply | None:
+        if lang.has_any(
+            heard,
+            ("how long", "when will", "arrive", "delivery", "timeline", "how soon", "deliver"),
+        ):
+            if self.order:
+                days = _say_days(str(self.order.get("estimated_delivery_days", "")))
+                return Reply(f"The new card should arrive in {days}. Anything else?")
+            return Reply(
+                "Once the card is ordered it usually arrives in five to seven business days. Anything else?"
+            )
+        if lang.has_any(heard, ("charge", "charges", "unauthorized", "fraud", "transactions")):
+            customer_id = (self.customer or {}).get("customer_id")
+            if customer_id:
+                self.intents.insert(0, "transactions")
+                return Reply(
+                    "Let me check your recent transactions.",
+                    [("get_recent_transactions", {"customer_id": customer_id, "limit": 5})],
+                )
+        if lang.has_any(heard, ("secure", "security", "safe", "protected", "someone use")):
+            return Reply(
+                "Your old card is permanently blocked and the new card has a new number, so your account is protected. Anything else?"
+            )
+        if lang.has_any(heard, ("thank", "thanks", "great", "perfect", "okay")):
+            return Reply("You're welcome. Is there anything else I can help you with?")
+        return None
+
+    def _goodbye(self) -> Reply:
+        self.stage = "closing"
+        return Reply(f"Thank you for calling {self.bank}. Have a great day. Goodbye.")
+
+
+def _say_days(days: str) -> str:
+    """'5-7 business days' -> 'five to seven business days'."""
+    words = []
+    for token in days.replace("-", " to ").split():
+        words.append(lang.number_words(int(token)) if token.isdigit() else token)
+    return " ".join(words) or "a few business days"
+
+
+_ADDRESS_FILLER = ("it's", "its", "it is", "the new address is", "my new address is", "new address is",
+                   "please send it to", "send it to", "to", "my address is", "address is", "yes", "sure")  # fmt: skip
+
+
+def _address_from(heard: str) -> str | None:
+    """A spoken address, trimmed of lead-in words; needs a house number and a street word."""
+    text = lang.normalize(heard)
+    for filler in sorted(_ADDRESS_FILLER, key=len, reverse=True):
+        if text.startswith(filler + " "):
+            text = text[len(filler) + 1 :]
+    has_number = any(
+        w in lang.DIGIT_WORDS or w.isdigit() or w in lang.TEENS or w in lang.TENS
+        for w in text.split()
+    )
+    return text if has_number and len(text.split()) >= 3 else None

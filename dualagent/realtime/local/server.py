@@ -1,0 +1,239 @@
+"""The embedded Realtime-compatible server: a thin asyncio pump around :class:`LocalSession`.
+
+It serves ``/v1/realtime?model=...`` on 127.0.0.1 like OpenAI's endpoint does, so the bridge,
+the official ``openai`` SDK or any Realtime client can talk to it. Speech work (ASR, TTS) runs in
+the engine thread pool; the brain runs inline (it is cheap).
+
+Usage::
+
+    async with LocalRealtimeServer() as server:
+        url = server.url  # ws://127.0.0.1:PORT/v1/realtime
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import websockets
+from websockets.asyncio.server import ServerConnection, serve
+
+from dualagent.realtime import protocol as p
+from dualagent.realtime.local import engines
+from dualagent.realtime.local.brains.base import BrainInput
+from dualagent.realtime.local.brains.caller import make_brain
+from dualagent.realtime.local.profile import parse_profile
+from dualagent.realtime.local.session import LocalSession, Respond, StopResponse, Transcribe
+
+log = logging.getLogger(__name__)
+
+REALTIME_PATH = "/v1/realtime"
+AUDIO_CHUNK_S = 0.2  # size of each response.output_audio.delta
+
+
+class _Connection:
+    """One client connection: the session core plus its running work."""
+
+    def __init__(
+        self, ws: ServerConnection, session: LocalSession, server: LocalRealtimeServer
+    ) -> None:
+        self.ws = ws
+        self.session = session
+        self.server = server
+        self.transcriptions: dict[str, asyncio.Task[None]] = {}
+        self.response_task: asyncio.Task[None] | None = None
+        self.brain: Any = None
+        self._send_lock = asyncio.Lock()
+
+    async def send(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, dict):
+                await self.ws.send(json.dumps(action))
+            elif isinstance(action, Transcribe):
+                self.transcriptions[action.item_id] = asyncio.create_task(self._transcribe(action))
+            elif isinstance(action, Respond):
+                self.response_task = asyncio.create_task(self._respond(action))
+            elif isinstance(action, StopResponse):
+                task = self.response_task
+                if task is not None and not task.done() and task is not asyncio.current_task():
+                    task.cancel()
+
+    async def _transcribe(self, order: Transcribe) -> None:
+        loop = asyncio.get_running_loop()
+        text = await loop.run_in_executor(
+            engines.ENGINE_POOL, self.server.asr().transcribe, order.pcm16
+        )
+        await self.send(
+            self.session.transcription_done(order.item_id, text, p.pcm16_duration_s(order.pcm16))
+        )
+
+    async def _respond(self, order: Respond) -> None:
+        session = self.session
+        try:
+            # The brain must read what it just heard: wait for pending transcriptions.
+            pending = [t for t in self.transcriptions.values() if not t.done()]
+            if pending:
+                await asyncio.gather(*pending)
+            config = session.config
+            instructions = config.instructions or ""
+            tools = order.params.tools if order.params.tools is not None else (config.tools or [])
+            if self.brain is None:
+                self.brain = make_brain(config.model, parse_profile(instructions))
+            reply = self.brain.respond(
+                BrainInput(
+                    instructions=instructions,
+                    profile=parse_profile(instructions),
+                    tools=[t.name for t in tools],
+                    conversation=session.conversation(),
+                    response_instructions=order.params.instructions,
+                )
+            )
+            if reply.text:
+                await self._speak(reply.text)
+            for name, arguments in reply.tool_calls:
+                await self.send(session.function_call(name, arguments))
+            await self.send(session.response_finished("completed"))
+        except asyncio.CancelledError:
+            # response.cancel already sent response.done; nothing more to say.
+            raise
+        except Exception as exc:  # a brain or engine bug must not kill the connection
+            log.exception("local response failed")
+            await self.send(session.response_failed(f"local engine error: {exc}"))
+
+    async def _speak(self, text: str) -> None:
+        """Stream one message sentence by sentence: transcript delta, then its audio."""
+        session = self.session
+        item_id, events = session.begin_message()
+        await self.send(events)
+        audio_out = session.response is not None and "audio" in session.response.output_modalities
+        loop = asyncio.get_running_loop()
+        chunk_bytes = int(AUDIO_CHUNK_S * p.SAMPLE_RATE_HZ) * 2
+        for sentence in engines.split_sentences(text):
+            await self.send(session.message_text(item_id, sentence))
+            if not audio_out:
+                continue
+            audio = await loop.run_in_executor(
+                engines.ENGINE_POOL, self.server.synthesize, sentence, session.voice, session.speed
+            )
+            for start in range(0, len(audio), chunk_bytes):
+                await self.send(session.message_audio(item_id, audio[start : start + chunk_bytes]))
+        await self.send(session.end_message(item_id))
+
+    async def close(self) -> None:
+        tasks = [
+            *self.transcriptions.values(),
+            *([self.response_task] if self.response_task else []),
+        ]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class LocalRealtimeServer:
+    """A Realtime-compatible websocket server on 127.0.0.1 with local speech engines and brains.
+
+    ``port=0`` picks a free port. Engines load lazily on first use; :meth:`start` warms them
+    (unless ``warm=False``) so the first call is as fast as the rest.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        warm: bool = True,
+        tts: Callable[[], engines.TextToSpeech] = engines.get_tts,
+        asr: Callable[[], engines.SpeechToText] = engines.get_asr,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.warm = warm
+        self._tts = tts
+        self.asr = asr
+        self._server: Any = None
+        self._session_counter = 0
+        self.connections: set[_Connection] = set()
+
+    @property
+    def url(self) -> str:
+        """The websocket URL clients connect to (without the ``model`` query)."""
+        return f"ws://{self.host}:{self.port}{REALTIME_PATH}"
+
+    @property
+    def base_url(self) -> str:
+        """The ``websocket_base_url`` for the openai SDK (it appends ``/realtime``)."""
+        return f"ws://{self.host}:{self.port}/v1"
+
+    def synthesize(self, text: str, voice: str | None, speed: float) -> bytes:
+        """Run TTS to completion (called in the engine pool)."""
+        return b"".join(self._tts().synthesize(text, voice=voice, speed=speed))
+
+    async def start(self) -> LocalRealtimeServer:
+        if self.warm:
+            started = time.perf_counter()
+            await asyncio.get_running_loop().run_in_executor(engines.ENGINE_POOL, self._warm_up)
+            log.debug("engines warm in %.2fs", time.perf_counter() - started)
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._check_path,
+            max_size=None,
+            compression=None,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def _warm_up(self) -> None:
+        pcm = self.synthesize("Hello.", None, 1.0)
+        self.asr().transcribe(pcm)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> LocalRealtimeServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Future()
+        finally:
+            await self.close()
+
+    def _check_path(self, connection: ServerConnection, request: Any) -> Any:
+        path = urlsplit(request.path).path.rstrip("/")
+        if path not in (REALTIME_PATH, "/realtime", ""):
+            return connection.respond(404, f"Not found: {path}. Use {REALTIME_PATH}?model=...\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        query = parse_qs(urlsplit(ws.request.path).query) if ws.request else {}
+        model = (query.get("model") or ["local-cs"])[0]
+        self._session_counter += 1
+        session = LocalSession(f"sess_local{self._session_counter:05d}", model=model)
+        connection = _Connection(ws, session, self)
+        self.connections.add(connection)
+        try:
+            await connection.send(session.start())
+            async for message in ws:
+                await connection.send(session.handle_raw(message))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.connections.discard(connection)
+            await connection.close()

@@ -1,0 +1,648 @@
+"""One Realtime session's state machine, without I/O.
+
+:class:`LocalSession` is fed parsed client events and returns what to do: server events to send
+and *work orders* (transcribe this buffer, generate this response). The server's I/O layer
+(:mod:`dualagent.realtime.local.server`) runs the work on the engines and feeds the results back
+through the ``*_done``/``response_*`` methods, which return more server events. Every
+protocol rule (buffer, items, one response at a time, error codes) lives here and is tested
+without sockets.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dualagent.realtime import protocol as p
+
+DEFAULT_MODEL = "local-cs"
+
+
+@dataclass
+class Transcribe:
+    """Work order: recognise ``pcm16`` and report it with :meth:`LocalSession.transcription_done`."""
+
+    item_id: str
+    pcm16: bytes
+
+
+@dataclass
+class Respond:
+    """Work order: run the brain for ``response_id`` and stream its output."""
+
+    response_id: str
+    params: p.ResponseParams
+
+
+@dataclass
+class StopResponse:
+    """Work order: stop generating ``response_id`` (it was cancelled)."""
+
+    response_id: str
+
+
+@dataclass
+class ConversationEntry:
+    """What the brain sees of one item: who, what was said or heard, or a tool call/result."""
+
+    item_id: str
+    role: str  # "user" (the other party), "assistant" (this agent), "system", "tool"
+    text: str = ""
+    pending: bool = False  # audio not transcribed yet
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+    audio_ms: int = 0  # assistant messages: how much audio was sent (or kept after truncation)
+
+
+@dataclass
+class _ActiveResponse:
+    response_id: str
+    output_modalities: list[str]
+    items: list[dict[str, Any]] = field(default_factory=list)
+    audio_bytes: int = 0
+    cancelled: bool = False
+
+
+Action = dict[str, Any] | Transcribe | Respond | StopResponse
+
+
+class LocalSession:
+    """State of one Realtime session: config, input buffer, conversation, current response."""
+
+    def __init__(self, session_id: str, *, model: str = DEFAULT_MODEL) -> None:
+        self.ids = p.IdFactory()
+        self.session_id = session_id
+        self.conversation_id = f"conv_{session_id}"
+        self.config = p.SessionConfig(
+            type="realtime",
+            model=model,
+            instructions="",
+            output_modalities=["audio"],
+            audio=p.AudioConfig(
+                input=p.AudioInputConfig(format=p.AudioFormat(), turn_detection=None),
+                output=p.AudioOutputConfig(format=p.AudioFormat(), voice="alloy", speed=1.0),
+            ),
+            tools=[],
+            tool_choice="auto",
+        )
+        self.input_buffer = bytearray()
+        self.entries: dict[str, ConversationEntry] = {}
+        self._items: dict[str, dict[str, Any]] = {}
+        self.response: _ActiveResponse | None = None
+
+    # ---------------------------------------------------------------- helpers
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return p.server_event(self.ids, kind, **fields)
+
+    def _error(self, message: str, code: str, event_id: str | None, param: str | None = None):
+        return p.error_event(
+            self.ids, p.ProtocolError(message, code=code, param=param, event_id=event_id)
+        )
+
+    def session_object(self) -> dict[str, Any]:
+        return {"id": self.session_id, "object": "realtime.session", **self.config.dump()}
+
+    @property
+    def voice(self) -> str | None:
+        return (
+            self.config.audio.output.voice
+            if self.config.audio and self.config.audio.output
+            else None
+        )
+
+    @property
+    def speed(self) -> float:
+        out = self.config.audio.output if self.config.audio else None
+        return (out.speed if out and out.speed else 1.0) or 1.0
+
+    def _last_item_id(self) -> str | None:
+        return next(reversed(self._items), None)
+
+    def _add_item(self, item: dict[str, Any], entry: ConversationEntry) -> dict[str, Any]:
+        previous = self._last_item_id()
+        self._items[item["id"]] = item
+        self.entries[item["id"]] = entry
+        return self._event("conversation.item.added", previous_item_id=previous, item=item)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> list[Action]:
+        """Events sent when the connection opens."""
+        return [
+            self._event("session.created", session=self.session_object()),
+            self._event(
+                "conversation.created",
+                conversation={"id": self.conversation_id, "object": "realtime.conversation"},
+            ),
+        ]
+
+    def handle_raw(self, raw: str | bytes) -> list[Action]:
+        """Parse one client message and handle it; bad input becomes an ``error`` event."""
+        try:
+            event = p.parse_client_event(raw)
+        except p.ProtocolError as exc:
+            return [p.error_event(self.ids, exc)]
+        return self.handle(event)
+
+    def handle(self, event: Any) -> list[Action]:
+        """Handle one parsed client event."""
+        handler = getattr(self, "_on_" + event.type.replace(".", "_"))
+        return handler(event)
+
+    # ---------------------------------------------------------------- client events
+
+    def _on_session_update(self, event: p.SessionUpdate) -> list[Action]:
+        merged = self.config.model_dump(exclude_none=True)
+        update = event.session.model_dump(exclude_unset=True)
+        _deep_merge(merged, update)
+        try:
+            self.config = p.SessionConfig.model_validate(merged)
+        except ValueError as exc:
+            return [
+                self._error(f"Invalid session: {exc}", "invalid_value", event.event_id, "session")
+            ]
+        return [self._event("session.updated", session=self.session_object())]
+
+    def _on_input_audio_buffer_append(self, event: p.InputAudioBufferAppend) -> list[Action]:
+        try:
+            pcm = p.decode_audio(event.audio)
+        except ValueError as exc:
+            return [self._error(str(exc), "invalid_value", event.event_id, "audio")]
+        if len(pcm) % 2:
+            return [
+                self._error(
+                    "audio must be PCM16: an even number of bytes",
+                    "invalid_value",
+                    event.event_id,
+                    "audio",
+                )
+            ]
+        self.input_buffer += pcm
+        return []
+
+    def _on_input_audio_buffer_commit(self, event: p.InputAudioBufferCommit) -> list[Action]:
+        min_bytes = 2 * p.SAMPLE_RATE_HZ // 10  # the hosted service also refuses < 100 ms
+        if len(self.input_buffer) < min_bytes:
+            ms = len(self.input_buffer) / (2 * p.SAMPLE_RATE_HZ) * 1000
+            return [
+                self._error(
+                    f"Error committing input audio buffer: buffer too small. Expected at least "
+                    f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
+                    "input_audio_buffer_commit_empty",
+                    event.event_id,
+                )
+            ]
+        pcm = bytes(self.input_buffer)
+        self.input_buffer.clear()
+        item_id = self.ids("item")
+        previous = self._last_item_id()
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_audio", "transcript": None}],
+        }
+        committed = self._event(
+            "input_audio_buffer.committed", previous_item_id=previous, item_id=item_id
+        )
+        added = self._add_item(item, ConversationEntry(item_id, "user", pending=True))
+        done = self._event("conversation.item.done", previous_item_id=previous, item=item)
+        return [committed, added, done, Transcribe(item_id, pcm)]
+
+    def _on_input_audio_buffer_clear(self, event: p.InputAudioBufferClear) -> list[Action]:
+        self.input_buffer.clear()
+        return [self._event("input_audio_buffer.cleared")]
+
+    def _on_conversation_item_create(self, event: p.ConversationItemCreate) -> list[Action]:
+        item_model = event.item
+        item = item_model.model_dump(exclude_none=True)
+        item_id = item.get("id") or self.ids("item")
+        if item_id in self._items:
+            return [
+                self._error(
+                    f"Item with id '{item_id}' already exists.",
+                    "item_already_exists",
+                    event.event_id,
+                    "item.id",
+                )
+            ]
+        item.update(id=item_id, object="realtime.item", status="completed")
+        if isinstance(item_model, p.MessageItem):
+            text = " ".join(
+                part.text or part.transcript or "" for part in item_model.content
+            ).strip()
+            if any(part.type == "input_audio" and part.audio for part in item_model.content):
+                return [
+                    self._error(
+                        "input_audio items are not supported; append to the input buffer instead",
+                        "unsupported_content",
+                        event.event_id,
+                        "item.content",
+                    )
+                ]
+            role = item_model.role
+            entry = ConversationEntry(item_id, role, text=text)
+        elif isinstance(item_model, p.FunctionCallItem):
+            entry = ConversationEntry(
+                item_id,
+                "assistant",
+                call_id=item_model.call_id,
+                name=item_model.name,
+                arguments=item_model.arguments,
+            )
+        else:
+            entry = ConversationEntry(
+                item_id, "tool", call_id=item_model.call_id, output=item_model.output
+            )
+        added = self._add_item(item, entry)
+        return [
+            added,
+            self._event(
+                "conversation.item.done", previous_item_id=added.get("previous_item_id"), item=item
+            ),
+        ]
+
+    def _on_conversation_item_truncate(self, event: p.ConversationItemTruncate) -> list[Action]:
+        item = self._items.get(event.item_id)
+        if item is None or item.get("role") != "assistant":
+            return [
+                self._error(
+                    f"No assistant message item with id '{event.item_id}'.",
+                    "item_not_found",
+                    event.event_id,
+                    "item_id",
+                )
+            ]
+        entry = self.entries[event.item_id]
+        total_ms = entry.audio_ms
+        if event.audio_end_ms > total_ms:
+            return [
+                self._error(
+                    f"audio_end_ms {event.audio_end_ms} is beyond the item's audio ({total_ms} ms).",
+                    "invalid_value",
+                    event.event_id,
+                    "audio_end_ms",
+                )
+            ]
+        # The hosted service drops the unheard part of the transcript; keep the words heard.
+        fraction = event.audio_end_ms / total_ms if total_ms else 0.0
+        words = entry.text.split()
+        entry.text = " ".join(words[: round(len(words) * fraction)])
+        entry.audio_ms = event.audio_end_ms
+        for part in item.get("content", []):
+            if part.get("type") == "output_audio":
+                part["transcript"] = entry.text
+        return [
+            self._event(
+                "conversation.item.truncated",
+                item_id=event.item_id,
+                content_index=event.content_index,
+                audio_end_ms=event.audio_end_ms,
+            )
+        ]
+
+    def _on_conversation_item_delete(self, event: p.ConversationItemDelete) -> list[Action]:
+        if event.item_id not in self._items:
+            return [
+                self._error(
+                    f"No item with id '{event.item_id}'.",
+                    "item_not_found",
+                    event.event_id,
+                    "item_id",
+                )
+            ]
+        del self._items[event.item_id]
+        del self.entries[event.item_id]
+        return [self._event("conversation.item.deleted", item_id=event.item_id)]
+
+    def _on_response_create(self, event: p.ResponseCreate) -> list[Action]:
+        if self.response is not None:
+            return [
+                self._error(
+                    f"Conversation already has an active response in progress: {self.response.response_id}. "
+                    "Wait until the response is finished before creating a new one.",
+                    "conversation_already_has_active_response",
+                    event.event_id,
+                )
+            ]
+        params = event.response or p.ResponseParams()
+        modalities = list(params.output_modalities or self.config.output_modalities or ["audio"])
+        response_id = self.ids("resp")
+        self.response = _ActiveResponse(response_id, modalities)
+        created = self._event("response.created", response=self._response_object("in_progress"))
+        return [created, Respond(response_id, params)]
+
+    def _on_response_cancel(self, event: p.ResponseCancel) -> list[Action]:
+        active = self.response
+        if active is None or (event.response_id and event.response_id != active.response_id):
+            return [
+                self._error(
+                    "Cancellation failed: no active response found.",
+                    "response_cancel_not_active",
+                    event.event_id,
+                )
+            ]
+        active.cancelled = True
+        return [StopResponse(active.response_id), *self.response_finished(status="cancelled")]
+
+    # ---------------------------------------------------------------- work results
+
+    def transcription_done(self, item_id: str, transcript: str, audio_s: float) -> list[Action]:
+        """The recogniser's result for a committed buffer."""
+        entry = self.entries.get(item_id)
+        if entry is None:  # deleted meanwhile
+            return []
+        entry.text = transcript
+        entry.pending = False
+        self._items[item_id]["content"][0]["transcript"] = transcript
+        return [
+            self._event(
+                "conversation.item.input_audio_transcription.completed",
+                item_id=item_id,
+                content_index=0,
+                transcript=transcript,
+                usage={"type": "duration", "seconds": round(audio_s, 3)},
+            )
+        ]
+
+    def _response_object(
+        self, status: str, status_details: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        active = self.response
+        assert active is not None
+        obj: dict[str, Any] = {
+            "object": "realtime.response",
+            "id": active.response_id,
+            "status": status,
+            "conversation_id": self.conversation_id,
+            "output_modalities": active.output_modalities,
+            "output": active.items,
+        }
+        if status_details:
+            obj["status_details"] = status_details
+        if "audio" in active.output_modalities:
+            obj["audio"] = {
+                "output": {
+                    "format": {"type": "audio/pcm", "rate": p.SAMPLE_RATE_HZ},
+                    "voice": self.voice,
+                }
+            }
+        return obj
+
+    def begin_message(self) -> tuple[str, list[Action]]:
+        """Start an assistant message in the active response; returns its item id and events."""
+        active = self.response
+        assert active is not None
+        item_id = self.ids("item")
+        audio = "audio" in active.output_modalities
+        part_type = "output_audio" if audio else "output_text"
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
+        output_index = len(active.items)
+        active.items.append(item)
+        self._items[item_id] = item
+        self.entries[item_id] = ConversationEntry(item_id, "assistant")
+        common = {
+            "response_id": active.response_id,
+            "item_id": item_id,
+            "output_index": output_index,
+        }
+        part = {"type": "audio" if audio else "text", "transcript" if audio else "text": ""}
+        item["content"].append({"type": part_type, ("transcript" if audio else "text"): ""})
+        return item_id, [
+            self._event(
+                "response.output_item.added",
+                response_id=active.response_id,
+                output_index=output_index,
+                item=_in_progress_copy(item),
+            ),
+            self._event(
+                "conversation.item.added", previous_item_id=None, item=_in_progress_copy(item)
+            ),
+            self._event("response.content_part.added", content_index=0, part=part, **common),
+        ]
+
+    def message_text(self, item_id: str, text: str) -> list[Action]:
+        """The transcript (audio) or text delta of a message; call before its audio."""
+        active = self.response
+        assert active is not None
+        entry = self.entries[item_id]
+        entry.text = (entry.text + " " + text).strip() if entry.text else text
+        index = self._output_index(item_id)
+        audio = "audio" in active.output_modalities
+        kind = "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
+        delta = text if not entry.text or entry.text == text else " " + text
+        return [
+            self._event(
+                kind,
+                response_id=active.response_id,
+                item_id=item_id,
+                output_index=index,
+                content_index=0,
+                delta=delta,
+            )
+        ]
+
+    def message_audio(self, item_id: str, pcm16: bytes) -> list[Action]:
+        """One audio delta of a message."""
+        active = self.response
+        assert active is not None
+        entry = self.entries[item_id]
+        entry.audio_ms += round(p.pcm16_duration_s(pcm16) * 1000)
+        active.audio_bytes += len(pcm16)
+        return [
+            self._event(
+                "response.output_audio.delta",
+                response_id=active.response_id,
+                item_id=item_id,
+                output_index=self._output_index(item_id),
+                content_index=0,
+                delta=p.encode_audio(pcm16),
+            )
+        ]
+
+    def end_message(self, item_id: str) -> list[Action]:
+        active = self.response
+        assert active is not None
+        entry = self.entries[item_id]
+        index = self._output_index(item_id)
+        item = self._items[item_id]
+        audio = "audio" in active.output_modalities
+        common = {
+            "response_id": active.response_id,
+            "item_id": item_id,
+            "output_index": index,
+            "content_index": 0,
+        }
+        item["status"] = "completed"
+        if audio:
+            item["content"][0]["transcript"] = entry.text
+            part = {"type": "audio", "transcript": entry.text}
+            events = [
+                self._event("response.output_audio.done", **common),
+                self._event(
+                    "response.output_audio_transcript.done", transcript=entry.text, **common
+                ),
+            ]
+        else:
+            item["content"][0]["text"] = entry.text
+            part = {"type": "text", "text": entry.text}
+            events = [self._event("response.output_text.done", text=entry.text, **common)]
+        events.append(self._event("response.content_part.done", part=part, **common))
+        events.append(
+            self._event(
+                "response.output_item.done",
+                response_id=active.response_id,
+                output_index=index,
+                item=item,
+            )
+        )
+        events.append(self._event("conversation.item.done", item=item))
+        return events
+
+    def function_call(self, name: str, arguments: dict[str, Any]) -> list[Action]:
+        """A complete function call output item in the active response."""
+        active = self.response
+        assert active is not None
+        item_id = self.ids("item")
+        call_id = self.ids("call")
+        args = json.dumps(arguments, separators=(",", ":"))
+        output_index = len(active.items)
+        item = {
+            "id": item_id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": call_id,
+            "name": name,
+            "arguments": args,
+        }
+        active.items.append(item)
+        self._items[item_id] = item
+        self.entries[item_id] = ConversationEntry(
+            item_id, "assistant", call_id=call_id, name=name, arguments=args
+        )
+        common = {
+            "response_id": active.response_id,
+            "item_id": item_id,
+            "output_index": output_index,
+            "call_id": call_id,
+        }
+        in_progress = {**item, "status": "in_progress", "arguments": ""}
+        return [
+            self._event(
+                "response.output_item.added",
+                response_id=active.response_id,
+                output_index=output_index,
+                item=in_progress,
+            ),
+            self._event("conversation.item.added", item=in_progress),
+            self._event("response.function_call_arguments.delta", delta=args, **common),
+            self._event(
+                "response.function_call_arguments.done", arguments=args, name=name, **common
+            ),
+            self._event(
+                "response.output_item.done",
+                response_id=active.response_id,
+                output_index=output_index,
+                item=item,
+            ),
+            self._event("conversation.item.done", item=item),
+        ]
+
+    def response_finished(self, status: str = "completed") -> list[Action]:
+        """Close the active response with ``response.done`` (completed or cancelled)."""
+        active = self.response
+        if active is None:
+            return []
+        details = None
+        if status == "cancelled":
+            details = {"type": "cancelled", "reason": "client_cancelled"}
+            for item in active.items:
+                if item.get("status") == "in_progress":
+                    item["status"] = "incomplete"
+        output_tokens = sum(
+            len(self.entries[i["id"]].text.split()) for i in active.items if i["id"] in self.entries
+        )
+        obj = self._response_object(status, details)
+        obj["usage"] = {
+            "total_tokens": output_tokens,
+            "input_tokens": 0,
+            "output_tokens": output_tokens,
+            "input_token_details": {"text_tokens": 0, "audio_tokens": 0, "cached_tokens": 0},
+            "output_token_details": {
+                "text_tokens": output_tokens,
+                "audio_tokens": active.audio_bytes // 960,
+            },
+        }
+        self.response = None
+        return [
+            self._event("response.done", response=obj),
+            self._event(
+                "rate_limits.updated",
+                rate_limits=[
+                    {
+                        "name": "requests",
+                        "limit": 10_000,
+                        "remaining": 9_999,
+                        "reset_seconds": 0.006,
+                    },
+                    {
+                        "name": "tokens",
+                        "limit": 1_000_000,
+                        "remaining": 1_000_000 - output_tokens,
+                        "reset_seconds": 0.0,
+                    },
+                ],
+            ),
+        ]
+
+    def response_failed(self, message: str) -> list[Action]:
+        """Close the active response as failed with a server error."""
+        active = self.response
+        if active is None:
+            return []
+        obj = self._response_object(
+            "failed",
+            {
+                "type": "failed",
+                "error": {"type": "server_error", "code": "server_error", "message": message},
+            },
+        )
+        self.response = None
+        return [self._event("response.done", response=obj)]
+
+    def _output_index(self, item_id: str) -> int:
+        assert self.response is not None
+        for index, item in enumerate(self.response.items):
+            if item["id"] == item_id:
+                return index
+        raise KeyError(item_id)
+
+    def conversation(self) -> list[ConversationEntry]:
+        """The conversation as the brain sees it, oldest first."""
+        return list(self.entries.values())
+
+
+def _in_progress_copy(item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, "content": [dict(part) for part in item.get("content", [])]}
+
+
+def _deep_merge(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value
