@@ -198,20 +198,20 @@ _DEFAULT_TRANSACTIONS: tuple[tuple[Any, ...], ...] = (
 
 
 def default_fixture() -> BankFixture:
-    """Three customers; the first, Sarah Johnson, is the default caller (lost gold card)."""
+    """Three customers; the first, Nancy Wilson, is the default caller (lost gold card)."""
     return BankFixture.from_dict(
         {
             "customers": [
                 {
                     "customer_id": "CUST-1001",
-                    "full_name": "Sarah Johnson",
+                    "full_name": "Nancy Wilson",
                     "date_of_birth": "1958-03-14",
                     "address": "12 Oak Street, Springfield",
                     "phone": "555-0142",
                 },
                 {
                     "customer_id": "CUST-1002",
-                    "full_name": "Robert Miller",
+                    "full_name": "Karen Davis",
                     "date_of_birth": "1971-09-02",
                     "address": "48 Maple Avenue, Riverside",
                     "phone": "555-0187",

@@ -13,7 +13,7 @@ from dualagent.bank import (
     execute_tool,
 )
 
-SARAH = {"full_name": "Sarah Johnson", "date_of_birth": "1958-03-14"}
+NANCY = {"full_name": "Nancy Wilson", "date_of_birth": "1958-03-14"}
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def state() -> BankState:
 
 @pytest.fixture
 def verified(state: BankState) -> BankState:
-    assert execute_tool(state, "verify_customer", json.dumps(SARAH))["verified"] is True
+    assert execute_tool(state, "verify_customer", json.dumps(NANCY))["verified"] is True
     return state
 
 
@@ -43,14 +43,14 @@ def card(state: BankState, card_id: str):
 
 def test_default_fixture_has_the_default_caller_first() -> None:
     fixture = default_fixture()
-    sarah = fixture.customers[0]
+    nancy = fixture.customers[0]
     assert len(fixture.customers) >= 3
-    assert (sarah.full_name, sarah.date_of_birth) == ("Sarah Johnson", "1958-03-14")
-    assert sarah.address == "12 Oak Street, Springfield"
-    cards = {c.last4: c for c in fixture.cards if c.customer_id == sarah.customer_id}
+    assert (nancy.full_name, nancy.date_of_birth) == ("Nancy Wilson", "1958-03-14")
+    assert nancy.address == "12 Oak Street, Springfield"
+    cards = {c.last4: c for c in fixture.cards if c.customer_id == nancy.customer_id}
     assert cards["4417"].product == "gold" and cards["4417"].status == "active"
     assert "9023" in cards
-    kinds = {a.kind for a in fixture.accounts if a.customer_id == sarah.customer_id}
+    kinds = {a.kind for a in fixture.accounts if a.customer_id == nancy.customer_id}
     assert {"checking", "savings"} <= kinds
     assert any(t.merchant == "Electronics Hub Online" for t in fixture.transactions)
 
@@ -67,7 +67,7 @@ def test_fixture_loads_from_plain_dict_and_rejects_dangling_references() -> None
 
 
 def test_full_lost_card_flow(state: BankState) -> None:
-    verified = call(state, "verify_customer", **SARAH)
+    verified = call(state, "verify_customer", **NANCY)
     assert verified["ok"] and verified["verified"]
     assert verified["customer_id"] == "CUST-1001"
     assert verified["address"] == "12 Oak Street, Springfield"
@@ -129,9 +129,9 @@ def test_card_can_be_named_by_its_last_four_digits(verified: BankState) -> None:
 @pytest.mark.parametrize(
     "arguments",
     [
-        {"full_name": "  sarah   JOHNSON ", "date_of_birth": "1958-03-14"},
-        {"full_name": "Sarah Johnson", "card_last4": "4417"},
-        {"full_name": "Sarah Johnson", "date_of_birth": "1958-03-14", "card_last4": "9023"},
+        {"full_name": "  nancy   WILSON ", "date_of_birth": "1958-03-14"},
+        {"full_name": "Nancy Wilson", "card_last4": "4417"},
+        {"full_name": "Nancy Wilson", "date_of_birth": "1958-03-14", "card_last4": "9023"},
     ],
 )
 def test_verification_succeeds_with_name_and_a_second_factor(
@@ -143,7 +143,7 @@ def test_verification_succeeds_with_name_and_a_second_factor(
 
 
 def test_verification_failure_and_lockout_after_three_tries(state: BankState) -> None:
-    wrong = {"full_name": "Sarah Johnson", "date_of_birth": "1960-01-01"}
+    wrong = {"full_name": "Nancy Wilson", "date_of_birth": "1960-01-01"}
     for attempts_left in (2, 1, 0):
         result = call(state, "verify_customer", **wrong)
         assert result["ok"] is True and result["verified"] is False
@@ -152,25 +152,25 @@ def test_verification_failure_and_lockout_after_three_tries(state: BankState) ->
     assert state.failed_verifications == 3
 
     # Even the right details are refused once locked.
-    locked = call(state, "verify_customer", **SARAH)
+    locked = call(state, "verify_customer", **NANCY)
     assert locked == {"ok": False, "error": "verification locked after 3 failed attempts"}
     assert state.verified_customer_id is None
 
 
 def test_wrong_card_digits_fail_verification(state: BankState) -> None:
-    result = call(state, "verify_customer", full_name="Sarah Johnson", card_last4="5582")
+    result = call(state, "verify_customer", full_name="Nancy Wilson", card_last4="5582")
     assert result["verified"] is False and result["attempts_left"] == 2
 
 
 def test_verification_needs_a_second_factor(state: BankState) -> None:
-    result = call(state, "verify_customer", full_name="Sarah Johnson")
+    result = call(state, "verify_customer", full_name="Nancy Wilson")
     assert result["ok"] is False
     assert "date_of_birth" in result["error"] and "card_last4" in result["error"]
     assert state.failed_verifications == 0  # a malformed call is not a failed attempt
 
 
 def test_badly_formatted_date_of_birth_names_the_argument(state: BankState) -> None:
-    result = call(state, "verify_customer", full_name="Sarah Johnson", date_of_birth="14/03/1958")
+    result = call(state, "verify_customer", full_name="Nancy Wilson", date_of_birth="14/03/1958")
     assert result["ok"] is False and "date_of_birth" in result["error"]
 
 
@@ -230,7 +230,7 @@ def test_unknown_tool_lists_valid_tools(state: BankState) -> None:
 
 
 def test_invalid_json(state: BankState) -> None:
-    result = execute_tool(state, "verify_customer", '{"full_name": "Sarah')
+    result = execute_tool(state, "verify_customer", '{"full_name": "Nancy')
     assert result["ok"] is False
     assert result["error"].startswith("verify_customer: ")
     assert "JSON" in result["error"]
@@ -349,7 +349,7 @@ def test_end_call_is_recorded_and_stops_further_actions(verified: BankState) -> 
 
 def test_caller_may_only_hang_up(state: BankState) -> None:
     assert [t["name"] for t in CALLER_TOOLS] == ["end_call"]
-    refused = execute_tool(state, "verify_customer", json.dumps(SARAH), agent="caller")
+    refused = execute_tool(state, "verify_customer", json.dumps(NANCY), agent="caller")
     assert refused["ok"] is False and "valid tools: end_call" in refused["error"]
     assert execute_tool(state, "end_call", '{"reason": "bye"}', agent="caller")["ended"]
     assert state.ended_by == "caller"
@@ -415,8 +415,8 @@ def test_cs_tools_cover_the_banking_services() -> None:
 
 def _script(state: BankState) -> list[dict]:
     steps = [
-        ("verify_customer", {"full_name": "Sarah Johnson", "card_last4": "1111"}),
-        ("verify_customer", SARAH),
+        ("verify_customer", {"full_name": "Nancy Wilson", "card_last4": "1111"}),
+        ("verify_customer", NANCY),
         ("report_card_lost_or_stolen", {"card_id": "CARD-4417", "reason": "stolen"}),
         ("update_address", {"customer_id": "CUST-1001", "new_address": "9 Birch Way, Springfield"}),
         ("order_replacement_card", {"card_id": "CARD-4417", "expedited": True}),

@@ -75,6 +75,7 @@ class CallerBrain:
         self.primary_done = False
         self.finished = False
         self.last_said = ""
+        self.last_statement = ""  # what to repeat when asked (without "Sure." prefixes)
         self.asked_slower = 0
         self.gave_partial_name = False
 
@@ -86,6 +87,8 @@ class CallerBrain:
         reply = self._decide(heard)
         if reply.text:
             self.last_said = reply.text
+            if not reply.text.startswith(("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ")):
+                self.last_statement = reply.text
         if any(name == "end_call" for name, _ in reply.tool_calls):
             self.finished = True
         reply.tool_calls = [
@@ -118,12 +121,6 @@ class CallerBrain:
                     "Thanks, bye.",
                 ),
             )
-        if lang.has_any(heard, REPEAT_CUES) and self.last_said:
-            self._lose_patience(1.5)
-            return self._maybe_give_up() or Reply(
-                self._style("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ") + self.last_said
-            )
-
         # Elderly callers ask for long explanations to be repeated, once in a while.
         if (
             self.kind == "elderly"
@@ -134,11 +131,16 @@ class CallerBrain:
             self.asked_slower += 1
             return Reply("I'm sorry, dear, could you say that again a little slower?")
 
-        asks_name = lang.has_any(heard, ("full name", "your name", "name please", "the name"))
+        asks_name = lang.has_any(
+            heard, ("full name", "your name", "name please", "the name", "last name", "first and last")
+        )
         asks_dob = lang.has_any(heard, ("date of birth", "birth date", "birthday", "born"))
         asks_digits = lang.has_any(heard, ("last four", "four digits", "card number", "digits"))
         if asks_name or asks_dob or asks_digits:
             return Reply(self._identity(asks_name, asks_dob, asks_digits))
+        if lang.has_any(heard, REPEAT_CUES) and self.last_said:
+            self._lose_patience(1.5)
+            return self._maybe_give_up() or Reply(self._style("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ") + self.last_statement)
         if lang.has_any(heard, ("which card", "which one")):
             return Reply(
                 self._style(
@@ -246,8 +248,8 @@ class CallerBrain:
 
     def _primary_answered(self, heard: str) -> bool:
         cues = {
-            "lost_card": ("has been ordered", "will arrive", "replacement card has", "on its way"),
-            "stolen_card": ("has been ordered", "will arrive", "is now blocked"),
+            "lost_card": ("has been ordered", "been ordered", "will arrive", "business days", "on its way", "already on its way"),
+            "stolen_card": ("has been ordered", "been ordered", "will arrive", "business days", "on its way"),
             "balance": ("account has", "balance is"),
             "transactions": ("recent transactions are",),
             "dispute": ("dispute is open", "provisional credit"),

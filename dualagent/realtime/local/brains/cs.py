@@ -63,6 +63,7 @@ class CustomerServiceBrain:
         self.dispute_candidate: dict[str, Any] | None = None
         self.transactions: list[dict[str, Any]] = []
         self.last_said = ""
+        self._last_heard = ""
 
     # ------------------------------------------------------------------ entry point
 
@@ -98,6 +99,7 @@ class CustomerServiceBrain:
         return self._understand(heard)
 
     def _understand(self, heard: str, prefix: str = "") -> Reply:
+        self._last_heard = heard
         self._note_facts(heard)
         if lang.has_any(heard, REPEAT_PHRASES) and self.last_said:
             return Reply(f"Of course. {self.last_said}")
@@ -127,13 +129,15 @@ class CustomerServiceBrain:
         if stage == "confirm_dispute":
             return self._confirm_dispute(heard)
         if stage == "anything_else":
+            follow_up = self._follow_up(heard)
+            if follow_up:
+                return follow_up
             if new_intents:
                 return self._start_intent(prefix)
             if lang.has_any(heard, DONE_PHRASES) or lang.is_no(heard):
                 return self._goodbye()
-            follow_up = self._follow_up(heard)
-            if follow_up:
-                return follow_up
+            if lang.has_any(heard, ("thank", "thanks", "great", "perfect", "okay")):
+                return Reply("You're welcome. Is there anything else I can help you with?")
         if stage == "closing":
             return Reply("You're welcome. Goodbye.")
         if self.intents:
@@ -183,6 +187,8 @@ class CustomerServiceBrain:
         return self._act(prefix)
 
     def _ask_identity(self) -> str:
+        if not self.name and self.dob:
+            return "And your full name, please?"
         if not self.name and not self.dob:
             return "Could you please tell me your full name and your date of birth?"
         if not self.name:
@@ -198,9 +204,13 @@ class CustomerServiceBrain:
                 "I'm sorry, I can't verify your identity over the phone right now. I'll transfer you to a colleague.",
                 [("transfer_to_human", {"reason": "identity could not be collected"})],
             )
-        return Reply(
-            prefix + ("Thank you. " if self.name or self.dob else "Sorry, ") + self._ask_identity()
-        )
+        if self.name or self.dob:
+            return Reply(prefix + "Thank you. " + self._ask_identity())
+        heard = self._last_heard
+        if len(heard.split()) <= 6 and lang.has_any(heard, ("it's", "its", "name", "this is")):
+            # Only a first name: ask precisely for what is missing.
+            return Reply(prefix + "Thank you. Could I have your first and last name, please?")
+        return Reply(prefix + "I'm sorry, I didn't get that. " + self._ask_identity())
 
     def _verify_call(self, prefix: str = "") -> Reply:
         arguments: dict[str, Any] = {"full_name": self.name}
@@ -253,6 +263,9 @@ class CustomerServiceBrain:
         intent = self.intents[0] if self.intents else None
         customer_id = (self.customer or {}).get("customer_id")
         if intent in ("lost_card", "stolen_card"):
+            if self.order:  # asked again: do not block or order twice
+                days = _say_days(str(self.order.get("estimated_delivery_days", "")))
+                return self._anything_else(prefix + f"Your replacement card is already on its way. It will arrive in {days}.")
             return self._choose_card("", prefix)
         if intent == "balance":
             return Reply(
@@ -315,11 +328,17 @@ class CustomerServiceBrain:
         )
 
     def _confirm_address(self, heard: str) -> Reply:
-        if lang.is_no(heard) or lang.has_any(heard, ("moved", "new address", "different address")):
+        if lang.has_any(heard, ("moved", "new address", "different address")):
+            address = _address_from(heard.lower().split("address is")[-1]) if "address is" in heard.lower() else None
+            if address:
+                return self._take_new_address(address)
             self.stage = "new_address"
             return Reply("No problem. What address should we send the new card to?")
         if lang.is_yes(heard):
             return self._order_replacement()
+        if lang.is_no(heard):
+            self.stage = "new_address"
+            return Reply("No problem. What address should we send the new card to?")
         return Reply("Sorry, should I send the replacement card to the address on file? Yes or no?")
 
     def _order_replacement(self, address: str | None = None) -> Reply:
@@ -445,8 +464,6 @@ class CustomerServiceBrain:
             return Reply(
                 "Your old card is permanently blocked and the new card has a new number, so your account is protected. Anything else?"
             )
-        if lang.has_any(heard, ("thank", "thanks", "great", "perfect", "okay")):
-            return Reply("You're welcome. Is there anything else I can help you with?")
         return None
 
     def _goodbye(self) -> Reply:

@@ -204,7 +204,11 @@ def _parse_day(words: list[str]) -> tuple[int | None, int]:
 NAME_CUES = ("my name is", "name is", "this is", "i am", "i'm", "it's", "its", "it is", "name's")
 _NOT_NAMES = {
     "a", "an", "the", "calling", "here", "about", "my", "not", "just", "so", "um", "uh", "and",
-    "yes", "yeah", "sure", "okay", "ok", "well", "oh", "that", "is", "really", "very",
+    "yes", "yeah", "sure", "okay", "ok", "well", "oh", "that", "is", "really", "very", "afraid",
+    "sorry", "looking", "trying", "fine", "good", "in", "on", "at", "for", "to", "of", "with",
+    "a", "your", "you", "me", "we", "it", "this", "what", "who", "how", "why", "there", "their",
+    "going", "having", "being", "still", "also", "too", "again", "dear", "now", "please", "thank",
+    "thanks", "hi", "hello", "no", "lost", "stolen", "card", "calling", "born", "date", "birth",
 }  # fmt: skip
 
 
@@ -217,7 +221,8 @@ def parse_full_name(text: str) -> str | None:
             if words[i : i + len(cue_words)] != cue_words:
                 continue
             candidate = [w for w in words[i + len(cue_words) : i + len(cue_words) + 2]]
-            if len(candidate) == 2 and not (set(candidate) & _NOT_NAMES):
+            plausible = all("'" not in w and not w.isdigit() and w not in _NOT_NAMES for w in candidate)
+            if len(candidate) == 2 and plausible:
                 return " ".join(w.capitalize() for w in candidate)
     return None
 
@@ -228,9 +233,14 @@ NO = ("no", "nope", "not right", "that's wrong", "incorrect", "not correct", "wr
 
 
 def is_yes(text: str) -> bool:
-    """An affirmative answer (and not a negative one)."""
-    return has_any(text, YES) and not has_any(text, NO)
+    """An affirmative answer: starts with a yes-word, or says yes and not no."""
+    words = normalize(text).split()
+    if words and words[0] in ("yes", "yeah", "yep", "correct", "right", "sure"):
+        return True
+    return has_any(text, YES) and not is_no(text)
 
 
 def is_no(text: str) -> bool:
-    return has_any(text, NO)
+    """A negative answer: starts with a no-word, or says the thing is wrong."""
+    words = normalize(text).split()
+    return bool(words) and (words[0] in ("no", "nope", "nah") or has_any(text, NO[3:]))

@@ -1,0 +1,5 @@
+import sys
+
+from dualagent.cli import main
+
+sys.exit(main())

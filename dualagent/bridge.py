@@ -1,0 +1,240 @@
+"""``DualAgentBridge``: pumps two Realtime websockets through :class:`dualagent.call.CallCore`.
+
+All call logic lives in the core; this module only does I/O: it reads each agent's events,
+feeds them to the core, applies the effects (send events, pace audio in ``realtime`` mode,
+write the recording) and makes sure the recording is finalised however the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dualagent.call import (
+    AGENTS,
+    AddTurn,
+    Agent,
+    CallCore,
+    CallSettings,
+    Effect,
+    EndCall,
+    Flush,
+    Log,
+    LogToolCall,
+    PlaceAudio,
+    Send,
+    ToolExecutor,
+    UpdateTurn,
+)
+from dualagent.realtime import protocol as p
+from dualagent.realtime.client import RealtimeConnection, RealtimeConnectionError
+from dualagent.recording import CallRecorder
+
+log = logging.getLogger(__name__)
+
+Pace = Literal["fast", "realtime"]
+
+
+@dataclass
+class Endpoint:
+    """Where one agent's Realtime session lives."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never show headers: they carry API keys
+        return f"Endpoint({self.url!r})"
+
+
+@dataclass
+class BridgeOutcome:
+    status: str
+    end_reason: str
+    error: str | None
+    wall_time_s: float
+    sessions_ready_s: float | None
+    timeline_s: float
+
+
+class DualAgentBridge:
+    """Connects a caller session and a CS session and runs one call to its end."""
+
+    def __init__(
+        self,
+        *,
+        endpoints: dict[Agent, Endpoint],
+        sessions: dict[Agent, p.SessionConfig],
+        settings: CallSettings,
+        execute_tool: ToolExecutor,
+        recorder: CallRecorder,
+        pace: Pace = "fast",
+        idle_timeout_s: float = 60.0,
+        on_log: Callable[[Log], None] | None = None,
+    ) -> None:
+        self.endpoints = endpoints
+        self.sessions = sessions
+        self.core = CallCore(settings, execute_tool)
+        self.recorder = recorder
+        self.pace = pace
+        self.idle_timeout_s = idle_timeout_s
+        self.on_log = on_log
+        self.connections: dict[Agent, RealtimeConnection] = {}
+        self._t0 = 0.0
+        self._last_event = 0.0
+        self._ready_s: float | None = None
+        self._done = asyncio.Event()
+        self._end: EndCall | None = None
+        self._utterance_wall_start: dict[Agent, float] = {}
+
+    def _now(self) -> float:
+        return time.perf_counter() - self._t0
+
+    async def run(self) -> BridgeOutcome:
+        """Run the call; returns how it ended. The recorder is closed on every path."""
+        self._t0 = time.perf_counter()
+        self._last_event = self._t0
+        readers: list[asyncio.Task[None]] = []
+        try:
+            await self._connect()
+            await self._apply(self.core.start(self.sessions, self._now()))
+            readers = [asyncio.create_task(self._read(agent), name=f"read-{agent}") for agent in AGENTS]
+            watchdog = asyncio.create_task(self._watchdog())
+            try:
+                await self._done.wait()
+            finally:
+                watchdog.cancel()
+        except asyncio.CancelledError:
+            await self._stop_effects("interrupted")
+            self._finalise(EndCall("completed", "interrupted", None), interrupted=True)
+            raise
+        except RealtimeConnectionError as exc:
+            self._finalise(EndCall("error", "connection_failed", str(exc)))
+        except Exception as exc:
+            log.exception("bridge failed")
+            self._finalise(EndCall("error", "error", f"{type(exc).__name__}: {exc}"))
+        finally:
+            for task in readers:
+                task.cancel()
+            for task in readers:
+                with contextlib.suppress(BaseException):
+                    await task
+            await self._close_connections()
+        end = self._end or EndCall("error", "error", "call ended without a reason")
+        self._finalise(end)
+        return BridgeOutcome(
+            status=end.status,
+            end_reason=end.end_reason,
+            error=end.error,
+            wall_time_s=round(self._now(), 3),
+            sessions_ready_s=self._ready_s,
+            timeline_s=round(self.core.timeline_s, 3),
+        )
+
+    async def _connect(self) -> None:
+        async def open_one(agent: Agent) -> None:
+            endpoint = self.endpoints[agent]
+            self.connections[agent] = await RealtimeConnection.connect(endpoint.url, headers=endpoint.headers)
+
+        await asyncio.gather(*(open_one(agent) for agent in AGENTS))
+
+    async def _read(self, agent: Agent) -> None:
+        connection = self.connections[agent]
+        try:
+            async for event in connection:
+                self._last_event = time.perf_counter()
+                now = self._now()
+                self.recorder.add_event(agent, "received", event, now)
+                if event.get("type") == "session.updated":
+                    self._note_ready(agent, now)
+                await self._apply(self.core.on_event(agent, event, now))
+            reason = "closed by server"
+        except Exception as exc:  # a dropped connection is an end condition, not a crash
+            reason = f"{type(exc).__name__}: {exc}"
+        if not self._done.is_set():
+            await self._apply(self.core.on_disconnect(agent, reason))
+
+    def _note_ready(self, agent: Agent, now: float) -> None:
+        ready = getattr(self, "_ready_agents", set())
+        ready.add(agent)
+        self._ready_agents = ready
+        if len(ready) == len(AGENTS) and self._ready_s is None:
+            self._ready_s = round(now, 4)
+
+    async def _watchdog(self) -> None:
+        while not self._done.is_set():
+            await asyncio.sleep(min(1.0, self.idle_timeout_s / 4))
+            if time.perf_counter() - self._last_event > self.idle_timeout_s:
+                self._last_event = time.perf_counter()
+                await self._apply(self.core.on_timeout())
+
+    async def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, Send):
+                await self._send(effect)
+            elif isinstance(effect, PlaceAudio):
+                self.recorder.place_audio(effect.speaker, effect.pcm16, effect.at_s)
+            elif isinstance(effect, Flush):
+                self.recorder.flush(effect.until_s)
+            elif isinstance(effect, AddTurn):
+                self.recorder.add_turn(effect.turn)
+            elif isinstance(effect, UpdateTurn):
+                self.recorder.update_turn(effect.index, **effect.fields)
+            elif isinstance(effect, LogToolCall):
+                self.recorder.add_function_call(effect.call)
+            elif isinstance(effect, Log):
+                if self.on_log is not None:
+                    self.on_log(effect)
+            elif isinstance(effect, EndCall):
+                self._end = effect
+                self._done.set()
+
+    async def _send(self, effect: Send) -> None:
+        connection = self.connections.get(effect.agent)
+        if connection is None or connection.closed:
+            return
+        if self.pace == "realtime" and effect.utterance_offset_s is not None:
+            # Forward audio at the speed it is spoken, as a phone line would.
+            if effect.utterance_offset_s == 0.0:
+                self._utterance_wall_start[effect.agent] = time.perf_counter()
+            due = self._utterance_wall_start.get(effect.agent, time.perf_counter()) + effect.utterance_offset_s
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        with contextlib.suppress(Exception):  # a closed socket is reported by its reader
+            await connection.send(effect.event)
+            self.recorder.add_event(effect.agent, "sent", effect.event, self._now())
+
+    async def _stop_effects(self, reason: str) -> None:
+        for effect in self.core.stop(reason):
+            if isinstance(effect, (Flush, AddTurn, UpdateTurn, PlaceAudio, LogToolCall, EndCall)):
+                await self._apply([effect])
+
+    async def _close_connections(self) -> None:
+        for connection in self.connections.values():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=2.0)
+
+    def _finalise(self, end: EndCall, interrupted: bool = False) -> None:
+        if self.recorder.closed:
+            return
+        self._end = self._end or end
+        final = self._end
+        core = self.core
+        self.recorder.update_metadata(
+            sessions_ready_s=self._ready_s,
+            wall_time_s=round(self._now(), 3),
+            timeline_s=round(core.timeline_s, 3),
+            turn_count=core.speaker_turns,
+            utterance_count=len(core.turns),
+            tool_call_count=len(core.tool_calls),
+            response_latencies_s=[round(x, 4) for x in core.latencies_s],
+            usage=core.usage(),
+            server_errors=core.errors,
+        )
+        status = "interrupted" if interrupted else final.status
+        self.recorder.close(status=status, end_reason=final.end_reason, error=final.error)

@@ -1,0 +1,445 @@
+"""The call as a state machine, without I/O: turns, routing, tools, timeline and end conditions.
+
+:class:`CallCore` is fed ``(agent, server_event, now_s)`` and returns *effects*: client events to
+send to an agent, audio and transcript entries for the recorder, tool calls to log, and the end
+of the call. :class:`dualagent.bridge.DualAgentBridge` only pumps two websockets through it, so
+every turn-taking rule here is unit-tested without sockets.
+
+Timeline: each utterance is placed at a *virtual* start time, the end of what was said before
+plus the measured response latency (the wall time from our ``response.create`` to the first
+audio), so the stereo recording sounds like the call would have sounded live.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dualagent.realtime import protocol as p
+
+Agent = Literal["caller", "cs"]
+AGENTS: tuple[Agent, Agent] = ("caller", "cs")
+Route = Literal["audio", "text"]
+
+MIN_COMMIT_BYTES = 2 * p.SAMPLE_RATE_HZ // 10  # the protocol refuses commits under 100 ms
+WORDS_PER_SECOND = 2.6  # text route: estimated speaking time at speed 1.0
+
+
+def other(agent: Agent) -> Agent:
+    return "cs" if agent == "caller" else "caller"
+
+
+# ------------------------------------------------------------------------------ effects
+
+
+@dataclass
+class Send:
+    agent: Agent
+    event: dict[str, Any]
+    # Realtime pacing: seconds into the current utterance this event belongs at (audio only).
+    utterance_offset_s: float | None = None
+
+
+@dataclass
+class PlaceAudio:
+    speaker: Agent
+    pcm16: bytes
+    at_s: float
+
+
+@dataclass
+class Flush:
+    until_s: float
+
+
+@dataclass
+class AddTurn:
+    turn: dict[str, Any]
+
+
+@dataclass
+class UpdateTurn:
+    index: int
+    fields: dict[str, Any]
+
+
+@dataclass
+class LogToolCall:
+    call: dict[str, Any]
+
+
+@dataclass
+class Log:
+    """Something a person watching the call wants to see (speaker lines, tool calls)."""
+
+    kind: Literal["turn", "tool", "info", "error"]
+    text: str
+    speaker: Agent | None = None
+
+
+@dataclass
+class EndCall:
+    status: Literal["completed", "error"]
+    end_reason: str
+    error: str | None = None
+
+
+Effect = Send | PlaceAudio | Flush | AddTurn | UpdateTurn | LogToolCall | Log | EndCall
+ToolExecutor = Callable[[Agent, str, str], dict[str, Any]]
+
+
+# ------------------------------------------------------------------------------ configuration
+
+
+@dataclass
+class CallSettings:
+    route: Route = "audio"
+    max_turns: int = 15
+    max_duration_s: float = 300.0
+    first_speaker: Agent = "cs"
+    speaking_rate: dict[str, float] = field(default_factory=lambda: {"caller": 1.0, "cs": 1.0})
+    # Tools whose successful execution ends the call, with the end_reason they give.
+    ending_tools: dict[str, str] = field(
+        default_factory=lambda: {
+            "transfer_to_human": "transferred_to_human",
+            "end_call": "hang_up",
+        }
+    )
+
+
+@dataclass
+class _Utterance:
+    turn_index: int
+    item_id: str
+    response_id: str
+    start_s: float
+    audio_bytes: int = 0
+    text: str = ""
+
+
+@dataclass
+class _Side:
+    agent: Agent
+    session_ready: bool = False
+    response_id: str | None = None
+    requested_at_s: float | None = None  # wall time of our response.create
+    utterance: _Utterance | None = None
+    spoke_in_response: bool = False
+    pending_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    appended_bytes: int = 0  # input audio not yet committed
+    commits_waiting: deque[int] = field(default_factory=deque)  # turn index per commit sent
+    heard_items: dict[str, int] = field(default_factory=dict)  # input item id -> turn index
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+class CallCore:
+    """Turn-taking, routing and end conditions for one call between a caller and a CS agent."""
+
+    def __init__(self, settings: CallSettings, execute_tool: ToolExecutor) -> None:
+        self.settings = settings
+        self.execute_tool = execute_tool
+        self.sides: dict[Agent, _Side] = {a: _Side(a) for a in AGENTS}
+        self.timeline_s = 0.0  # end of the last utterance on the virtual timeline
+        self.turns: list[dict[str, Any]] = []  # one per utterance (message item)
+        self.speaker_turns = 0  # conversation turns: runs of utterances by one speaker
+        self.tool_calls: list[dict[str, Any]] = []
+        self.latencies_s: list[float] = []
+        self.ending: EndCall | None = None
+        self.ended = False
+        self.empty_responses = 0
+        self.errors: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ start
+
+    def start(self, sessions: dict[Agent, p.SessionConfig], now_s: float) -> list[Effect]:
+        """Configure both sessions and ask the first speaker to begin."""
+        effects: list[Effect] = [
+            Send(agent, p.SessionUpdate(session=sessions[agent]).dump()) for agent in AGENTS
+        ]
+        effects += self._request_response(self.settings.first_speaker, now_s)
+        return effects
+
+    # ------------------------------------------------------------------ events
+
+    def on_event(self, agent: Agent, event: dict[str, Any], now_s: float) -> list[Effect]:
+        """Handle one (normalised) server event from ``agent``."""
+        if self.ended:
+            return []
+        kind = event.get("type", "")
+        side = self.sides[agent]
+        if kind == "response.output_audio.delta":
+            return self._on_audio(side, event, now_s)
+        if kind in ("response.output_audio_transcript.delta", "response.output_text.delta"):
+            return self._on_text_delta(side, event, now_s)
+        if kind in ("response.output_audio_transcript.done", "response.output_text.done"):
+            return self._on_text_done(side, event)
+        if kind == "response.output_item.done":
+            return self._on_item_done(side, event)
+        if kind == "response.created":
+            side.response_id = event.get("response", {}).get("id")
+            return []
+        if kind == "response.done":
+            return self._on_response_done(side, event, now_s)
+        if kind == "input_audio_buffer.committed":
+            if side.commits_waiting:
+                side.heard_items[event["item_id"]] = side.commits_waiting.popleft()
+            return []
+        if kind == "conversation.item.input_audio_transcription.completed":
+            return self._on_heard(side, event)
+        if kind in ("session.updated", "session.created"):
+            side.session_ready = kind == "session.updated" or side.session_ready
+            return []
+        if kind == "error":
+            return self._on_error(side, event)
+        return []
+
+    def on_disconnect(self, agent: Agent, reason: str) -> list[Effect]:
+        """The agent's websocket closed."""
+        if self.ended:
+            return []
+        return self._end("error", f"{agent}_disconnected", f"{agent} connection closed: {reason}", now=True)
+
+    def on_timeout(self) -> list[Effect]:
+        """Nothing happened for too long (the pump decides how long)."""
+        if self.ending is not None:
+            return self._finish()
+        return self._end("error", "stalled", "no events from either agent", now=True)
+
+    def stop(self, reason: str = "interrupted") -> list[Effect]:
+        """The user stopped the call (Ctrl-C, a notebook's Stop button)."""
+        return self._end("completed", reason, None, now=True)
+
+    # ------------------------------------------------------------------ speech
+
+    def _current_utterance(self, side: _Side, event: dict[str, Any], now_s: float) -> _Utterance:
+        utterance = side.utterance
+        if utterance is None or utterance.item_id != event.get("item_id"):
+            latency = max(0.0, now_s - side.requested_at_s) if side.requested_at_s else 0.0
+            side.requested_at_s = None
+            start = self.timeline_s + latency
+            index = len(self.turns)
+            if not self.turns or self.turns[-1]["speaker"] != side.agent:
+                self.speaker_turns += 1
+            utterance = _Utterance(index, event.get("item_id", ""), event.get("response_id", ""), start)
+            side.utterance = utterance
+            side.spoke_in_response = True
+            self.latencies_s.append(latency)
+            turn = {
+                "index": index,
+                "speaker": side.agent,
+                "text": "",
+                "heard": None,
+                "start_s": round(start, 3),
+                "end_s": round(start, 3),
+                "interrupted": False,
+                "response_latency_s": round(latency, 4),
+                "item_id": utterance.item_id,
+                "response_id": utterance.response_id,
+            }
+            self.turns.append(turn)
+            return utterance
+        return utterance
+
+    def _on_audio(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
+        utterance = self._current_utterance(side, event, now_s)
+        pcm = p.decode_audio(event["delta"])
+        offset_s = p.pcm16_duration_s(utterance.audio_bytes)
+        at_s = utterance.start_s + offset_s
+        utterance.audio_bytes += len(pcm)
+        effects: list[Effect] = [PlaceAudio(side.agent, pcm, at_s)]
+        if self.settings.route == "audio":
+            listener = self.sides[other(side.agent)]
+            listener.appended_bytes += len(pcm)
+            append = {"type": "input_audio_buffer.append", "audio": event["delta"]}
+            effects.append(Send(listener.agent, append, utterance_offset_s=offset_s))
+        return effects
+
+    def _on_text_delta(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
+        utterance = self._current_utterance(side, event, now_s)
+        utterance.text += event.get("delta", "")
+        return []
+
+    def _on_text_done(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
+        utterance = side.utterance
+        if utterance is None:
+            return []
+        text = event.get("transcript") if "transcript" in event else event.get("text")
+        utterance.text = (text or utterance.text).strip()
+        self.turns[utterance.turn_index]["text"] = utterance.text
+        return []
+
+    def _on_item_done(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
+        item = event.get("item", {})
+        if item.get("type") == "function_call":
+            side.pending_tool_calls.append(item)
+            return []
+        if item.get("type") == "message" and side.utterance and item.get("id") == side.utterance.item_id:
+            return self._close_utterance(side)
+        return []
+
+    def _close_utterance(self, side: _Side) -> list[Effect]:
+        utterance = side.utterance
+        if utterance is None:
+            return []
+        side.utterance = None
+        turn = self.turns[utterance.turn_index]
+        if utterance.audio_bytes:
+            duration = p.pcm16_duration_s(utterance.audio_bytes)
+        else:  # text route: estimate how long it would take to say
+            rate = self.settings.speaking_rate.get(side.agent, 1.0) or 1.0
+            duration = len(utterance.text.split()) / (WORDS_PER_SECOND * rate)
+        end = utterance.start_s + duration
+        turn["end_s"] = round(end, 3)
+        self.timeline_s = max(self.timeline_s, end)
+        effects: list[Effect] = [
+            AddTurn(dict(turn)),
+            Log("turn", turn["text"], side.agent),
+            Flush(self.timeline_s),
+        ]
+        listener = self.sides[other(side.agent)]
+        if self.settings.route == "text":
+            turn["heard"] = utterance.text
+            effects.append(UpdateTurn(utterance.turn_index, {"heard": utterance.text}))
+            item = p.text_message(utterance.text, role="user")
+            effects.append(Send(listener.agent, p.ConversationItemCreate(item=item).dump()))
+        elif listener.appended_bytes >= MIN_COMMIT_BYTES:
+            # Commit now so each utterance is recognised on its own, as its own user item.
+            listener.appended_bytes = 0
+            listener.commits_waiting.append(utterance.turn_index)
+            effects.append(Send(listener.agent, p.InputAudioBufferCommit().dump()))
+        return effects
+
+    def _on_heard(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
+        index = side.heard_items.pop(event.get("item_id", ""), None)
+        effects: list[Effect] = []
+        if index is not None:
+            heard = (event.get("transcript") or "").strip()
+            self.turns[index]["heard"] = heard
+            effects.append(UpdateTurn(index, {"heard": heard}))
+        if self.ending is not None and not self._transcriptions_pending():
+            effects += self._finish()
+        return effects
+
+    # ------------------------------------------------------------------ turns and tools
+
+    def _on_response_done(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
+        response = event.get("response", {})
+        status = response.get("status")
+        effects: list[Effect] = []
+        if side.utterance is not None:  # a message cut short without output_item.done
+            effects += self._close_utterance(side)
+        _add_usage(side.usage, response.get("usage") or {})
+        side.response_id = None
+        if status == "failed":
+            error = (response.get("status_details") or {}).get("error") or {}
+            message = error.get("message") or "response failed"
+            return effects + self._end("error", "error", f"{side.agent}: {message}", now=True)
+        calls, side.pending_tool_calls = side.pending_tool_calls, []
+        spoke, side.spoke_in_response = side.spoke_in_response, False
+        for call in calls:
+            effects += self._run_tool(side, call)
+        if self.ending is not None:
+            return effects + (self._finish() if not self._transcriptions_pending() else [])
+        if calls:
+            # The agent continues its own turn with the tool outputs.
+            return effects + self._request_response(side.agent, now_s)
+        if not spoke:
+            self.empty_responses += 1
+            if self.empty_responses >= 2:
+                return effects + self._end("completed", "stalled", "both agents stopped talking")
+        else:
+            self.empty_responses = 0
+        if self.speaker_turns >= self.settings.max_turns:
+            return effects + self._end("completed", "max_turns")
+        if self.timeline_s >= self.settings.max_duration_s:
+            return effects + self._end("completed", "duration_limit")
+        return effects + self._request_response(other(side.agent), now_s)
+
+    def _run_tool(self, side: _Side, call: dict[str, Any]) -> list[Effect]:
+        name = call.get("name", "")
+        arguments = call.get("arguments", "")
+        output = self.execute_tool(side.agent, name, arguments)
+        try:
+            parsed_args: Any = json.loads(arguments) if arguments else {}
+        except json.JSONDecodeError:
+            parsed_args = arguments
+        ok = bool(output.get("ok", True))
+        record = {
+            "call_id": call.get("call_id"),
+            "agent": side.agent,
+            "name": name,
+            "arguments": parsed_args,
+            "output": output,
+            "ok": ok,
+            "t_s": round(self.timeline_s, 3),
+            "turn_index": len(self.turns) - 1,
+        }
+        self.tool_calls.append(record)
+        shown = ", ".join(f"{k}={v!r}" for k, v in parsed_args.items()) if isinstance(parsed_args, dict) else arguments
+        effects: list[Effect] = [
+            LogToolCall(record),
+            Log("tool", f"{name}({shown}) -> {'ok' if ok else output.get('error', 'error')}", side.agent),
+            Send(side.agent, p.ConversationItemCreate(item=p.function_output(call.get("call_id", ""), output)).dump()),
+        ]
+        reason = self.settings.ending_tools.get(name)
+        if reason and ok and self.ending is None:
+            if name == "end_call":
+                reason = "caller_hung_up" if side.agent == "caller" else "cs_ended_call"
+            effects += self._end("completed", reason)
+        return effects
+
+    def _request_response(self, agent: Agent, now_s: float) -> list[Effect]:
+        side = self.sides[agent]
+        side.requested_at_s = now_s
+        return [Send(agent, p.ResponseCreate().dump())]
+
+    def _on_error(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
+        error = event.get("error") or {}
+        self.errors.append({"agent": side.agent, **error})
+        message = f"{side.agent} server error {error.get('code')}: {error.get('message')}"
+        effects: list[Effect] = [Log("error", message, side.agent)]
+        fatal_codes = {"invalid_api_key", "session_expired", "insufficient_quota", "server_error", "rate_limit_exceeded"}
+        if error.get("code") in fatal_codes or error.get("type") in ("server_error", "authentication_error"):
+            effects += self._end("error", "error", message, now=True)
+        return effects
+
+    # ------------------------------------------------------------------ ending
+
+    def _transcriptions_pending(self) -> bool:
+        return any(s.commits_waiting or s.heard_items for s in self.sides.values())
+
+    def _end(self, status: Literal["completed", "error"], reason: str, error: str | None = None, *, now: bool = False) -> list[Effect]:
+        if self.ending is None:
+            self.ending = EndCall(status, reason, error)
+        if now or not self._transcriptions_pending():
+            return self._finish()
+        return []  # wait for the last turn's transcription so the transcript is complete
+
+    def _finish(self) -> list[Effect]:
+        if self.ended or self.ending is None:
+            return []
+        self.ended = True
+        effects: list[Effect] = []
+        for side in self.sides.values():
+            if side.utterance is not None:
+                effects += self._close_utterance(side)
+        return [*effects, Flush(self.timeline_s), self.ending]
+
+    # ------------------------------------------------------------------ results
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        return {agent: dict(side.usage) for agent, side in self.sides.items()}
+
+
+def _add_usage(total: dict[str, int], usage: dict[str, Any]) -> None:
+    for key in ("input_tokens", "output_tokens", "total_tokens"):
+        if isinstance(usage.get(key), int):
+            total[key] = total.get(key, 0) + usage[key]
+    for group in ("input_token_details", "output_token_details"):
+        for key, value in (usage.get(group) or {}).items():
+            if isinstance(value, int):
+                name = f"{group.split('_')[0]}_{key}"
+                total[name] = total.get(name, 0) + value

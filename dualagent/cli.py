@@ -1,0 +1,223 @@
+"""The ``dualagent`` command (also ``python -m dualagent``).
+
+Exit codes: 0 ok, 1 the call or command failed at run time, 2 bad input (one clear line on
+stderr naming the bad value and the valid choices; nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from dualagent import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Subcommands that live in their own modules: name -> module with add_parser(subparsers).
+EXTRA_COMMANDS: list[str] = []
+
+
+class UsageError(Exception):
+    """Bad input from the command line (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+        self.exit(EXIT_USAGE, f"dualagent: error: {message}\n")
+
+
+def _speaker_label(speaker: str | None) -> str:
+    return {"caller": "CALLER", "cs": "AGENT "}.get(speaker or "", "      ")
+
+
+def _make_logger(verbose: bool, quiet: bool) -> Callable[[Any], None]:
+    def show(entry: Any) -> None:
+        if quiet:
+            return
+        if entry.kind == "turn":
+            print(f"{_speaker_label(entry.speaker)}: {entry.text}", flush=True)
+        elif entry.kind == "tool" and verbose:
+            print(f"        [tool] {entry.text}", flush=True)
+        elif entry.kind in ("error", "info"):
+            print(f"        [{entry.kind}] {entry.text}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dualagent.simulate import InputError, simulate
+
+    try:
+        result = asyncio.run(
+            simulate(
+                args.caller_type,
+                duration=args.duration,
+                max_turns=args.max_turns,
+                route=args.route,
+                pace=args.pace,
+                backend=args.backend,
+                caller_backend=args.caller_backend,
+                cs_backend=args.cs_backend,
+                caller_model=args.caller_model,
+                cs_model=args.cs_model,
+                caller_voice=args.caller_voice,
+                cs_voice=args.cs_voice,
+                output_dir=args.output_dir,
+                conversation_id=args.conversation_id,
+                audio_format=args.audio_format,
+                seed=args.seed,
+                on_log=_make_logger(args.verbose, args.json),
+            )
+        )
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print()
+        print(f"conversation: {summary['conversation_id']}")
+        print(f"recording:    {summary['path']}")
+        print(f"status:       {summary['status']} ({summary['end_reason']})")
+        print(f"turns:        {summary['turns']}   call length: {summary['duration_s']} s   "
+              f"simulated in {summary['wall_time_s']} s")
+        print(f"tool calls:   {', '.join(summary['tool_calls']) or 'none'}")
+        if summary.get("outcome"):
+            print(f"outcome:      {summary['outcome']}")
+        if summary.get("error"):
+            print(f"error:        {summary['error']}")
+    return EXIT_OK if result.status == "completed" else EXIT_FAILED
+
+
+def cmd_local_server(args: argparse.Namespace) -> int:
+    from dualagent.realtime.local.server import LocalRealtimeServer
+
+    if args.selftest:
+        return asyncio.run(_selftest())
+
+    async def serve() -> None:
+        server = LocalRealtimeServer(args.host, args.port)
+        await server.start()
+        print(f"dualagent local Realtime server on {server.url}?model=local-cs (Ctrl-C to stop)", flush=True)
+        try:
+            await asyncio.Future()
+        finally:
+            await server.close()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+async def _selftest() -> int:
+    """Speak one sentence through the server's TTS and hear it back through its ASR."""
+    from dualagent.realtime import protocol as p
+    from dualagent.realtime.client import RealtimeConnection
+    from dualagent.realtime.local.server import LocalRealtimeServer
+
+    async with LocalRealtimeServer() as server:
+        speaker = await RealtimeConnection.connect(server.url + "?model=local-cs")
+        listener = await RealtimeConnection.connect(server.url + "?model=local-cs")
+        await speaker.send(p.ResponseCreate())
+        said = ""
+        async for event in speaker:
+            if event["type"] == "response.output_audio.delta":
+                await listener.send(p.InputAudioBufferAppend(audio=event["delta"]))
+            elif event["type"] == "response.output_audio_transcript.done":
+                said = event["transcript"]
+            elif event["type"] == "response.done":
+                break
+        await listener.send(p.InputAudioBufferCommit())
+        async for event in listener:
+            if event["type"] == "conversation.item.input_audio_transcription.completed":
+                print(f"said:  {said}\nheard: {event['transcript']}")
+                break
+        await speaker.close()
+        await listener.close()
+    return EXIT_OK
+
+
+def cmd_personas(args: argparse.Namespace) -> int:
+    from dualagent.personas import list_personas, load_persona
+
+    for name in list_personas():
+        persona = load_persona(name)
+        pers = persona.personality
+        print(f"{name:<11} patience {pers.patience_level:>2}/10  interrupts {pers.tendency_to_interrupt:.0%}  "
+              f"clear info {pers.provides_clear_info:.0%}  rate {pers.speaking_rate:.2f}x  {persona.description}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dualagent.personas import list_personas
+    from dualagent.recording import AUDIO_FORMATS
+    from dualagent.simulate import DEFAULT_OUTPUT_DIR, PACES, ROUTES
+
+    parser = _Parser(prog="dualagent", description="Two voice agents call each other; every call is recorded.")
+    parser.add_argument("--version", action="version", version=f"dualagent {__version__}")
+    parser.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run one simulated call and record it")
+    run.add_argument("--caller-type", default="typical", metavar="TYPE",
+                     help=f"persona: {', '.join(list_personas())}, or a persona .yaml path (default: typical)")
+    run.add_argument("--duration", type=float, default=300.0, help="call length limit in seconds (max 1800; default 300)")
+    run.add_argument("--max-turns", type=int, default=None, help="conversation turn limit (default: the persona's)")
+    run.add_argument("--route", default="audio", choices=ROUTES, help="audio: real speech both ways; text: transcripts only (fast)")
+    run.add_argument("--pace", default=None, choices=PACES, help="fast (default for local) or realtime (default for hosted)")
+    run.add_argument("--backend", default="local", help="local (default), openai, or a ws:// URL of a Realtime server")
+    run.add_argument("--caller-backend", default=None, help="backend for the caller only")
+    run.add_argument("--cs-backend", default=None, help="backend for the CS agent only")
+    run.add_argument("--caller-model", default=None)
+    run.add_argument("--cs-model", default=None)
+    run.add_argument("--caller-voice", default=None)
+    run.add_argument("--cs-voice", default=None)
+    run.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help=f"where recordings go (default: {DEFAULT_OUTPUT_DIR})")
+    run.add_argument("--conversation-id", default=None, help="folder name: letters, digits, - and _")
+    run.add_argument("--audio-format", default="wav", choices=tuple(AUDIO_FORMATS))
+    run.add_argument("--seed", type=int, default=0, help="same seed, same call (local backend)")
+    run.add_argument("--verbose", "-v", action="store_true", help="also show tool calls")
+    run.add_argument("--json", action="store_true", help="print one JSON summary line instead of the transcript")
+    run.set_defaults(func=cmd_run)
+
+    local = sub.add_parser("local-server", help="run the embedded Realtime-compatible server")
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=8765)
+    local.add_argument("--selftest", action="store_true", help="speak one sentence and recognise it, then exit")
+    local.set_defaults(func=cmd_local_server)
+
+    personas = sub.add_parser("personas", help="list the built-in caller personas")
+    personas.set_defaults(func=cmd_personas)
+
+    for module_name in EXTRA_COMMANDS:
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING))
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"dualagent: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dualagent: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
