@@ -13,7 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+import websockets
 
 from dualagent.call import (
     AGENTS,
@@ -102,7 +104,9 @@ class DualAgentBridge:
         try:
             await self._connect()
             await self._apply(self.core.start(self.sessions, self._now()))
-            readers = [asyncio.create_task(self._read(agent), name=f"read-{agent}") for agent in AGENTS]
+            readers = [
+                asyncio.create_task(self._read(agent), name=f"read-{agent}") for agent in AGENTS
+            ]
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._done.wait()
@@ -138,7 +142,9 @@ class DualAgentBridge:
     async def _connect(self) -> None:
         async def open_one(agent: Agent) -> None:
             endpoint = self.endpoints[agent]
-            self.connections[agent] = await RealtimeConnection.connect(endpoint.url, headers=endpoint.headers)
+            self.connections[agent] = await RealtimeConnection.connect(
+                endpoint.url, headers=endpoint.headers
+            )
 
         await asyncio.gather(*(open_one(agent) for agent in AGENTS))
 
@@ -153,8 +159,13 @@ class DualAgentBridge:
                     self._note_ready(agent, now)
                 await self._apply(self.core.on_event(agent, event, now))
             reason = "closed by server"
-        except Exception as exc:  # a dropped connection is an end condition, not a crash
+        except (websockets.ConnectionClosed, OSError) as exc:  # a dropped line ends the call
             reason = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # our own bug: end the call as an error, keep the recording
+            log.exception("error while handling %s events", agent)
+            self._end = self._end or EndCall("error", "error", f"{type(exc).__name__}: {exc}")
+            self._done.set()
+            return
         if not self._done.is_set():
             await self._apply(self.core.on_disconnect(agent, reason))
 
@@ -201,7 +212,10 @@ class DualAgentBridge:
             # Forward audio at the speed it is spoken, as a phone line would.
             if effect.utterance_offset_s == 0.0:
                 self._utterance_wall_start[effect.agent] = time.perf_counter()
-            due = self._utterance_wall_start.get(effect.agent, time.perf_counter()) + effect.utterance_offset_s
+            due = (
+                self._utterance_wall_start.get(effect.agent, time.perf_counter())
+                + effect.utterance_offset_s
+            )
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
