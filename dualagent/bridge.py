@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import websockets
 
@@ -51,6 +51,34 @@ class Endpoint:
 
     def __repr__(self) -> str:  # never show headers: they carry API keys
         return f"Endpoint({self.url!r})"
+
+
+@dataclass
+class BridgeStats:
+    """Where the bridge's own time goes (seconds), to measure its overhead per call."""
+
+    audio_chunk_s: list[float] = field(default_factory=list)  # receive -> forwarded + recorded
+    turn_switch_s: list[float] = field(
+        default_factory=list
+    )  # response.done -> next response.create
+    recorder_s: float = 0.0  # time inside the recorder, including finalisation
+
+    def summary(self) -> dict[str, float | int | None]:
+        def pct(values: list[float], q: float) -> float | None:
+            if not values:
+                return None
+            ordered = sorted(values)
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 4)
+
+        return {
+            "audio_chunks": len(self.audio_chunk_s),
+            "audio_chunk_p50_ms": pct(self.audio_chunk_s, 0.5),
+            "audio_chunk_p99_ms": pct(self.audio_chunk_s, 0.99),
+            "turn_switches": len(self.turn_switch_s),
+            "turn_switch_p50_ms": pct(self.turn_switch_s, 0.5),
+            "turn_switch_p99_ms": pct(self.turn_switch_s, 0.99),
+            "recorder_s": round(self.recorder_s, 4),
+        }
 
 
 @dataclass
@@ -92,6 +120,7 @@ class DualAgentBridge:
         self._done = asyncio.Event()
         self._end: EndCall | None = None
         self._utterance_wall_start: dict[Agent, float] = {}
+        self.stats = BridgeStats()
 
     def _now(self) -> float:
         return time.perf_counter() - self._t0
@@ -153,11 +182,17 @@ class DualAgentBridge:
         try:
             async for event in connection:
                 self._last_event = time.perf_counter()
-                now = self._now()
-                self.recorder.add_event(agent, "received", event, now)
-                if event.get("type") == "session.updated":
+                cpu_start = time.thread_time()
+                now = self._last_event - self._t0
+                kind = event.get("type")
+                self._record_event(agent, "received", event, now)
+                if kind == "session.updated":
                     self._note_ready(agent, now)
                 await self._apply(self.core.on_event(agent, event, now))
+                if kind == "response.output_audio.delta" and self.pace == "fast":
+                    self.stats.audio_chunk_s.append(time.thread_time() - cpu_start)
+                elif kind == "response.done":
+                    self.stats.turn_switch_s.append(time.thread_time() - cpu_start)
             reason = "closed by server"
         except (websockets.ConnectionClosed, OSError) as exc:  # a dropped line ends the call
             reason = f"{type(exc).__name__}: {exc}"
@@ -183,26 +218,39 @@ class DualAgentBridge:
                 self._last_event = time.perf_counter()
                 await self._apply(self.core.on_timeout())
 
+    def _record_event(
+        self, agent: Agent, direction: str, event: dict[str, Any], now: float
+    ) -> None:
+        started = time.perf_counter()
+        self.recorder.add_event(agent, direction, event, now)  # type: ignore[arg-type]
+        self.stats.recorder_s += time.perf_counter() - started
+
     async def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Send):
                 await self._send(effect)
-            elif isinstance(effect, PlaceAudio):
-                self.recorder.place_audio(effect.speaker, effect.pcm16, effect.at_s)
-            elif isinstance(effect, Flush):
-                self.recorder.flush(effect.until_s)
-            elif isinstance(effect, AddTurn):
-                self.recorder.add_turn(effect.turn)
-            elif isinstance(effect, UpdateTurn):
-                self.recorder.update_turn(effect.index, **effect.fields)
-            elif isinstance(effect, LogToolCall):
-                self.recorder.add_function_call(effect.call)
-            elif isinstance(effect, Log):
-                if self.on_log is not None:
-                    self.on_log(effect)
-            elif isinstance(effect, EndCall):
-                self._end = effect
-                self._done.set()
+                continue
+            started = time.perf_counter()
+            self._apply_local(effect)
+            self.stats.recorder_s += time.perf_counter() - started
+
+    def _apply_local(self, effect: Effect) -> None:
+        if isinstance(effect, PlaceAudio):
+            self.recorder.place_audio(effect.speaker, effect.pcm16, effect.at_s)
+        elif isinstance(effect, Flush):
+            self.recorder.flush(effect.until_s)
+        elif isinstance(effect, AddTurn):
+            self.recorder.add_turn(effect.turn)
+        elif isinstance(effect, UpdateTurn):
+            self.recorder.update_turn(effect.index, **effect.fields)
+        elif isinstance(effect, LogToolCall):
+            self.recorder.add_function_call(effect.call)
+        elif isinstance(effect, Log):
+            if self.on_log is not None:
+                self.on_log(effect)
+        elif isinstance(effect, EndCall):
+            self._end = effect
+            self._done.set()
 
     async def _send(self, effect: Send) -> None:
         connection = self.connections.get(effect.agent)
@@ -219,9 +267,9 @@ class DualAgentBridge:
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-        with contextlib.suppress(Exception):  # a closed socket is reported by its reader
+        with contextlib.suppress(websockets.ConnectionClosed, OSError):  # reported by its reader
             await connection.send(effect.event)
-            self.recorder.add_event(effect.agent, "sent", effect.event, self._now())
+            self._record_event(effect.agent, "sent", effect.event, self._now())
 
     async def _stop_effects(self, reason: str) -> None:
         for effect in self.core.stop(reason):
@@ -249,6 +297,13 @@ class DualAgentBridge:
             response_latencies_s=[round(x, 4) for x in core.latencies_s],
             usage=core.usage(),
             server_errors=core.errors,
+            bridge_stats=self.stats.summary(),
         )
         status = "interrupted" if interrupted else final.status
+        started = time.perf_counter()
         self.recorder.close(status=status, end_reason=final.end_reason, error=final.error)
+        self.stats.recorder_s += time.perf_counter() - started
+        self.recorder.update_metadata(
+            recording_overhead_s=round(self.stats.recorder_s, 4),
+            recording_overhead_share=round(self.stats.recorder_s / max(self._now(), 1e-9), 5),
+        )

@@ -85,8 +85,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"conversation: {summary['conversation_id']}")
         print(f"recording:    {summary['path']}")
         print(f"status:       {summary['status']} ({summary['end_reason']})")
-        print(f"turns:        {summary['turns']}   call length: {summary['duration_s']} s   "
-              f"simulated in {summary['wall_time_s']} s")
+        print(
+            f"turns:        {summary['turns']}   call length: {summary['duration_s']} s   "
+            f"simulated in {summary['wall_time_s']} s"
+        )
         print(f"tool calls:   {', '.join(summary['tool_calls']) or 'none'}")
         if summary.get("outcome"):
             print(f"outcome:      {summary['outcome']}")
@@ -104,7 +106,11 @@ def cmd_local_server(args: argparse.Namespace) -> int:
     async def serve() -> None:
         server = LocalRealtimeServer(args.host, args.port)
         await server.start()
-        print(f"dualagent local Realtime server on {server.url}?model=local-cs (Ctrl-C to stop)", flush=True)
+        # Printed once the engines are warm and the port is open (the bench waits for it).
+        print(
+            f"dualagent local Realtime server on {server.url}?model=local-cs (Ctrl-C to stop)",
+            flush=True,
+        )
         try:
             await asyncio.Future()
         finally:
@@ -151,9 +157,22 @@ def cmd_personas(args: argparse.Namespace) -> int:
     for name in list_personas():
         persona = load_persona(name)
         pers = persona.personality
-        print(f"{name:<11} patience {pers.patience_level:>2}/10  interrupts {pers.tendency_to_interrupt:.0%}  "
-              f"clear info {pers.provides_clear_info:.0%}  rate {pers.speaking_rate:.2f}x  {persona.description}")
+        print(
+            f"{name:<11} patience {pers.patience_level:>2}/10  interrupts {pers.tendency_to_interrupt:.0%}  "
+            f"clear info {pers.provides_clear_info:.0%}  rate {pers.speaking_rate:.2f}x  {persona.description}"
+        )
     return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dualagent.bench import run_bench
+
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()] if args.parts else None
+    valid = ("engines", "calls", "concurrency")
+    for part in parts or []:
+        if part not in valid:
+            raise UsageError(f"invalid bench part {part!r}; valid choices: {', '.join(valid)}")
+    return run_bench(parts, as_json=args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,41 +180,90 @@ def build_parser() -> argparse.ArgumentParser:
     from dualagent.recording import AUDIO_FORMATS
     from dualagent.simulate import DEFAULT_OUTPUT_DIR, PACES, ROUTES
 
-    parser = _Parser(prog="dualagent", description="Two voice agents call each other; every call is recorded.")
+    parser = _Parser(
+        prog="dualagent", description="Two voice agents call each other; every call is recorded."
+    )
     parser.add_argument("--version", action="version", version=f"dualagent {__version__}")
     parser.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run one simulated call and record it")
-    run.add_argument("--caller-type", default="typical", metavar="TYPE",
-                     help=f"persona: {', '.join(list_personas())}, or a persona .yaml path (default: typical)")
-    run.add_argument("--duration", type=float, default=300.0, help="call length limit in seconds (max 1800; default 300)")
-    run.add_argument("--max-turns", type=int, default=None, help="conversation turn limit (default: the persona's)")
-    run.add_argument("--route", default="audio", choices=ROUTES, help="audio: real speech both ways; text: transcripts only (fast)")
-    run.add_argument("--pace", default=None, choices=PACES, help="fast (default for local) or realtime (default for hosted)")
-    run.add_argument("--backend", default="local", help="local (default), openai, or a ws:// URL of a Realtime server")
+    run.add_argument(
+        "--caller-type",
+        default="typical",
+        metavar="TYPE",
+        help=f"persona: {', '.join(list_personas())}, or a persona .yaml path (default: typical)",
+    )
+    run.add_argument(
+        "--duration",
+        type=float,
+        default=300.0,
+        help="call length limit in seconds (max 1800; default 300)",
+    )
+    run.add_argument(
+        "--max-turns",
+        type=int,
+        default=None,
+        help="conversation turn limit (default: the persona's)",
+    )
+    run.add_argument(
+        "--route",
+        default="audio",
+        choices=ROUTES,
+        help="audio: real speech both ways; text: transcripts only (fast)",
+    )
+    run.add_argument(
+        "--pace",
+        default=None,
+        choices=PACES,
+        help="fast (default for local) or realtime (default for hosted)",
+    )
+    run.add_argument(
+        "--backend",
+        default="local",
+        help="local (default), openai, or a ws:// URL of a Realtime server",
+    )
     run.add_argument("--caller-backend", default=None, help="backend for the caller only")
     run.add_argument("--cs-backend", default=None, help="backend for the CS agent only")
     run.add_argument("--caller-model", default=None)
     run.add_argument("--cs-model", default=None)
     run.add_argument("--caller-voice", default=None)
     run.add_argument("--cs-voice", default=None)
-    run.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help=f"where recordings go (default: {DEFAULT_OUTPUT_DIR})")
-    run.add_argument("--conversation-id", default=None, help="folder name: letters, digits, - and _")
+    run.add_argument(
+        "--output-dir",
+        default=DEFAULT_OUTPUT_DIR,
+        help=f"where recordings go (default: {DEFAULT_OUTPUT_DIR})",
+    )
+    run.add_argument(
+        "--conversation-id", default=None, help="folder name: letters, digits, - and _"
+    )
     run.add_argument("--audio-format", default="wav", choices=tuple(AUDIO_FORMATS))
     run.add_argument("--seed", type=int, default=0, help="same seed, same call (local backend)")
     run.add_argument("--verbose", "-v", action="store_true", help="also show tool calls")
-    run.add_argument("--json", action="store_true", help="print one JSON summary line instead of the transcript")
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON summary line instead of the transcript"
+    )
     run.set_defaults(func=cmd_run)
 
     local = sub.add_parser("local-server", help="run the embedded Realtime-compatible server")
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--port", type=int, default=8765)
-    local.add_argument("--selftest", action="store_true", help="speak one sentence and recognise it, then exit")
+    local.add_argument(
+        "--selftest", action="store_true", help="speak one sentence and recognise it, then exit"
+    )
     local.set_defaults(func=cmd_local_server)
 
     personas = sub.add_parser("personas", help="list the built-in caller personas")
     personas.set_defaults(func=cmd_personas)
+
+    bench = sub.add_parser(
+        "bench", help="measure speed, overhead, memory and storage on this machine"
+    )
+    bench.add_argument(
+        "--parts", default=None, help="comma list of: engines, calls, concurrency (default: all)"
+    )
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=cmd_bench)
 
     for module_name in EXTRA_COMMANDS:
         importlib.import_module(module_name).add_parser(sub)

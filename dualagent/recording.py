@@ -155,18 +155,22 @@ def scrub_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return _json_copy(event)
 
 
+def _write_compact_json_atomic(path: Path, data: Any) -> None:
+    _write_json_atomic(path, data, indent=None)
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
+def _write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
     """Write JSON via a temp file in the same folder + ``os.replace`` (never a half file)."""
     # Not mkstemp: its 0600 mode would survive the rename; open("x") honours the umask.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "x", encoding="utf-8") as fh:
             # default=str: a stray Path/datetime/enum must not lose the whole record.
-            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
+            json.dump(data, fh, indent=indent, ensure_ascii=False, default=str)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -267,6 +271,9 @@ class CallRecorder:
                         channels=channels,
                         format=container,
                         subtype=subtype,
+                        # Speech needs little: Vorbis at this level keeps a call-minute of all
+                        # three files well under 1 MB and still sounds clean.
+                        compression_level=0.8 if container == "OGG" else None,
                     )
                 self._write_metadata()
             except BaseException:
@@ -344,7 +351,7 @@ class CallRecorder:
             )
             attempt(
                 "session_events.json",
-                _write_json_atomic,
+                _write_compact_json_atomic,  # a machine log: compact, it is the largest file
                 self._paths["session_events"],
                 {"conversation_id": self.conversation_id, "events": self._events},
             )

@@ -1,0 +1,261 @@
+"""``dualagent bench``: measure the figures we promise, on this machine, and print them.
+
+Benchmarks, not tests: they print numbers with their targets and never fail a build. Each part
+runs real calls on the embedded backend, as a user would (server in-process, fast pacing). The
+bridge-overhead figures are the CPU time the bridge's own thread spends per event (see
+``dualagent.bridge.BridgeStats``), so the speech engines' threads are not counted against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dualagent.realtime.protocol import pcm16_duration_s
+
+SENTENCES = [
+    "Thank you for calling First Bank, this is Alex. How can I help you today?",
+    "My name is Nancy Wilson, and my date of birth is March fourteenth nineteen fifty eight.",
+    "Your replacement card has been ordered and will arrive in five to seven business days.",
+]
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float | None
+    unit: str
+    target: str
+    ok: bool | None
+
+    def line(self) -> str:
+        value = "n/a" if self.value is None else f"{self.value:.4g}"
+        mark = {True: "ok", False: "MISSED", None: ""}[self.ok]
+        return f"{self.name:<44} {value:>10} {self.unit:<12} target {self.target:<10} {mark}"
+
+
+def _check(value: float | None, target: float, below: bool = True) -> bool | None:
+    if value is None:
+        return None
+    return value < target if below else value >= target
+
+
+def bench_engines() -> list[Figure]:
+    """Real-time factors of Piper TTS and PocketSphinx ASR (compute time / audio time)."""
+    from dualagent.realtime.local import engines
+
+    engines.warm_up()
+    tts, asr = engines.get_tts(), engines.get_asr()
+    tts_time = asr_time = audio_s = 0.0
+    for sentence in SENTENCES * 2:
+        started = time.perf_counter()
+        pcm = b"".join(tts.synthesize(sentence, voice="coral", speed=1.0))
+        tts_time += time.perf_counter() - started
+        started = time.perf_counter()
+        asr.transcribe(pcm)
+        asr_time += time.perf_counter() - started
+        audio_s += pcm16_duration_s(pcm)
+    return [
+        Figure(
+            "Piper TTS real-time factor",
+            tts_time / audio_s,
+            "x",
+            "<= 0.15",
+            tts_time / audio_s <= 0.15,
+        ),
+        Figure(
+            "PocketSphinx ASR real-time factor",
+            asr_time / audio_s,
+            "x",
+            "<= 0.4",
+            asr_time / audio_s <= 0.4,
+        ),
+    ]
+
+
+async def _calls(server: Any, out: Path, n: int, audio_format: str = "wav") -> list[dict[str, Any]]:
+    import dualagent
+
+    results = []
+    for i in range(n):
+        result = await dualagent.simulate(
+            ["typical", "frustrated", "elderly", "hurried"][i % 4],
+            local_server=server,
+            output_dir=out,
+            conversation_id=f"bench_{audio_format}_{i}",
+            audio_format=audio_format,
+            seed=i,
+        )
+        results.append(result.metadata)
+    return results
+
+
+def bench_calls(n: int = 4) -> list[Figure]:
+    """Bridge overhead, turn switch, session readiness, recording overhead, speed, storage."""
+    from dualagent.realtime.local.server import LocalRealtimeServer
+
+    async def main(out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        async with LocalRealtimeServer() as server:
+            metas = await _calls(server, out, n)
+            ogg = (await _calls(server, out, 1, audio_format="ogg"))[0]
+        return metas, ogg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        metas, ogg = asyncio.run(main(out))
+        ogg_dir = out / ogg["conversation_id"]
+        storage_mb_per_min = (
+            sum(f.stat().st_size for f in ogg_dir.iterdir()) / 1e6 / (ogg["timeline_s"] / 60)
+        )
+    chunk_p99 = max(m["bridge_stats"]["audio_chunk_p99_ms"] for m in metas)
+    switch_p99 = max(m["bridge_stats"]["turn_switch_p99_ms"] for m in metas)
+    ready = max(m["sessions_ready_s"] for m in metas)
+    overhead = 100 * max(m["recording_overhead_share"] for m in metas)
+    speed = min(m["timeline_s"] / m["wall_time_s"] for m in metas)
+    return [
+        Figure(
+            "bridge routing overhead per audio chunk p99 (CPU)",
+            chunk_p99,
+            "ms",
+            "< 1",
+            _check(chunk_p99, 1),
+        ),
+        Figure("turn switch p99 (CPU)", switch_p99, "ms", "< 5", _check(switch_p99, 5)),
+        Figure("both sessions ready (warm engines)", ready, "s", "< 0.5", _check(ready, 0.5)),
+        Figure("recording overhead (wav)", overhead, "% of wall", "< 2", _check(overhead, 2)),
+        Figure(
+            "recording overhead (ogg, Vorbis encode)",
+            100 * ogg["recording_overhead_share"],
+            "% of wall",
+            "info",
+            None,
+        ),
+        Figure(
+            "full-audio call speed (worst of n)",
+            speed,
+            "x realtime",
+            ">= 3",
+            _check(speed, 3, below=False),
+        ),
+        Figure(
+            "storage with compressed audio (ogg)",
+            storage_mb_per_min,
+            "MB/call-min",
+            "<= 1",
+            storage_mb_per_min <= 1,
+        ),
+    ]
+
+
+_CONCURRENT_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, resource, sys, tempfile
+    import dualagent
+    from dualagent.realtime.local.server import LocalRealtimeServer
+
+    n, route = int(sys.argv[1]), sys.argv[2]
+    parallel = 16 if route == "text" else n
+
+    async def main():
+        async with LocalRealtimeServer() as server:
+            with tempfile.TemporaryDirectory() as tmp:
+                gate = asyncio.Semaphore(parallel)
+                types = ["typical", "frustrated", "elderly", "hurried"]
+
+                async def one(i):
+                    async with gate:
+                        try:
+                            r = await dualagent.simulate(types[i % 4], route=route, seed=i,
+                                output_dir=tmp, local_server=server)
+                            return r.status == "completed"
+                        except Exception:
+                            return False
+
+                import time
+                t = time.perf_counter()
+                ok = await asyncio.gather(*(one(i) for i in range(n)))
+                return sum(ok), time.perf_counter() - t
+
+    good, wall = asyncio.run(main())
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"ok": good, "n": n, "wall_s": wall, "peak_mb": peak_mb}))
+    """
+)
+
+
+def _concurrent(n: int, route: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _CONCURRENT_SCRIPT, str(n), route],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if proc.returncode != 0:
+        return {"ok": 0, "n": n, "wall_s": None, "peak_mb": None, "error": proc.stderr[-500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_concurrency(audio_calls: int = 10, text_calls: int = 100) -> list[Figure]:
+    """Concurrent calls without errors, and the memory each extra concurrent call costs."""
+    one = _concurrent(1, "audio")
+    many = _concurrent(audio_calls, "audio")
+    text = _concurrent(text_calls, "text")
+    per_call = None
+    if one.get("peak_mb") and many.get("peak_mb"):
+        per_call = (many["peak_mb"] - one["peak_mb"]) / (audio_calls - 1)
+    return [
+        Figure(
+            f"concurrent full-audio calls ok (of {audio_calls})",
+            many["ok"],
+            "calls",
+            f">= {audio_calls}",
+            many["ok"] >= audio_calls,
+        ),
+        Figure(
+            f"text-route calls ok (of {text_calls}, 16 at a time)",
+            text["ok"],
+            "calls",
+            f">= {text_calls}",
+            text["ok"] >= text_calls,
+        ),
+        Figure(
+            "text-route throughput",
+            60 * text_calls / text["wall_s"] if text.get("wall_s") else None,
+            "calls/min",
+            "info",
+            None,
+        ),
+        Figure(
+            "extra memory per concurrent audio call", per_call, "MB", "< 20", _check(per_call, 20)
+        ),
+    ]
+
+
+def run_bench(parts: list[str] | None = None, as_json: bool = False) -> int:
+    """Run the chosen parts (engines, calls, concurrency) and print the figures."""
+    parts = parts or ["engines", "calls", "concurrency"]
+    runners = {"engines": bench_engines, "calls": bench_calls, "concurrency": bench_concurrency}
+    figures: list[Figure] = []
+    print(f"dualagent bench on {os.cpu_count()} cores (figures are measured now, on this machine)")
+    for part in parts:
+        started = time.perf_counter()
+        new = runners[part]()
+        figures += new
+        if not as_json:
+            for figure in new:
+                print(figure.line(), flush=True)
+            print(f"  ({part}: {time.perf_counter() - started:.0f} s)", flush=True)
+    if as_json:
+        print(json.dumps([f.__dict__ for f in figures]))
+    _ = resource  # imported for the subprocess script's sake in type checkers
+    return 0
