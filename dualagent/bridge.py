@@ -91,6 +91,27 @@ class BridgeOutcome:
     timeline_s: float
 
 
+CONNECT_ATTEMPTS = 4
+CONNECT_BACKOFF_S = 0.5
+
+
+async def connect_with_retry(
+    endpoint: Endpoint, attempts: int = CONNECT_ATTEMPTS
+) -> RealtimeConnection:
+    """Connect, retrying transient failures (refused, timeouts, HTTP 429/5xx) with backoff.
+
+    Authentication and not-found answers are final: retrying them cannot help.
+    """
+    for attempt in range(attempts):
+        try:
+            return await RealtimeConnection.connect(endpoint.url, headers=endpoint.headers)
+        except RealtimeConnectionError as exc:
+            if not exc.transient or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(CONNECT_BACKOFF_S * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 class DualAgentBridge:
     """Connects a caller session and a CS session and runs one call to its end."""
 
@@ -171,9 +192,7 @@ class DualAgentBridge:
     async def _connect(self) -> None:
         async def open_one(agent: Agent) -> None:
             endpoint = self.endpoints[agent]
-            self.connections[agent] = await RealtimeConnection.connect(
-                endpoint.url, headers=endpoint.headers
-            )
+            self.connections[agent] = await connect_with_retry(endpoint)
 
         await asyncio.gather(*(open_one(agent) for agent in AGENTS))
 

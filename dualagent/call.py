@@ -200,7 +200,9 @@ class CallCore:
         """The agent's websocket closed."""
         if self.ended:
             return []
-        return self._end("error", f"{agent}_disconnected", f"{agent} connection closed: {reason}", now=True)
+        return self._end(
+            "error", f"{agent}_disconnected", f"{agent} connection closed: {reason}", now=True
+        )
 
     def on_timeout(self) -> list[Effect]:
         """Nothing happened for too long (the pump decides how long)."""
@@ -223,7 +225,9 @@ class CallCore:
             index = len(self.turns)
             if not self.turns or self.turns[-1]["speaker"] != side.agent:
                 self.speaker_turns += 1
-            utterance = _Utterance(index, event.get("item_id", ""), event.get("response_id", ""), start)
+            utterance = _Utterance(
+                index, event.get("item_id", ""), event.get("response_id", ""), start
+            )
             side.utterance = utterance
             side.spoke_in_response = True
             self.latencies_s.append(latency)
@@ -276,7 +280,11 @@ class CallCore:
         if item.get("type") == "function_call":
             side.pending_tool_calls.append(item)
             return []
-        if item.get("type") == "message" and side.utterance and item.get("id") == side.utterance.item_id:
+        if (
+            item.get("type") == "message"
+            and side.utterance
+            and item.get("id") == side.utterance.item_id
+        ):
             return self._close_utterance(side)
         return []
 
@@ -336,7 +344,13 @@ class CallCore:
         if status == "failed":
             error = (response.get("status_details") or {}).get("error") or {}
             message = error.get("message") or "response failed"
-            return effects + self._end("error", "error", f"{side.agent}: {message}", now=True)
+            code = error.get("code") or error.get("type") or "response_failed"
+            return effects + self._end(
+                "error",
+                "response_failed",
+                f"{side.agent} response failed ({code}): {message}",
+                now=True,
+            )
         calls, side.pending_tool_calls = side.pending_tool_calls, []
         spoke, side.spoke_in_response = side.spoke_in_response, False
         for call in calls:
@@ -378,11 +392,24 @@ class CallCore:
             "turn_index": len(self.turns) - 1,
         }
         self.tool_calls.append(record)
-        shown = ", ".join(f"{k}={v!r}" for k, v in parsed_args.items()) if isinstance(parsed_args, dict) else arguments
+        shown = (
+            ", ".join(f"{k}={v!r}" for k, v in parsed_args.items())
+            if isinstance(parsed_args, dict)
+            else arguments
+        )
         effects: list[Effect] = [
             LogToolCall(record),
-            Log("tool", f"{name}({shown}) -> {'ok' if ok else output.get('error', 'error')}", side.agent),
-            Send(side.agent, p.ConversationItemCreate(item=p.function_output(call.get("call_id", ""), output)).dump()),
+            Log(
+                "tool",
+                f"{name}({shown}) -> {'ok' if ok else output.get('error', 'error')}",
+                side.agent,
+            ),
+            Send(
+                side.agent,
+                p.ConversationItemCreate(
+                    item=p.function_output(call.get("call_id", ""), output)
+                ).dump(),
+            ),
         ]
         reason = self.settings.ending_tools.get(name)
         if reason and ok and self.ending is None:
@@ -401,9 +428,18 @@ class CallCore:
         self.errors.append({"agent": side.agent, **error})
         message = f"{side.agent} server error {error.get('code')}: {error.get('message')}"
         effects: list[Effect] = [Log("error", message, side.agent)]
-        fatal_codes = {"invalid_api_key", "session_expired", "insufficient_quota", "server_error", "rate_limit_exceeded"}
-        if error.get("code") in fatal_codes or error.get("type") in ("server_error", "authentication_error"):
-            effects += self._end("error", "error", message, now=True)
+        fatal_codes = {
+            "invalid_api_key",
+            "session_expired",
+            "insufficient_quota",
+            "server_error",
+            "rate_limit_exceeded",
+        }
+        if error.get("code") in fatal_codes or error.get("type") in (
+            "server_error",
+            "authentication_error",
+        ):
+            effects += self._end("error", "service_error", message, now=True)
         return effects
 
     # ------------------------------------------------------------------ ending
@@ -411,7 +447,14 @@ class CallCore:
     def _transcriptions_pending(self) -> bool:
         return any(s.commits_waiting or s.heard_items for s in self.sides.values())
 
-    def _end(self, status: Literal["completed", "error"], reason: str, error: str | None = None, *, now: bool = False) -> list[Effect]:
+    def _end(
+        self,
+        status: Literal["completed", "error"],
+        reason: str,
+        error: str | None = None,
+        *,
+        now: bool = False,
+    ) -> list[Effect]:
         if self.ending is None:
             self.ending = EndCall(status, reason, error)
         if now or not self._transcriptions_pending():

@@ -22,6 +22,7 @@ from dualagent import __version__, agents, bank
 from dualagent.bridge import DualAgentBridge, Endpoint
 from dualagent.call import Agent, CallSettings, Log
 from dualagent.personas import Persona, PersonaError, load_persona
+from dualagent.pricing import estimate_cost_usd
 from dualagent.realtime.local.server import LocalRealtimeServer
 from dualagent.recording import AUDIO_FORMATS, CallRecorder, validate_conversation_id
 
@@ -130,7 +131,9 @@ def resolve_persona(caller_type: str | Persona) -> Persona:
 def check_backend(backend: str) -> str:
     if backend in ("local", "openai") or backend.startswith(("ws://", "wss://")):
         return backend
-    raise InputError(f"invalid backend {backend!r}; valid choices: local, openai, or a ws:// / wss:// URL")
+    raise InputError(
+        f"invalid backend {backend!r}; valid choices: local, openai, or a ws:// / wss:// URL"
+    )
 
 
 def endpoint_for(backend: str, model: str, local_url: str | None) -> Endpoint:
@@ -141,7 +144,9 @@ def endpoint_for(backend: str, model: str, local_url: str | None) -> Endpoint:
     if backend == "openai":
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
-            raise InputError("backend 'openai' needs an API key: set OPENAI_API_KEY in the environment")
+            raise InputError(
+                "backend 'openai' needs an API key: set OPENAI_API_KEY in the environment"
+            )
         base = os.environ.get("DUALAGENT_OPENAI_URL", OPENAI_REALTIME_URL)
         return Endpoint(f"{base}?model={model}", {"Authorization": f"Bearer {key}"})
     separator = "&" if "?" in backend else "?"
@@ -152,7 +157,9 @@ def endpoint_for(backend: str, model: str, local_url: str | None) -> Endpoint:
 
 
 @contextlib.asynccontextmanager
-async def local_backend(server: LocalRealtimeServer | None = None) -> AsyncIterator[LocalRealtimeServer]:
+async def local_backend(
+    server: LocalRealtimeServer | None = None,
+) -> AsyncIterator[LocalRealtimeServer]:
     """A running embedded server: ``server`` if given (shared by many calls) or a new one."""
     if server is not None:
         yield server
@@ -198,8 +205,9 @@ async def simulate(
     check_choice("route", route, ROUTES)
     caller_backend = check_backend(caller_backend or backend)
     cs_backend = check_backend(cs_backend or backend)
-    hosted = "local" not in (caller_backend, cs_backend) or caller_backend != cs_backend
-    pace = check_choice("pace", pace or ("fast" if not hosted or backend == "local" else "realtime"), PACES)
+    # Hosted models behave as on a phone line only when audio arrives at speaking speed.
+    hosted = any(b == "openai" or b.startswith("wss://") for b in (caller_backend, cs_backend))
+    pace = check_choice("pace", pace or ("realtime" if hosted else "fast"), PACES)
     check_choice("audio_format", audio_format, tuple(AUDIO_FORMATS))
     check_choice("intent", intent, agents.INTENTS)
     if not 1 <= duration <= MAX_DURATION_S:
@@ -207,28 +215,43 @@ async def simulate(
     turns_limit = max_turns or persona.goal.max_conversation_turns
     if turns_limit < 1:
         raise InputError(f"invalid max_turns {max_turns!r}; valid: a positive number")
-    conversation_id = conversation_id or f"{persona.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    conversation_id = (
+        conversation_id
+        or f"{persona.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    )
     try:
         validate_conversation_id(conversation_id)
     except ValueError as exc:
         raise InputError(str(exc)) from None
     out = Path(output_dir)
     if (out / conversation_id).exists() and any((out / conversation_id).iterdir()):
-        raise InputError(f"conversation {conversation_id!r} already exists in {out}; choose another --conversation-id")
+        raise InputError(
+            f"conversation {conversation_id!r} already exists in {out}; choose another --conversation-id"
+        )
 
     fixture = fixture or bank.default_fixture()
     facts = agents.caller_facts_from_fixture(fixture, customer_id)
     state = bank.BankState.from_fixture(fixture)
     modalities = ["text"] if route == "text" else ["audio"]
     models = {
-        "caller": caller_model or (agents.LOCAL_CALLER_MODEL if caller_backend == "local" else DEFAULT_OPENAI_MODEL),
-        "cs": cs_model or (agents.LOCAL_CS_MODEL if cs_backend == "local" else DEFAULT_OPENAI_MODEL),
+        "caller": caller_model
+        or (agents.LOCAL_CALLER_MODEL if caller_backend == "local" else DEFAULT_OPENAI_MODEL),
+        "cs": cs_model
+        or (agents.LOCAL_CS_MODEL if cs_backend == "local" else DEFAULT_OPENAI_MODEL),
     }
     sessions = {
         "caller": agents.caller_session(
-            persona, facts, intent=intent, seed=seed, model=models["caller"], voice=caller_voice, output_modalities=modalities
+            persona,
+            facts,
+            intent=intent,
+            seed=seed,
+            model=models["caller"],
+            voice=caller_voice,
+            output_modalities=modalities,
         ),
-        "cs": agents.cs_session(seed=seed, model=models["cs"], voice=cs_voice, output_modalities=modalities),
+        "cs": agents.cs_session(
+            seed=seed, model=models["cs"], voice=cs_voice, output_modalities=modalities
+        ),
     }
     settings = CallSettings(
         route=route,  # type: ignore[arg-type]
@@ -278,7 +301,20 @@ async def simulate(
             await bridge.run()
         finally:
             _write_final_state(recorder, state)
-    return CallResult(recorder.directory, json.loads((recorder.directory / "call_metadata.json").read_text()))
+    _write_costs(recorder, models)
+    return CallResult(
+        recorder.directory, json.loads((recorder.directory / "call_metadata.json").read_text())
+    )
+
+
+def _write_costs(recorder: CallRecorder, models: dict[str, str]) -> None:
+    usage = recorder.metadata.get("usage") or {}
+    costs = {agent: estimate_cost_usd(models[agent], usage.get(agent, {})) for agent in models}
+    known = [c for c in costs.values() if c is not None]
+    with contextlib.suppress(Exception):
+        recorder.update_metadata(
+            estimated_cost_usd={**costs, "total": round(sum(known), 6) if known else None}
+        )
 
 
 def _write_final_state(recorder: CallRecorder, state: bank.BankState) -> None:
@@ -297,4 +333,6 @@ def run(caller_type: str | Persona = "typical", **kwargs: Any) -> CallResult:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(simulate(caller_type, **kwargs))
-    raise RuntimeError("dualagent.run() cannot be used inside a running event loop; use `await dualagent.simulate(...)`")
+    raise RuntimeError(
+        "dualagent.run() cannot be used inside a running event loop; use `await dualagent.simulate(...)`"
+    )

@@ -19,7 +19,16 @@ from dualagent.realtime.protocol import normalize_server_event
 
 
 class RealtimeConnectionError(ConnectionError):
-    """The Realtime server could not be reached or refused the connection."""
+    """The Realtime server could not be reached or refused the connection.
+
+    ``transient`` says whether trying again later may help (refused port, timeout, HTTP 429 or
+    5xx) or not (bad URL, HTTP 401/403/404).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, status: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
 
 
 def redact_url(url: str) -> str:
@@ -47,7 +56,7 @@ class RealtimeConnection:
         scheme = urlsplit(url).scheme
         if scheme not in ("ws", "wss"):
             raise RealtimeConnectionError(
-                f"invalid Realtime URL {url!r}: it must start with ws:// or wss://"
+                f"invalid Realtime URL {redact_url(url)!r}: it must start with ws:// or wss://"
             )
         try:
             ws = await connect(
@@ -59,8 +68,12 @@ class RealtimeConnection:
             )
         except websockets.InvalidStatus as exc:
             status = exc.response.status_code
+            hint = {401: " (check the API key)", 403: " (no access)", 404: " (wrong URL or model)"}
             raise RealtimeConnectionError(
                 f"Realtime server at {redact_url(url)} refused the connection: HTTP {status}"
+                + hint.get(status, ""),
+                transient=status == 429 or status >= 500,
+                status=status,
             ) from None
         except (TimeoutError, OSError, websockets.InvalidURI, websockets.InvalidHandshake) as exc:
             reason = (
@@ -69,7 +82,8 @@ class RealtimeConnection:
                 else str(exc) or type(exc).__name__
             )
             raise RealtimeConnectionError(
-                f"cannot connect to Realtime server at {redact_url(url)}: {reason}"
+                f"cannot connect to Realtime server at {redact_url(url)}: {reason}",
+                transient=isinstance(exc, (OSError, asyncio.TimeoutError)),
             ) from None
         return cls(ws, url)
 

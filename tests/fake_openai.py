@@ -1,0 +1,179 @@
+"""A stand-in for OpenAI's hosted Realtime endpoint, for tests (the real one is unreachable here).
+
+It checks what the hosted service checks (path ``/v1/realtime``, ``model`` query, ``Authorization:
+Bearer`` key), relays the GA protocol to our embedded server for the actual conversation, and
+injects the faults the hosted service produces, with its documented error shapes:
+
+- ``fail_connects=N``: the first N handshakes get HTTP 503 (transient; the bridge retries).
+- ``fault="rate_limit"``: the Nth ``response.create`` gets an ``error`` event
+  (``rate_limit_exceeded``) instead of a response.
+- ``fault="server_error"``: the Nth ``response.create`` gets a response that fails
+  (``response.done`` with ``status: failed`` and a ``server_error``).
+- ``fault="session_expired"``: after N client events, an ``error`` event ``session_expired`` and
+  the connection closes, as when a session hits its maximum duration.
+- ``fault="drop"``: the connection drops (no close frame reason) after N client events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import websockets
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+
+
+class FakeOpenAIRealtime:
+    def __init__(
+        self,
+        upstream_url: str,
+        *,
+        api_key: str = "sk-test-fake-key-0123456789",
+        fault: str | None = None,
+        fault_after: int = 2,
+        fail_connects: int = 0,
+    ) -> None:
+        self.upstream_url = upstream_url
+        self.api_key = api_key
+        self.fault = fault
+        self.fault_after = fault_after
+        self.fail_connects = fail_connects
+        self.handshakes = 0
+        self.models: list[str] = []
+        self.client_events: list[dict] = []
+        self._server = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/realtime"
+
+    async def __aenter__(self) -> FakeOpenAIRealtime:
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, process_request=self._check, max_size=None
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    def _check(self, connection: ServerConnection, request):
+        self.handshakes += 1
+        if self.fail_connects > 0:
+            self.fail_connects -= 1
+            return connection.respond(503, "upstream overloaded\n")
+        parts = urlsplit(request.path)
+        if parts.path != "/v1/realtime":
+            return connection.respond(404, "not found\n")
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return connection.respond(401, "invalid api key\n")
+        model = (parse_qs(parts.query).get("model") or [""])[0]
+        if not model:
+            return connection.respond(400, "missing model\n")
+        self.models.append(model)
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        query = urlsplit(ws.request.path).query
+        async with connect(f"{self.upstream_url}?{query}", max_size=None) as upstream:
+            down = asyncio.create_task(self._relay_down(upstream, ws))
+            try:
+                await self._relay_up(ws, upstream)
+            finally:
+                down.cancel()
+                with contextlib.suppress(BaseException):
+                    await down
+
+    async def _relay_down(self, upstream, ws: ServerConnection) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in upstream:
+                await ws.send(message)
+
+    async def _relay_up(self, ws: ServerConnection, upstream) -> None:
+        creates = 0
+        count = 0
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for message in ws:
+                event = json.loads(message)
+                self.client_events.append(event)
+                count += 1
+                if event.get("type") == "response.create":
+                    creates += 1
+                    if self.fault == "rate_limit" and creates == self.fault_after:
+                        await ws.send(
+                            json.dumps(
+                                _error(
+                                    "rate_limit_exceeded", "Rate limit reached for requests.", event
+                                )
+                            )
+                        )
+                        continue
+                    if self.fault == "server_error" and creates == self.fault_after:
+                        await self._failed_response(ws)
+                        continue
+                if self.fault == "session_expired" and count == self.fault_after:
+                    await ws.send(
+                        json.dumps(
+                            _error(
+                                "session_expired",
+                                "Your session hit the maximum duration of 30 minutes.",
+                                None,
+                                kind="invalid_request_error",
+                            )
+                        )
+                    )
+                    await ws.close(1000, "session expired")
+                    return
+                if self.fault == "drop" and count == self.fault_after:
+                    ws.transport.abort()
+                    return
+                await upstream.send(message)
+
+    async def _failed_response(self, ws: ServerConnection) -> None:
+        response = {
+            "object": "realtime.response",
+            "id": "resp_fake_failed",
+            "status": "in_progress",
+            "output": [],
+        }
+        await ws.send(
+            json.dumps(
+                {"type": "response.created", "event_id": "event_fake_1", "response": response}
+            )
+        )
+        failed = {
+            **response,
+            "status": "failed",
+            "status_details": {
+                "type": "failed",
+                "error": {
+                    "type": "server_error",
+                    "code": "server_error",
+                    "message": "The server had an error while processing your request.",
+                },
+            },
+        }
+        await ws.send(
+            json.dumps({"type": "response.done", "event_id": "event_fake_2", "response": failed})
+        )
+
+
+def _error(
+    code: str, message: str, event: dict | None, kind: str = "invalid_request_error"
+) -> dict:
+    return {
+        "type": "error",
+        "event_id": "event_fake_err",
+        "error": {
+            "type": kind,
+            "code": code,
+            "message": message,
+            "param": None,
+            "event_id": (event or {}).get("event_id"),
+        },
+    }
