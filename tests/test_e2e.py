@@ -280,7 +280,7 @@ def test_existing_conversation_is_never_overwritten(tmp_path: Path) -> None:
 
 def test_run_refuses_inside_an_event_loop() -> None:
     async def inner() -> None:
-        with pytest.raises(RuntimeError, match="await dualagent.simulate"):
+        with pytest.raises(RuntimeError, match=r"await dualagent\.simulate"):
             dualagent.run("typical")
 
     asyncio.run(inner())

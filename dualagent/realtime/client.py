@@ -83,7 +83,7 @@ class RealtimeConnection:
             )
             raise RealtimeConnectionError(
                 f"cannot connect to Realtime server at {redact_url(url)}: {reason}",
-                transient=isinstance(exc, (OSError, asyncio.TimeoutError)),
+                transient=isinstance(exc, (OSError, TimeoutError)),
             ) from None
         return cls(ws, url)
 

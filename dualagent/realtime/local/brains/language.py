@@ -206,9 +206,9 @@ _NOT_NAMES = {
     "a", "an", "the", "calling", "here", "about", "my", "not", "just", "so", "um", "uh", "and",
     "yes", "yeah", "sure", "okay", "ok", "well", "oh", "that", "is", "really", "very", "afraid",
     "sorry", "looking", "trying", "fine", "good", "in", "on", "at", "for", "to", "of", "with",
-    "a", "your", "you", "me", "we", "it", "this", "what", "who", "how", "why", "there", "their",
+    "your", "you", "me", "we", "it", "this", "what", "who", "how", "why", "there", "their",
     "going", "having", "being", "still", "also", "too", "again", "dear", "now", "please", "thank",
-    "thanks", "hi", "hello", "no", "lost", "stolen", "card", "calling", "born", "date", "birth",
+    "thanks", "hi", "hello", "no", "lost", "stolen", "card", "born", "date", "birth",
 }  # fmt: skip
 
 
@@ -221,7 +221,9 @@ def parse_full_name(text: str) -> str | None:
             if words[i : i + len(cue_words)] != cue_words:
                 continue
             candidate = [w for w in words[i + len(cue_words) : i + len(cue_words) + 2]]
-            plausible = all("'" not in w and not w.isdigit() and w not in _NOT_NAMES for w in candidate)
+            plausible = all(
+                "'" not in w and not w.isdigit() and w not in _NOT_NAMES for w in candidate
+            )
             if len(candidate) == 2 and plausible:
                 return " ".join(w.capitalize() for w in candidate)
     return None
@@ -243,4 +245,4 @@ def is_yes(text: str) -> bool:
 def is_no(text: str) -> bool:
     """A negative answer: starts with a no-word, or says the thing is wrong."""
     words = normalize(text).split()
-    return bool(words) and (words[0] in ("no", "nope", "nah") or has_any(text, NO[3:]))
+    return bool(words) and (words[0] in ("no", "nope", "nah") or has_any(text, NO[2:]))
