@@ -10,7 +10,14 @@ function tools. Every call is recorded (audio, transcript, tool calls, metrics) 
 
 __version__ = "0.1.0"
 
-from dualagent.personas import CallerGoal, CallerPersonality, CallerType, Persona, list_personas, load_persona
+from dualagent.personas import (
+    CallerGoal,
+    CallerPersonality,
+    CallerType,
+    Persona,
+    list_personas,
+    load_persona,
+)
 from dualagent.simulate import CallResult, InputError, run, simulate
 
 __all__ = [

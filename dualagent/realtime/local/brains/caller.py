@@ -132,7 +132,8 @@ class CallerBrain:
             return Reply("I'm sorry, dear, could you say that again a little slower?")
 
         asks_name = lang.has_any(
-            heard, ("full name", "your name", "name please", "the name", "last name", "first and last")
+            heard,
+            ("full name", "your name", "name please", "the name", "last name", "first and last"),
         )
         asks_dob = lang.has_any(heard, ("date of birth", "birth date", "birthday", "born"))
         asks_digits = lang.has_any(heard, ("last four", "four digits", "card number", "digits"))
@@ -140,7 +141,10 @@ class CallerBrain:
             return Reply(self._identity(asks_name, asks_dob, asks_digits))
         if lang.has_any(heard, REPEAT_CUES) and self.last_said:
             self._lose_patience(1.5)
-            return self._maybe_give_up() or Reply(self._style("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ") + self.last_statement)
+            return self._maybe_give_up() or Reply(
+                self._style("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ")
+                + self.last_statement
+            )
         if lang.has_any(heard, ("which card", "which one")):
             return Reply(
                 self._style(
@@ -248,8 +252,21 @@ class CallerBrain:
 
     def _primary_answered(self, heard: str) -> bool:
         cues = {
-            "lost_card": ("has been ordered", "been ordered", "will arrive", "business days", "on its way", "already on its way"),
-            "stolen_card": ("has been ordered", "been ordered", "will arrive", "business days", "on its way"),
+            "lost_card": (
+                "has been ordered",
+                "been ordered",
+                "will arrive",
+                "business days",
+                "on its way",
+                "already on its way",
+            ),
+            "stolen_card": (
+                "has been ordered",
+                "been ordered",
+                "will arrive",
+                "business days",
+                "on its way",
+            ),
             "balance": ("account has", "balance is"),
             "transactions": ("recent transactions are",),
             "dispute": ("dispute is open", "provisional credit"),

@@ -265,7 +265,10 @@ class CustomerServiceBrain:
         if intent in ("lost_card", "stolen_card"):
             if self.order:  # asked again: do not block or order twice
                 days = _say_days(str(self.order.get("estimated_delivery_days", "")))
-                return self._anything_else(prefix + f"Your replacement card is already on its way. It will arrive in {days}.")
+                return self._anything_else(
+                    prefix
+                    + f"Your replacement card is already on its way. It will arrive in {days}."
+                )
             return self._choose_card("", prefix)
         if intent == "balance":
             return Reply(
@@ -329,7 +332,11 @@ class CustomerServiceBrain:
 
     def _confirm_address(self, heard: str) -> Reply:
         if lang.has_any(heard, ("moved", "new address", "different address")):
-            address = _address_from(heard.lower().split("address is")[-1]) if "address is" in heard.lower() else None
+            address = (
+                _address_from(heard.lower().split("address is")[-1])
+                if "address is" in heard.lower()
+                else None
+            )
             if address:
                 return self._take_new_address(address)
             self.stage = "new_address"
