@@ -1,0 +1,388 @@
+"""Scenarios: a persona, an intent, a bank, the caller's facts and how to judge the call.
+
+A scenario is one YAML file. Built-in scenarios live in ``dualagent/data/scenarios/``; a path
+to your own file works wherever a name does. See ``docs/scenarios.md`` for the schema.
+
+Everything is validated when the file is loaded, so a bad scenario never starts a call:
+errors are :class:`ScenarioError` with ``"<file>: <field>: <reason>"`` and, for unknown names,
+the valid choices.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dualagent import agents
+from dualagent.bank import BankFixture, default_fixture
+from dualagent.evaluate import (
+    CHECK_KINDS,
+    STANDARD_CHECKS,
+    CheckSpec,
+    StandardCheck,
+    normalize_criterion,
+)
+from dualagent.personas import (
+    CallerGoal,
+    Persona,
+    PersonaError,
+    list_personas,
+    load_persona,
+    persona_from_dict,
+)
+
+__all__ = [
+    "LINE_CONDITIONS",
+    "CallerOverrides",
+    "LineCondition",
+    "Scenario",
+    "ScenarioError",
+    "list_scenarios",
+    "load_scenario",
+    "scenario_from_dict",
+]
+
+LINE_CONDITIONS = ("clean", "telephone", "noisy")
+MAX_DURATION_S = 30 * 60  # the same limit simulate() enforces
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ScenarioError(ValueError):
+    """A scenario name or file that cannot be used; the message says where, what and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CallerOverrides(_Strict):
+    """Who the caller is (a customer of the bank fixture) and what they know or want."""
+
+    customer_id: str | None = Field(None, description="default: the fixture's first customer")
+    card_product: str | None = Field(None, description='the card the call is about, e.g. "gold"')
+    knows_card_last4: bool = True
+    new_address: str | None = Field(None, min_length=5, description="the caller has moved here")
+    disputed_merchant: str | None = None
+    wrong_date_of_birth: str | None = Field(
+        None, description="YYYY-MM-DD the caller gives instead of the true one (cannot verify)"
+    )
+
+    @field_validator("wrong_date_of_birth")
+    @classmethod
+    def _iso_date(cls, value: str | None) -> str | None:
+        from datetime import date
+
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date as YYYY-MM-DD") from None
+        return value
+
+
+class LineCondition(_Strict):
+    """The phone line between the agents: ``clean``, ``telephone`` or ``noisy`` (with snr_db)."""
+
+    name: Literal["clean", "telephone", "noisy"] = "clean"
+    snr_db: float | None = Field(None, ge=-10, le=60)
+
+    @model_validator(mode="after")
+    def _snr_for_noisy(self) -> LineCondition:
+        if self.name == "noisy" and self.snr_db is None:
+            raise ValueError("a noisy line needs snr_db (signal-to-noise ratio in dB)")
+        if self.name != "noisy" and self.snr_db is not None:
+            raise ValueError(f"snr_db applies only to the noisy line, not {self.name!r}")
+        return self
+
+
+class Scenario(_Strict):
+    """One call to simulate and how to judge it."""
+
+    name: str
+    description: str = ""
+    persona: str | Persona = Field(description="a built-in persona name, or an inline persona")
+    goal: CallerGoal | None = Field(None, description="replaces the persona's goal")
+    intent: str = "lost_card"
+    bank: BankFixture | None = Field(None, description="default: bank.default_fixture()")
+    caller: CallerOverrides = Field(default_factory=CallerOverrides)
+    checks: dict[str, CheckSpec] = Field(default_factory=dict)
+    expected_outcome: Literal["success", "failure", "incomplete"] = "success"
+    line: LineCondition | None = None
+    max_turns: int | None = Field(None, ge=1, le=200)
+    duration_s: float | None = Field(None, ge=1, le=MAX_DURATION_S)
+
+    _resolved: Persona | None = PrivateAttr(None)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '_', '-' and '.' only")
+        return value
+
+    @field_validator("persona", mode="before")
+    @classmethod
+    def _persona(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            choices = list_personas()
+            if value not in choices:
+                raise ValueError(f"unknown persona {value!r}; valid choices: {', '.join(choices)}")
+            return value
+        if isinstance(value, dict):
+            try:
+                return persona_from_dict(value, source="persona")
+            except PersonaError as exc:
+                raise ValueError(str(exc).removeprefix("persona: ")) from None
+        return value
+
+    @field_validator("intent")
+    @classmethod
+    def _intent(cls, value: str) -> str:
+        if value not in agents.INTENTS:
+            raise ValueError(
+                f"unknown intent {value!r}; valid choices: {', '.join(agents.INTENTS)}"
+            )
+        return value
+
+    @field_validator("line", mode="before")
+    @classmethod
+    def _line_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _standard_shorthand(cls, value: Any) -> Any:
+        # `text:` (null) = the standard check for that text; `text: other text` = that one's.
+        if not isinstance(value, dict):
+            return value
+        return {
+            str(text): {"kind": "standard", "criterion": spec if isinstance(spec, str) else text}
+            if spec is None or isinstance(spec, str)
+            else spec
+            for text, spec in value.items()
+        }
+
+    # ---- resolved views -----------------------------------------------------------------
+
+    def resolve_persona(self) -> Persona:
+        """The persona to play, with the scenario's goal (if any) in place of its own."""
+        if self._resolved is None:
+            persona = self.persona
+            if not isinstance(persona, Persona):
+                persona = load_persona(persona)
+            self._resolved = (
+                persona.model_copy(update={"goal": self.goal}) if self.goal else persona
+            )
+        return self._resolved.model_copy(deep=True)
+
+    @property
+    def effective_goal(self) -> CallerGoal:
+        return self.resolve_persona().goal
+
+    @property
+    def turn_limit(self) -> int:
+        return self.max_turns or self.effective_goal.max_conversation_turns
+
+    def bank_fixture(self) -> BankFixture:
+        """A fresh copy of the bank to seed the call with."""
+        fixture = self.bank if self.bank is not None else default_fixture()
+        return fixture.model_copy(deep=True)
+
+    def customer_id(self) -> str:
+        """The customer the caller plays (default: the fixture's first)."""
+        fixture = self.bank_fixture()
+        return self.caller.customer_id or fixture.customers[0].customer_id
+
+    def caller_facts(self) -> agents.CallerFacts:
+        """What the caller knows, from the fixture with the scenario's overrides applied."""
+        overrides = self.caller
+        facts = agents.caller_facts_from_fixture(
+            self.bank_fixture(), self.customer_id(), overrides.card_product or "gold"
+        )
+        facts.knows_card_last4 = overrides.knows_card_last4
+        facts.new_address = overrides.new_address
+        facts.disputed_merchant = overrides.disputed_merchant
+        if overrides.wrong_date_of_birth:
+            facts.date_of_birth = overrides.wrong_date_of_birth
+        return facts
+
+    def check_plan(self) -> tuple[list[tuple[str, CheckSpec]], list[tuple[str, CheckSpec]]]:
+        """(success criteria, failure conditions) as (text, check spec) pairs, in goal order."""
+        goal = self.effective_goal
+        by_text = {normalize_criterion(t): spec for t, spec in self.checks.items()}
+
+        def spec(text: str) -> CheckSpec:
+            key = normalize_criterion(text)
+            return by_text.get(key) or StandardCheck(criterion=text)
+
+        return (
+            [(t, spec(t)) for t in goal.success_criteria],
+            [(t, spec(t)) for t in goal.failure_conditions],
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """What to record under call_metadata.json["scenario"]."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "intent": self.intent,
+            "expected_outcome": self.expected_outcome,
+            "line": self.line.model_dump(mode="json") if self.line else None,
+            "customer_id": self.customer_id(),
+            "customer": self.caller_facts().as_dict(),
+            "checks": {text: spec.model_dump(mode="json") for text, spec in self.checks.items()},
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-field validation (needs the resolved persona and fixture)
+# --------------------------------------------------------------------------------------------
+
+
+def _consistency_errors(scenario: Scenario) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    fixture = scenario.bank_fixture()
+    if not fixture.customers:
+        return [("bank.customers", "the bank needs at least one customer (the caller)")]
+    customers = {c.customer_id: c for c in fixture.customers}
+    customer_id = scenario.caller.customer_id
+    if customer_id is not None and customer_id not in customers:
+        errors.append(
+            (
+                "caller.customer_id",
+                f"unknown customer {customer_id!r}; valid choices: {', '.join(customers)}",
+            )
+        )
+        return errors
+    customer_id = customer_id or fixture.customers[0].customer_id
+    products = [c.product for c in fixture.cards if c.customer_id == customer_id]
+    product = scenario.caller.card_product
+    if product is not None and product not in products:
+        errors.append(
+            (
+                "caller.card_product",
+                f"customer {customer_id} has no {product!r} card; valid choices: "
+                + (", ".join(products) or "none"),
+            )
+        )
+    goal = scenario.effective_goal
+    criteria = {normalize_criterion(t): t for t in goal.success_criteria + goal.failure_conditions}
+    for text in scenario.checks:
+        if normalize_criterion(text) not in criteria:
+            errors.append(
+                (
+                    f"checks.{text}",
+                    "not one of the goal's success_criteria or failure_conditions: "
+                    + ", ".join(map(repr, criteria.values())),
+                )
+            )
+    given = {normalize_criterion(t) for t in scenario.checks}
+    for key, text in criteria.items():
+        if key not in given and key not in STANDARD_CHECKS:
+            errors.append(
+                (
+                    "checks",
+                    f"no check for criterion {text!r}; give one under checks, or use a standard "
+                    f"criterion: {', '.join(STANDARD_CHECKS)}",
+                )
+            )
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _builtin_dir() -> Path:
+    return Path(str(resources.files("dualagent") / "data" / "scenarios"))
+
+
+def list_scenarios() -> list[str]:
+    """Names of the built-in scenarios."""
+    return sorted(p.stem for p in _builtin_dir().glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A built-in scenario by name, or a scenario YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        choices = list_scenarios()
+        if str(name_or_path) not in choices:
+            raise ScenarioError(
+                f"unknown scenario {str(name_or_path)!r}; valid choices: {', '.join(choices)}"
+                " (or a path to a scenario .yaml file)"
+            )
+        path = _builtin_dir() / f"{name_or_path}.yaml"
+    elif not path.is_file():
+        raise ScenarioError(f"scenario file not found: {path}")
+    return scenario_from_dict(_read_yaml(path), source=str(path))
+
+
+def scenario_from_dict(data: Any, source: str = "scenario") -> Scenario:
+    """Validate a scenario mapping; errors name the source, the field and the reason.
+
+    ``name`` defaults to the source's file name without its extension.
+    """
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: (root): expected a mapping, got {type(data).__name__}")
+    data = {"name": Path(source).stem, **data}
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(f"{source}: {_describe(exc)}") from None
+    errors = _consistency_errors(scenario)
+    if errors:
+        field, reason = errors[0]
+        raise ScenarioError(f"{source}: {field}: {reason}")
+    return scenario
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(_drop_union_tags(first["loc"])) or "(root)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "union_tag_invalid":
+        ctx = first.get("ctx") or {}
+        message = f"unknown check kind {ctx.get('tag')!r}; valid kinds: {', '.join(CHECK_KINDS)}"
+    elif first["type"] == "union_tag_not_found":
+        message = f"a check needs a kind; valid kinds: {', '.join(CHECK_KINDS)}"
+    return f"{field}: {message}"
+
+
+def _drop_union_tags(loc: tuple[int | str, ...]) -> list[str]:
+    """Pydantic puts the check kind into error locations ("checks.x.all_of.checks.0.said"): drop it."""
+    parts: list[str] = []
+    tag_next = False
+    for i, part in enumerate(loc):
+        if tag_next and part in CHECK_KINDS:
+            tag_next = False
+            continue
+        parts.append(str(part))
+        previous = loc[i - 1] if i else None
+        tag_next = (
+            (i == 1 and loc[0] == "checks")
+            or part == "check"
+            or (isinstance(part, int) and previous == "checks")
+        )
+    return parts
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: (root): not valid YAML: {exc}") from None
