@@ -13,11 +13,13 @@ audio), so the stereo recording sounds like the call would have sounded live.
 from __future__ import annotations
 
 import json
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dualagent.line import LineChannel, LineModel
 from dualagent.realtime import protocol as p
 
 Agent = Literal["caller", "cs"]
@@ -25,6 +27,12 @@ AGENTS: tuple[Agent, Agent] = ("caller", "cs")
 Route = Literal["audio", "text"]
 
 MIN_COMMIT_BYTES = 2 * p.SAMPLE_RATE_HZ // 10  # the protocol refuses commits under 100 ms
+BARGE_IN_WINDOW_S = (1.0, 2.5)  # how far into an agent utterance an interrupting caller starts
+BARGE_IN_OVERLAP_S = 0.4  # the agent keeps talking this long over the caller before it stops
+BARGE_IN_NOTE = (
+    "\n\nRight now you are cutting in while the agent is still talking: say something short "
+    "that moves the call along."
+)
 WORDS_PER_SECOND = 2.6  # text route: estimated speaking time at speed 1.0
 
 
@@ -101,6 +109,10 @@ class CallSettings:
     max_duration_s: float = 300.0
     first_speaker: Agent = "cs"
     speaking_rate: dict[str, float] = field(default_factory=lambda: {"caller": 1.0, "cs": 1.0})
+    line: LineModel = field(default_factory=LineModel)
+    # The caller's tendency to interrupt: chance that it barges into a CS utterance.
+    interrupt_probability: float = 0.0
+    seed: int = 0
     # Tools whose successful execution ends the call, with the end_reason they give.
     ending_tools: dict[str, str] = field(
         default_factory=lambda: {
@@ -118,6 +130,10 @@ class _Utterance:
     start_s: float
     audio_bytes: int = 0
     text: str = ""
+    interrupt_at_s: float | None = None  # offset where the caller will barge in
+    cut_at_s: float | None = None  # offset after which this utterance's audio is dropped
+    interrupted: bool = False
+    received_bytes: int = 0  # all audio the agent sent for it, including what was cut off
 
 
 @dataclass
@@ -133,6 +149,11 @@ class _Side:
     commits_waiting: deque[int] = field(default_factory=deque)  # turn index per commit sent
     heard_items: dict[str, int] = field(default_factory=dict)  # input item id -> turn index
     usage: dict[str, int] = field(default_factory=dict)
+    response_active: bool = False  # between response.created and response.done
+    deferred_request_at_s: float | None = None  # response.create waiting for the active one
+    cancelled_response_id: str | None = None  # a response we cancelled on barge-in
+    barge_in_from_s: float | None = None  # next utterance starts from here, not timeline end
+    pending_text: dict[str, str] = field(default_factory=dict)  # transcript before its audio
 
 
 class CallCore:
@@ -151,11 +172,19 @@ class CallCore:
         self.ended = False
         self.empty_responses = 0
         self.errors: list[dict[str, Any]] = []
+        self.rng = random.Random(f"{settings.seed}:barge-in")
+        self.lines: dict[Agent, LineChannel] = {
+            agent: settings.line.channel(seed=settings.seed * 2 + i)
+            for i, agent in enumerate(AGENTS)
+        }
+        self.interruptions = 0
+        self.instructions: dict[Agent, str] = {}
 
     # ------------------------------------------------------------------ start
 
     def start(self, sessions: dict[Agent, p.SessionConfig], now_s: float) -> list[Effect]:
         """Configure both sessions and ask the first speaker to begin."""
+        self.instructions = {agent: sessions[agent].instructions or "" for agent in AGENTS}
         effects: list[Effect] = [
             Send(agent, p.SessionUpdate(session=sessions[agent]).dump()) for agent in AGENTS
         ]
@@ -175,11 +204,12 @@ class CallCore:
         if kind in ("response.output_audio_transcript.delta", "response.output_text.delta"):
             return self._on_text_delta(side, event, now_s)
         if kind in ("response.output_audio_transcript.done", "response.output_text.done"):
-            return self._on_text_done(side, event)
+            return self._on_text_done(side, event, now_s)
         if kind == "response.output_item.done":
             return self._on_item_done(side, event)
         if kind == "response.created":
             side.response_id = event.get("response", {}).get("id")
+            side.response_active = True
             return []
         if kind == "response.done":
             return self._on_response_done(side, event, now_s)
@@ -219,15 +249,21 @@ class CallCore:
     def _current_utterance(self, side: _Side, event: dict[str, Any], now_s: float) -> _Utterance:
         utterance = side.utterance
         if utterance is None or utterance.item_id != event.get("item_id"):
-            latency = max(0.0, now_s - side.requested_at_s) if side.requested_at_s else 0.0
+            requested = side.requested_at_s
+            latency = max(0.0, now_s - requested) if requested is not None else 0.0
             side.requested_at_s = None
-            start = self.timeline_s + latency
+            if side.barge_in_from_s is not None:  # this utterance interrupts the other side
+                start = side.barge_in_from_s + latency
+                side.barge_in_from_s = None
+            else:
+                start = self.timeline_s + latency
             index = len(self.turns)
             if not self.turns or self.turns[-1]["speaker"] != side.agent:
                 self.speaker_turns += 1
             utterance = _Utterance(
                 index, event.get("item_id", ""), event.get("response_id", ""), start
             )
+            utterance.interrupt_at_s = self._plan_interruption(side, index)
             side.utterance = utterance
             side.spoke_in_response = True
             self.latencies_s.append(latency)
@@ -248,28 +284,97 @@ class CallCore:
         return utterance
 
     def _on_audio(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
+        if self._cancelled_output(side, event):
+            return []
         utterance = self._current_utterance(side, event, now_s)
-        pcm = p.decode_audio(event["delta"])
+        if side.pending_text:
+            utterance.text = side.pending_text.pop(utterance.item_id, "") + utterance.text
+        utterance.received_bytes += p.b64_decoded_size(event["delta"])
         offset_s = p.pcm16_duration_s(utterance.audio_bytes)
+        if utterance.cut_at_s is not None and offset_s >= utterance.cut_at_s:
+            return []  # the speaker stopped talking here (barge-in)
+        pcm = p.decode_audio(event["delta"])
+        delta = event["delta"]
+        if not self.settings.line.is_clean:  # what the line does, the listener hears and we record
+            pcm = self.lines[side.agent].process(pcm)
+            delta = p.encode_audio(pcm)
         at_s = utterance.start_s + offset_s
         utterance.audio_bytes += len(pcm)
         effects: list[Effect] = [PlaceAudio(side.agent, pcm, at_s)]
-        if self.settings.route == "audio":
+        if self.settings.route == "audio" and not utterance.interrupted:
             listener = self.sides[other(side.agent)]
             listener.appended_bytes += len(pcm)
-            append = {"type": "input_audio_buffer.append", "audio": event["delta"]}
+            append = {"type": "input_audio_buffer.append", "audio": delta}
             effects.append(Send(listener.agent, append, utterance_offset_s=offset_s))
+            end_offset = offset_s + p.pcm16_duration_s(pcm)
+            if utterance.interrupt_at_s is not None and end_offset >= utterance.interrupt_at_s:
+                effects += self._barge_in(side, utterance, end_offset, now_s)
         return effects
 
+    # ------------------------------------------------------------------ barge-in
+
+    def _plan_interruption(self, side: _Side, index: int) -> float | None:
+        """Decide, once per CS utterance, whether and when the caller will cut in."""
+        chance = self.settings.interrupt_probability
+        if side.agent != "cs" or self.settings.route != "audio" or chance <= 0:
+            return None
+        draw, when = self.rng.random(), self.rng.uniform(*BARGE_IN_WINDOW_S)
+        if index == 0 or draw >= chance:  # nobody interrupts the greeting
+            return None
+        return when
+
+    def _barge_in(
+        self, side: _Side, utterance: _Utterance, heard_until_s: float, now_s: float
+    ) -> list[Effect]:
+        """The caller starts talking over the CS agent: cancel, and let the caller speak."""
+        utterance.interrupted = True
+        utterance.cut_at_s = heard_until_s + BARGE_IN_OVERLAP_S
+        self.turns[utterance.turn_index]["interrupted"] = True
+        self.interruptions += 1
+        caller = self.sides[other(side.agent)]
+        caller.barge_in_from_s = utterance.start_s + heard_until_s
+        side.cancelled_response_id = utterance.response_id
+        effects: list[Effect] = [
+            Log("info", f"caller interrupts the agent at {utterance.start_s + heard_until_s:.1f}s"),
+            Send(side.agent, p.ResponseCancel(response_id=utterance.response_id or None).dump()),
+        ]
+        if caller.appended_bytes >= MIN_COMMIT_BYTES:  # what the caller heard before cutting in
+            caller.appended_bytes = 0
+            caller.commits_waiting.append(utterance.turn_index)
+            effects.append(Send(caller.agent, p.InputAudioBufferCommit().dump()))
+        # The same instructions plus a note (a hosted model reads it as well as our brains).
+        note = self.instructions.get(caller.agent, "") + BARGE_IN_NOTE
+        return effects + self._request_response(caller.agent, now_s, instructions=note)
+
+    def _cancelled_output(self, side: _Side, event: dict[str, Any]) -> bool:
+        """Output of a response we cancelled, other than the utterance already cut."""
+        if (
+            side.cancelled_response_id is None
+            or event.get("response_id") != side.cancelled_response_id
+        ):
+            return False
+        return side.utterance is None or event.get("item_id") != side.utterance.item_id
+
     def _on_text_delta(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
+        if self._cancelled_output(side, event):
+            return []
+        if self.settings.route == "audio" and side.utterance is None:
+            # Latency runs to the first *audio*: a transcript may come before it is spoken.
+            item_id = event.get("item_id", "")
+            side.pending_text[item_id] = side.pending_text.get(item_id, "") + event.get("delta", "")
+            return []
         utterance = self._current_utterance(side, event, now_s)
         utterance.text += event.get("delta", "")
         return []
 
-    def _on_text_done(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
+    def _on_text_done(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
         utterance = side.utterance
         if utterance is None:
-            return []
+            if self._cancelled_output(side, event):
+                return []
+            # A message without audio (a text-only reply): it still is a turn.
+            side.pending_text.pop(event.get("item_id", ""), None)
+            utterance = self._current_utterance(side, event, now_s)
         text = event.get("transcript") if "transcript" in event else event.get("text")
         utterance.text = (text or utterance.text).strip()
         self.turns[utterance.turn_index]["text"] = utterance.text
@@ -294,19 +399,34 @@ class CallCore:
             return []
         side.utterance = None
         turn = self.turns[utterance.turn_index]
+        if not turn["text"]:  # no transcript.done (the response was cancelled mid-way)
+            turn["text"] = utterance.text.strip()
+        if utterance.interrupted and utterance.received_bytes and utterance.cut_at_s is not None:
+            # Keep the words actually spoken before the agent stopped, as the service does.
+            spoken = min(1.0, utterance.cut_at_s / p.pcm16_duration_s(utterance.received_bytes))
+            words = turn["text"].split()
+            turn["planned_text"] = turn["text"]
+            turn["text"] = " ".join(words[: round(len(words) * spoken)])
         if utterance.audio_bytes:
             duration = p.pcm16_duration_s(utterance.audio_bytes)
+        elif utterance.interrupted:
+            duration = utterance.cut_at_s or 0.0
         else:  # text route: estimate how long it would take to say
             rate = self.settings.speaking_rate.get(side.agent, 1.0) or 1.0
             duration = len(utterance.text.split()) / (WORDS_PER_SECOND * rate)
         end = utterance.start_s + duration
         turn["end_s"] = round(end, 3)
         self.timeline_s = max(self.timeline_s, end)
-        effects: list[Effect] = [
-            AddTurn(dict(turn)),
-            Log("turn", turn["text"], side.agent),
-            Flush(self.timeline_s),
-        ]
+        effects: list[Effect] = [AddTurn(dict(turn)), Log("turn", turn["text"], side.agent)]
+        if utterance.interrupted:
+            # Tell the agent what the caller actually heard, as a phone line would.
+            heard_ms = int(duration * 1000)
+            truncate = p.ConversationItemTruncate(
+                item_id=utterance.item_id, content_index=0, audio_end_ms=heard_ms
+            )
+            effects.append(Send(side.agent, truncate.dump()))
+        if self.settings.route == "audio":  # the text route has no audio to lay out
+            effects.append(Flush(self._safe_flush_point()))
         listener = self.sides[other(side.agent)]
         if self.settings.route == "text":
             turn["heard"] = utterance.text
@@ -319,6 +439,17 @@ class CallCore:
             listener.commits_waiting.append(utterance.turn_index)
             effects.append(Send(listener.agent, p.InputAudioBufferCommit().dump()))
         return effects
+
+    def _safe_flush_point(self) -> float:
+        """Nothing will be placed before this time: the timeline end, or earlier while an
+        interrupting utterance (which starts inside the previous one) is open or pending."""
+        points = [self.timeline_s]
+        for side in self.sides.values():
+            if side.utterance is not None:
+                points.append(side.utterance.start_s)
+            if side.barge_in_from_s is not None:
+                points.append(side.barge_in_from_s)
+        return min(points)
 
     def _on_heard(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
         index = side.heard_items.pop(event.get("item_id", ""), None)
@@ -341,6 +472,20 @@ class CallCore:
             effects += self._close_utterance(side)
         _add_usage(side.usage, response.get("usage") or {})
         side.response_id = None
+        side.response_active = False
+        if (
+            side.cancelled_response_id is not None
+            and response.get("id") == side.cancelled_response_id
+        ):
+            # Interrupted: the other side already has the turn. Tools it called still ran.
+            side.cancelled_response_id = None
+            calls, side.pending_tool_calls = side.pending_tool_calls, []
+            side.spoke_in_response = False
+            for call in calls:
+                effects += self._run_tool(side, call)
+            if self.ending is not None and not self._transcriptions_pending():
+                effects += self._finish()
+            return effects + self._deferred_request(side)
         if status == "failed":
             error = (response.get("status_details") or {}).get("error") or {}
             message = error.get("message") or "response failed"
@@ -418,13 +563,27 @@ class CallCore:
             effects += self._end("completed", reason)
         return effects
 
-    def _request_response(self, agent: Agent, now_s: float) -> list[Effect]:
+    def _request_response(
+        self, agent: Agent, now_s: float, instructions: str | None = None
+    ) -> list[Effect]:
         side = self.sides[agent]
+        if side.response_active:  # e.g. its cancelled response has not finished yet
+            side.deferred_request_at_s = now_s
+            return []
         side.requested_at_s = now_s
-        return [Send(agent, p.ResponseCreate().dump())]
+        params = p.ResponseParams(instructions=instructions) if instructions else None
+        return [Send(agent, p.ResponseCreate(response=params).dump())]
+
+    def _deferred_request(self, side: _Side) -> list[Effect]:
+        if side.deferred_request_at_s is None:
+            return []
+        at, side.deferred_request_at_s = side.deferred_request_at_s, None
+        return self._request_response(side.agent, at)
 
     def _on_error(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
         error = event.get("error") or {}
+        if error.get("code") == "response_cancel_not_active":
+            return []  # our barge-in cancel arrived after the response had finished: harmless
         self.errors.append({"agent": side.agent, **error})
         message = f"{side.agent} server error {error.get('code')}: {error.get('message')}"
         effects: list[Effect] = [Log("error", message, side.agent)]
@@ -469,7 +628,9 @@ class CallCore:
         for side in self.sides.values():
             if side.utterance is not None:
                 effects += self._close_utterance(side)
-        return [*effects, Flush(self.timeline_s), self.ending]
+        if self.settings.route == "audio":
+            effects.append(Flush(self.timeline_s))
+        return [*effects, self.ending]
 
     # ------------------------------------------------------------------ results
 

@@ -21,7 +21,7 @@ from dualagent import __version__
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Subcommands that live in their own modules: name -> module with add_parser(subparsers).
-EXTRA_COMMANDS: list[str] = []
+EXTRA_COMMANDS: list[str] = ["dualagent.cli_analysis", "dualagent.cli_batch"]
 
 
 class UsageError(Exception):
@@ -58,6 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = asyncio.run(
             simulate(
                 args.caller_type,
+                scenario=args.scenario,
+                line=args.line,
                 duration=args.duration,
                 max_turns=args.max_turns,
                 route=args.route,
@@ -93,6 +95,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"tool calls:   {', '.join(summary['tool_calls']) or 'none'}")
         if summary.get("outcome"):
             print(f"outcome:      {summary['outcome']}")
+            for criterion in result.metadata.get("outcome", {}).get("criteria", []):
+                mark = "pass" if criterion["passed"] else "FAIL"
+                print(f"  [{mark}] {criterion['name']}: {criterion['evidence']}")
         if summary.get("error"):
             print(f"error:        {summary['error']}")
     return EXIT_OK if result.status == "completed" else EXIT_FAILED
@@ -174,9 +179,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(parts, as_json=args.json)
 
 
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from dualagent.scenarios import list_scenarios, load_scenario
+
+    for name in list_scenarios():
+        scenario = load_scenario(name)
+        persona = scenario.resolve_persona()
+        line = scenario.line.name if scenario.line else "clean"
+        print(
+            f"{name:<36} {persona.name:<11} {scenario.intent:<15} line {line:<10} expect {scenario.expected_outcome}"
+        )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dualagent.personas import list_personas
     from dualagent.recording import AUDIO_FORMATS
+    from dualagent.scenarios import list_scenarios
     from dualagent.simulate import DEFAULT_OUTPUT_DIR, PACES, ROUTES
 
     parser = _Parser(
@@ -188,10 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one simulated call and record it")
     run.add_argument(
+        "--scenario",
+        default=None,
+        metavar="NAME|PATH",
+        help=f"a scenario: {', '.join(list_scenarios())}, or a scenario .yaml path",
+    )
+    run.add_argument(
+        "--line",
+        default=None,
+        metavar="LINE",
+        help="phone line between the agents: clean, telephone, noisy[:SNR_DB] (default: the scenario's, else clean)",
+    )
+    run.add_argument(
         "--caller-type",
-        default="typical",
+        default=None,
         metavar="TYPE",
-        help=f"persona: {', '.join(list_personas())}, or a persona .yaml path (default: typical)",
+        help=f"persona: {', '.join(list_personas())}, or a persona .yaml path (default: the scenario's, else typical)",
     )
     run.add_argument(
         "--duration",
@@ -255,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     personas = sub.add_parser("personas", help="list the built-in caller personas")
     personas.set_defaults(func=cmd_personas)
 
+    scenarios = sub.add_parser("scenarios", help="list the built-in scenarios")
+    scenarios.set_defaults(func=cmd_scenarios)
+
     bench = sub.add_parser(
         "bench", help="measure speed, overhead, memory and storage on this machine"
     )
@@ -284,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dualagent: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dualagent analyze ... | head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

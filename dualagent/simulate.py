@@ -21,10 +21,14 @@ from typing import Any
 from dualagent import __version__, agents, bank
 from dualagent.bridge import DualAgentBridge, Endpoint
 from dualagent.call import Agent, CallSettings, Log
+from dualagent.evaluate import evaluate, load_call_record
+from dualagent.line import LineModel, make_line
+from dualagent.metrics import compute_metrics
 from dualagent.personas import Persona, PersonaError, load_persona
 from dualagent.pricing import estimate_cost_usd
 from dualagent.realtime.local.server import LocalRealtimeServer
 from dualagent.recording import AUDIO_FORMATS, CallRecorder, validate_conversation_id
+from dualagent.scenarios import Scenario, ScenarioError, load_scenario
 
 ROUTES = ("audio", "text")
 PACES = ("fast", "realtime")
@@ -172,9 +176,11 @@ async def local_backend(
 
 
 async def simulate(
-    caller_type: str | Persona = "typical",
+    caller_type: str | Persona | None = None,
     *,
-    duration: float = 300.0,
+    scenario: str | Path | Scenario | None = None,
+    line: str | None = None,
+    duration: float | None = None,
     max_turns: int | None = None,
     route: str = "audio",
     pace: str | None = None,
@@ -189,7 +195,7 @@ async def simulate(
     conversation_id: str | None = None,
     audio_format: str = "wav",
     seed: int = 0,
-    intent: str = "lost_card",
+    intent: str | None = None,
     fixture: bank.BankFixture | None = None,
     customer_id: str | None = None,
     local_server: LocalRealtimeServer | None = None,
@@ -198,10 +204,24 @@ async def simulate(
 ) -> CallResult:
     """Run one call between a persona-driven caller and the banking CS agent; record it all.
 
-    Every argument is validated before anything is written; a bad one raises
-    :class:`InputError` naming the value and the valid choices.
+    ``scenario`` (a built-in name, a YAML path or a :class:`Scenario`) sets the persona, intent,
+    bank, caller facts, line and limits; explicit arguments override it. Without a scenario the
+    caller is ``caller_type`` (default: typical) with a lost gold card. Every argument is
+    validated before anything is written; a bad one raises :class:`InputError` naming the
+    value and the valid choices. At the end the call is evaluated against the scenario's checks
+    (or the persona's goal) and its metrics are computed; both go into call_metadata.json.
     """
-    persona = resolve_persona(caller_type)
+    sc = resolve_scenario(scenario)
+    if sc is not None and caller_type is None:
+        persona = sc.resolve_persona()
+    else:
+        persona = resolve_persona(caller_type or "typical")
+    intent = intent or (sc.intent if sc else "lost_card")
+    duration = (
+        duration if duration is not None else (sc.duration_s if sc and sc.duration_s else 300.0)
+    )
+    max_turns = max_turns or (sc.turn_limit if sc else None)
+    line_spec = line_condition(line if line is not None else (sc.line if sc else None))
     check_choice("route", route, ROUTES)
     caller_backend = check_backend(caller_backend or backend)
     cs_backend = check_backend(cs_backend or backend)
@@ -229,8 +249,14 @@ async def simulate(
             f"conversation {conversation_id!r} already exists in {out}; choose another --conversation-id"
         )
 
-    fixture = fixture or bank.default_fixture()
-    facts = agents.caller_facts_from_fixture(fixture, customer_id)
+    if sc is not None and fixture is None and customer_id is None:
+        fixture, facts = sc.bank_fixture(), sc.caller_facts()
+    else:
+        fixture = fixture or bank.default_fixture()
+        try:
+            facts = agents.caller_facts_from_fixture(fixture, customer_id)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
     state = bank.BankState.from_fixture(fixture)
     modalities = ["text"] if route == "text" else ["audio"]
     models = {
@@ -258,6 +284,9 @@ async def simulate(
         max_turns=turns_limit,
         max_duration_s=duration,
         speaking_rate={"caller": persona.personality.speaking_rate, "cs": 1.0},
+        line=line_spec,
+        interrupt_probability=persona.personality.tendency_to_interrupt,
+        seed=seed,
     )
 
     def execute_tool(agent: Agent, name: str, arguments: str) -> dict[str, Any]:
@@ -267,7 +296,10 @@ async def simulate(
         "package_version": __version__,
         "caller_type": persona.personality.type.value if persona.personality.type else persona.name,
         "persona": persona.model_dump(mode="json"),
-        "scenario": {"name": f"{intent}-default", "intent": intent, "customer": facts.as_dict()},
+        "scenario": sc.metadata()
+        if sc is not None
+        else {"name": f"{intent}-default", "intent": intent, "customer": facts.as_dict()},
+        "line": line_spec.describe(),
         "backend": {"caller": _public_backend(caller_backend), "cs": _public_backend(cs_backend)},
         "models": models,
         "voices": {a: sessions[a].audio.output.voice for a in ("caller", "cs")},  # type: ignore[union-attr]
@@ -301,7 +333,8 @@ async def simulate(
             await bridge.run()
         finally:
             _write_final_state(recorder, state)
-    _write_costs(recorder, models)
+            _write_costs(recorder, models)
+            _write_evaluation(recorder, sc or persona, intent)
     return CallResult(
         recorder.directory, json.loads((recorder.directory / "call_metadata.json").read_text())
     )
@@ -317,6 +350,36 @@ def _write_costs(recorder: CallRecorder, models: dict[str, str]) -> None:
         )
 
 
+def _write_evaluation(recorder: CallRecorder, judge: Scenario | Persona, intent: str) -> None:
+    """Outcome (per-criterion evidence) and metrics, from what the recording holds."""
+    try:
+        record = load_call_record(recorder.directory)
+        outcome = evaluate(record, judge)
+        metrics = compute_metrics(
+            record.turns, record.function_calls, record.metadata, intent=intent
+        )
+    except Exception as exc:  # evaluation must never lose a recording
+        recorder.update_metadata(evaluation_error=f"{type(exc).__name__}: {exc}")
+        return
+    recorder.update_metadata(outcome=outcome.as_dict(), metrics=metrics)
+
+
+def resolve_scenario(scenario: str | Path | Scenario | None) -> Scenario | None:
+    if scenario is None or isinstance(scenario, Scenario):
+        return scenario
+    try:
+        return load_scenario(scenario)
+    except ScenarioError as exc:
+        raise InputError(str(exc)) from None
+
+
+def line_condition(spec: Any) -> LineModel:
+    try:
+        return make_line(spec)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
 def _write_final_state(recorder: CallRecorder, state: bank.BankState) -> None:
     with contextlib.suppress(Exception):
         recorder.update_metadata(bank_state=state.snapshot())
@@ -327,7 +390,7 @@ def _public_backend(backend: str) -> str:
     return backend.split("?")[0]
 
 
-def run(caller_type: str | Persona = "typical", **kwargs: Any) -> CallResult:
+def run(caller_type: str | Persona | None = None, **kwargs: Any) -> CallResult:
     """Synchronous :func:`simulate` for scripts (inside Jupyter, use ``await simulate(...)``)."""
     try:
         asyncio.get_running_loop()

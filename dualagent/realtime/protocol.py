@@ -257,6 +257,11 @@ class SessionUpdate(_ClientEvent):
     type: Literal["session.update"] = "session.update"
     session: SessionConfig
 
+    def dump(self) -> dict[str, Any]:
+        # The session's own dump keeps an explicit ``turn_detection: null``; the generic
+        # ``exclude_none`` dump of this event would silently drop it.
+        return {**super().dump(), "session": self.session.dump()}
+
 
 class InputAudioBufferAppend(_ClientEvent):
     type: Literal["input_audio_buffer.append"] = "input_audio_buffer.append"
@@ -389,7 +394,7 @@ def parse_client_event(raw: str | bytes | dict[str, Any]) -> Any:
         return _client_event_adapter.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        location = ".".join(str(part) for part in first["loc"][1:] if part != kind)
+        location = _param_path(data, first["loc"])
         missing = first["type"] == "missing"
         raise ProtocolError(
             (f"Missing required parameter: '{location}'." if missing else f"Invalid '{location}': ")
@@ -398,6 +403,27 @@ def parse_client_event(raw: str | bytes | dict[str, Any]) -> Any:
             param=location or None,
             event_id=event_id,
         ) from exc
+
+
+def _param_path(data: Any, loc: tuple[Any, ...]) -> str:
+    """The dotted JSON path of a validation error, without discriminated-union tags.
+
+    Pydantic puts the tag (``"conversation.item.create"``, ``"function_call_output"``) in the
+    error location; the client's JSON has no such key, so ``param`` must skip it.
+    """
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        parts.append(str(part))
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return ".".join(parts)
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ class _Connection:
             # The brain must read what it just heard: wait for pending transcriptions.
             pending = [t for t in self.transcriptions.values() if not t.done()]
             if pending:
-                await asyncio.gather(*pending)
+                # wait(), not gather(): cancelling this response must not cancel them.
+                await asyncio.wait(pending)
             config = session.config
             instructions = config.instructions or ""
             tools = order.params.tools if order.params.tools is not None else (config.tools or [])

@@ -78,13 +78,16 @@ class CallerBrain:
         self.last_statement = ""  # what to repeat when asked (without "Sure." prefixes)
         self.asked_slower = 0
         self.gave_partial_name = False
+        self.gave_identity = False
+        self.understood = True  # whether the last decision recognised what was heard
 
     # ------------------------------------------------------------------ entry point
 
     def respond(self, given: BrainInput) -> Reply:
         fresh = self.reader.new_entries(given.conversation)
         heard = self.reader.heard(fresh)
-        reply = self._decide(heard)
+        barging = "cutting in" in (given.response_instructions or "")
+        reply = self._barge_in(heard) if barging else self._decide(heard)
         if reply.text:
             self.last_said = reply.text
             if not reply.text.startswith(("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ")):
@@ -145,7 +148,7 @@ class CallerBrain:
                 self._style("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ")
                 + self.last_statement
             )
-        if lang.has_any(heard, ("which card", "which one")):
+        if lang.has_any(heard, ("which card", "which one", "i see a", "which is it")):
             return Reply(
                 self._style(
                     "The {p} card.", "The {p} card, obviously.", "It's my {p} card.", "{p} card."
@@ -185,8 +188,30 @@ class CallerBrain:
         if not self.opened:
             return Reply(self._opening())
         # Nothing we recognise: nudge towards the goal, and lose a little patience.
+        self.understood = False
         self._lose_patience(1.0)
         return self._maybe_give_up() or Reply(self._nudge())
+
+    def _barge_in(self, heard: str) -> Reply:
+        """Cutting in: answer what was already heard, or say what moves things along."""
+        # Interrupting is the caller's own choice: it costs no patience when nothing was caught.
+        patience, self.understood = self.patience, True
+        reply = self._decide(heard)
+        understood = self.understood
+        if not understood:
+            self.patience = patience
+        lead = self._style("Sorry, ", "Look, ", "Oh, sorry dear, ", "Yes, yes. ")
+        if understood and heard:
+            return Reply(lead + reply.text, reply.tool_calls)
+        if not self.gave_identity and self.opened:
+            return Reply(lead + self._identity(True, True, False))
+        product = self.facts.get("card_product", "gold")
+        if not self.primary_done and lang.has_any(heard, (product, "which", "credit", "debit")):
+            return Reply(lead + f"It's the {product} card.")
+        return Reply(
+            lead
+            + self._style("go ahead.", "just get on with it.", "please go on.", "go on, go on.")
+        )
 
     def _opening(self) -> str:
         self.opened = True
@@ -237,6 +262,8 @@ class CallerBrain:
                 parts.append("I'm sorry, I don't remember the card number")
         if not parts:
             return "Sorry, what do you need?"
+        if asks_name and asks_dob:
+            self.gave_identity = True
         text = ", and ".join(parts)
         return text[0].upper() + text[1:] + "."
 

@@ -310,10 +310,9 @@ class CustomerServiceBrain:
                     + "I don't see any active cards on your profile. Is there anything else I can help with?"
                 )
             self.stage = "choose_card"
-            listing = " and ".join(
-                f"a {c['kind']} ending in {lang.say_digits(c['last4'])}" for c in cards
-            )
-            return Reply(prefix + f"I see {listing}. Which card is it?")
+            # Short and product-first: the caller answers with a word, not four digits.
+            kinds = " or the ".join(str(c["kind"]) for c in cards)
+            return Reply(prefix + f"Which card is it: the {kinds}?")
         self.card = chosen
         reason = "stolen" if self.intents and self.intents[0] == "stolen_card" else "lost"
         return Reply(

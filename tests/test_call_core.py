@@ -1,0 +1,520 @@
+"""The call state machine, fed hand-written server events (no sockets, no engines)."""
+
+import json
+from typing import Any
+
+import pytest
+
+from dualagent.call import (
+    AddTurn,
+    CallCore,
+    CallSettings,
+    EndCall,
+    Flush,
+    LogToolCall,
+    PlaceAudio,
+    Send,
+    UpdateTurn,
+)
+from dualagent.realtime import protocol as p
+
+SESSIONS = {
+    "caller": p.session_config(instructions="You are a caller.", voice="ash"),
+    "cs": p.session_config(instructions="You are a bank agent.", voice="coral"),
+}
+
+
+def pcm(ms: int) -> bytes:
+    return b"\x10\x00" * (p.SAMPLE_RATE_HZ * ms // 1000)
+
+
+class FakeBank:
+    """A tool executor: answers by tool name and remembers what it was asked."""
+
+    def __init__(self, **outputs: dict[str, Any]) -> None:
+        self.outputs = outputs
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __call__(self, agent: str, name: str, arguments: str) -> dict[str, Any]:
+        self.calls.append((agent, name, json.loads(arguments)))
+        return self.outputs.get(name, {"ok": True})
+
+
+class Call:
+    """A CallCore plus helpers that play what a Realtime server would send."""
+
+    def __init__(self, tools: FakeBank | None = None, **settings: Any) -> None:
+        self.tools = tools or FakeBank()
+        self.core = CallCore(CallSettings(**settings), self.tools)
+        self.counter = 0
+
+    def new_id(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}_{self.counter}"
+
+    def start(self, now: float = 0.0) -> list:
+        return self.core.start(SESSIONS, now)
+
+    def feed(self, agent: str, event: dict[str, Any], now: float = 0.0) -> list:
+        return self.core.on_event(agent, event, now)
+
+    def created(self, agent: str, now: float = 0.0) -> str:
+        response_id = self.new_id("resp")
+        self.feed(agent, {"type": "response.created", "response": {"id": response_id}}, now)
+        return response_id
+
+    def speak(
+        self, agent: str, text: str, ms: int, now: float = 0.0, *, chunks: int = 1
+    ) -> tuple[str, list]:
+        """One spoken message: audio deltas, transcript done, output item done."""
+        item_id = self.new_id("item")
+        common = {"response_id": "r", "item_id": item_id, "output_index": 0, "content_index": 0}
+        effects = []
+        for _ in range(chunks):
+            delta = {
+                "type": "response.output_audio.delta",
+                "delta": p.encode_audio(pcm(ms // chunks)),
+            }
+            effects += self.feed(agent, {**delta, **common}, now)
+        effects += self.feed(
+            agent,
+            {"type": "response.output_audio_transcript.done", "transcript": text, **common},
+            now,
+        )
+        effects += self.feed(agent, self.message_done(item_id, text), now)
+        return item_id, effects
+
+    def write(self, agent: str, text: str, now: float = 0.0) -> list:
+        """One text message (text route)."""
+        item_id = self.new_id("item")
+        common = {"response_id": "r", "item_id": item_id, "output_index": 0, "content_index": 0}
+        effects = []
+        for i, word in enumerate(text.split()):
+            delta = word if i == 0 else " " + word
+            effects += self.feed(
+                agent, {"type": "response.output_text.delta", "delta": delta, **common}, now
+            )
+        effects += self.feed(
+            agent, {"type": "response.output_text.done", "text": text, **common}, now
+        )
+        effects += self.feed(agent, self.message_done(item_id, text, kind="output_text"), now)
+        return effects
+
+    @staticmethod
+    def message_done(item_id: str, text: str, kind: str = "output_audio") -> dict[str, Any]:
+        field = "transcript" if kind == "output_audio" else "text"
+        item = {
+            "id": item_id,
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": kind, field: text}],
+        }
+        return {"type": "response.output_item.done", "output_index": 0, "item": item}
+
+    def call_tool(self, agent: str, name: str, arguments: dict[str, Any], now: float = 0.0) -> str:
+        call_id = self.new_id("call")
+        item = {
+            "id": self.new_id("item"),
+            "type": "function_call",
+            "call_id": call_id,
+            "name": name,
+            "arguments": json.dumps(arguments),
+        }
+        assert (
+            self.feed(
+                agent, {"type": "response.output_item.done", "output_index": 1, "item": item}, now
+            )
+            == []
+        )
+        return call_id
+
+    def done(
+        self, agent: str, now: float = 0.0, status: str = "completed", **response: Any
+    ) -> list:
+        event = {"type": "response.done", "response": {"id": "r", "status": status, **response}}
+        return self.feed(agent, event, now)
+
+    def hear(self, listener: str, transcript: str, now: float = 0.0) -> list:
+        """The listener's server commits the buffer and transcribes it."""
+        item_id = self.new_id("heard")
+        effects = self.feed(
+            listener, {"type": "input_audio_buffer.committed", "item_id": item_id}, now
+        )
+        effects += self.feed(
+            listener,
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": transcript,
+            },
+            now,
+        )
+        return effects
+
+
+def sends(effects: list, agent: str | None = None) -> list[dict[str, Any]]:
+    return [e.event for e in effects if isinstance(e, Send) and agent in (None, e.agent)]
+
+
+def send_types(effects: list, agent: str | None = None) -> list[str]:
+    return [event["type"] for event in sends(effects, agent)]
+
+
+def ending(effects: list) -> EndCall | None:
+    ends = [e for e in effects if isinstance(e, EndCall)]
+    assert len(ends) <= 1
+    return ends[0] if ends else None
+
+
+# ------------------------------------------------------------------------------ start and speech
+
+
+def test_start_configures_both_sessions_and_asks_cs_to_speak() -> None:
+    effects = Call().start(now=5.0)
+    assert [(e.agent, e.event["type"]) for e in effects] == [
+        ("caller", "session.update"),
+        ("cs", "session.update"),
+        ("cs", "response.create"),
+    ]
+    caller_update, cs_update = effects[0].event, effects[1].event
+    assert caller_update["session"]["instructions"] == "You are a caller."
+    assert cs_update["session"]["audio"]["output"]["voice"] == "coral"
+    # The bridge owns the turns: server VAD must be explicitly off on the wire.
+    assert cs_update["session"]["audio"]["input"]["turn_detection"] is None
+
+
+def test_caller_can_speak_first() -> None:
+    effects = Call(first_speaker="caller").start()
+    assert sends(effects)[-1] == {"type": "response.create"}
+    assert effects[-1].agent == "caller"
+
+
+def test_cs_audio_is_forwarded_to_the_caller_and_placed_on_the_timeline() -> None:
+    call = Call()
+    call.start(now=0.0)
+    call.created("cs")
+    _, effects = call.speak("cs", "Thank you for calling.", 400, now=0.0, chunks=2)
+    placed = [e for e in effects if isinstance(e, PlaceAudio)]
+    assert [(e.speaker, len(e.pcm16), e.at_s) for e in placed] == [
+        ("cs", len(pcm(200)), 0.0),
+        ("cs", len(pcm(200)), pytest.approx(0.2)),
+    ]
+    appends = [
+        e for e in effects if isinstance(e, Send) and e.event["type"] == "input_audio_buffer.append"
+    ]
+    assert [e.agent for e in appends] == ["caller", "caller"]
+    assert b"".join(p.decode_audio(e.event["audio"]) for e in appends) == pcm(400)
+    assert [e.utterance_offset_s for e in appends] == [0.0, pytest.approx(0.2)]
+    assert not sends(effects, "cs")  # nothing echoes back to the speaker
+    # The utterance is committed to the listener as soon as the message is done.
+    assert send_types(effects, "caller")[-1] == "input_audio_buffer.commit"
+    [turn] = [e.turn for e in effects if isinstance(e, AddTurn)]
+    assert turn["speaker"] == "cs" and turn["text"] == "Thank you for calling."
+    assert turn["end_s"] == pytest.approx(0.4)
+    assert any(isinstance(e, Flush) and e.until_s == pytest.approx(0.4) for e in effects)
+
+
+def test_cs_response_done_hands_the_turn_to_the_caller() -> None:
+    call = Call()
+    call.start()
+    call.created("cs")
+    _, spoken = call.speak("cs", "How can I help?", 1000)
+    effects = spoken + call.done("cs", now=1.0)
+    assert send_types(effects, "caller")[-2:] == ["input_audio_buffer.commit", "response.create"]
+
+    # The caller's transcript of what it heard is attached to the CS turn.
+    updates = [e for e in call.hear("caller", "how can i help") if isinstance(e, UpdateTurn)]
+    assert updates == [UpdateTurn(0, {"heard": "how can i help"})]
+    assert call.core.turns[0]["heard"] == "how can i help"
+
+
+def test_message_cut_short_is_still_committed_on_response_done() -> None:
+    call = Call()
+    call.start()
+    item = "item_x"
+    delta = {
+        "type": "response.output_audio.delta",
+        "item_id": item,
+        "delta": p.encode_audio(pcm(500)),
+    }
+    call.feed("cs", delta)
+    effects = call.done("cs", status="cancelled")
+    assert send_types(effects, "caller") == ["input_audio_buffer.commit", "response.create"]
+    assert call.core.turns[0]["end_s"] == pytest.approx(0.5)
+
+
+def test_short_audio_under_100ms_is_not_committed() -> None:
+    call = Call()
+    call.start()
+    _, effects = call.speak("cs", "Hm.", 50)
+    assert "input_audio_buffer.commit" not in send_types(effects)
+    assert send_types(call.done("cs"), "caller") == ["response.create"]
+
+
+# ------------------------------------------------------------------------------ tools
+
+
+def test_function_call_output_goes_back_to_the_same_agent() -> None:
+    bank = FakeBank(verify_customer={"ok": True, "verified": True, "customer_id": "c1"})
+    call = Call(bank)
+    call.start()
+    call.created("cs")
+    call.speak("cs", "One moment.", 600)
+    call_id = call.call_tool("cs", "verify_customer", {"full_name": "Nancy Wilson"})
+    effects = call.done("cs", now=2.0)
+    assert bank.calls == [("cs", "verify_customer", {"full_name": "Nancy Wilson"})]
+    cs_sends = sends(effects, "cs")
+    assert [e["type"] for e in cs_sends] == ["conversation.item.create", "response.create"]
+    item = cs_sends[0]["item"]
+    assert item["type"] == "function_call_output" and item["call_id"] == call_id
+    assert json.loads(item["output"]) == {"ok": True, "verified": True, "customer_id": "c1"}
+    assert "response.create" not in send_types(effects, "caller")  # CS keeps the turn
+    [logged] = [e.call for e in effects if isinstance(e, LogToolCall)]
+    assert logged["name"] == "verify_customer" and logged["ok"] is True
+    assert logged["arguments"] == {"full_name": "Nancy Wilson"}
+    assert call.core.tool_calls == [logged]
+    assert ending(effects) is None
+
+
+def test_caller_end_call_hangs_up_after_its_last_words_are_heard() -> None:
+    call = Call()
+    call.start()
+    call.created("caller")
+    call.speak("caller", "Thanks, goodbye.", 800)
+    call.call_tool("caller", "end_call", {"reason": "done"})
+    effects = call.done("caller", now=3.0)
+    assert send_types(effects, "caller") == ["conversation.item.create"]
+    assert "response.create" not in send_types(effects)
+    assert ending(effects) is None  # the CS has not transcribed "goodbye" yet
+    effects = call.hear("cs", "thanks goodbye")
+    end = ending(effects)
+    assert end == EndCall("completed", "caller_hung_up", None)
+    assert call.core.turns[-1]["heard"] == "thanks goodbye"
+    assert call.core.ended
+    assert call.feed("cs", {"type": "response.done", "response": {"status": "completed"}}) == []
+
+
+def test_cs_end_call_reason() -> None:
+    call = Call()
+    call.start()
+    call.call_tool("cs", "end_call", {})
+    assert ending(call.done("cs")) == EndCall("completed", "cs_ended_call", None)
+
+
+def test_transfer_to_human_ends_the_call() -> None:
+    call = Call()
+    call.start()
+    call.speak("cs", "I'm transferring you now. Please hold.", 1500)
+    call.call_tool("cs", "transfer_to_human", {"reason": "caller asked"})
+    assert ending(call.done("cs")) is None
+    end = ending(call.hear("caller", "transferring you now please hold"))
+    assert end is not None
+    assert (end.status, end.end_reason) == ("completed", "transferred_to_human")
+
+
+def test_failed_ending_tool_does_not_end_the_call() -> None:
+    call = Call(FakeBank(transfer_to_human={"ok": False, "error": "no agents available"}))
+    call.start()
+    call.call_tool("cs", "transfer_to_human", {})
+    effects = call.done("cs")
+    assert ending(effects) is None
+    assert send_types(effects, "cs") == ["conversation.item.create", "response.create"]
+
+
+# ------------------------------------------------------------------------------ limits and errors
+
+
+def _exchange(call: Call, agent: str, text: str, ms: int) -> list:
+    _, effects = call.speak(agent, text, ms)
+    effects += call.done(agent)
+    listener = "caller" if agent == "cs" else "cs"
+    return effects + call.hear(listener, text.lower())
+
+
+def test_max_turns_ends_the_call() -> None:
+    call = Call(max_turns=3)
+    call.start()
+    assert ending(_exchange(call, "cs", "Hello.", 500)) is None
+    assert ending(_exchange(call, "caller", "Hi.", 500)) is None
+    _, effects = call.speak("cs", "Bye.", 500)
+    effects += call.done("cs")
+    assert "response.create" not in send_types(effects)
+    end = ending(effects + call.hear("caller", "bye"))
+    assert end == EndCall("completed", "max_turns", None)
+    assert call.core.speaker_turns == 3
+
+
+def test_two_utterances_in_a_row_are_one_speaker_turn() -> None:
+    call = Call(max_turns=2)
+    call.start()
+    call.speak("cs", "One moment.", 500)
+    call.call_tool("cs", "get_balance", {})
+    call.done("cs")
+    effects = _exchange(call, "cs", "Your balance is ten dollars.", 500)
+    assert ending(effects) is None
+    assert call.core.speaker_turns == 1
+    assert len(call.core.turns) == 2
+
+
+def test_duration_limit_ends_the_call() -> None:
+    call = Call(max_duration_s=2.0)
+    call.start()
+    assert ending(_exchange(call, "cs", "Hello.", 1500)) is None
+    end = ending(_exchange(call, "caller", "I have a long story to tell.", 1000))
+    assert end == EndCall("completed", "duration_limit", None)
+
+
+def test_disconnect_ends_the_call_with_an_error() -> None:
+    call = Call()
+    call.start()
+    call.speak("cs", "Hello.", 500)
+    effects = call.core.on_disconnect("caller", "connection reset")
+    end = ending(effects)
+    assert end is not None and end.status == "error"
+    assert end.end_reason == "caller_disconnected"
+    assert "connection reset" in (end.error or "")
+    assert call.core.on_disconnect("cs", "later") == []
+
+
+def test_failed_response_ends_the_call_with_its_message() -> None:
+    call = Call()
+    call.start()
+    details = {"type": "failed", "error": {"type": "server_error", "message": "model overloaded"}}
+    end = ending(call.done("cs", status="failed", status_details=details))
+    assert end is not None and end.status == "error"
+    assert "model overloaded" in (end.error or "")
+    assert "cs" in (end.error or "")
+
+
+def test_fatal_server_error_ends_the_call_but_a_client_error_does_not() -> None:
+    call = Call()
+    call.start()
+    bad = {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "code": "invalid_value", "message": "x"},
+    }
+    assert ending(call.feed("cs", bad)) is None
+    fatal = {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "code": "invalid_api_key", "message": "no"},
+    }
+    end = ending(call.feed("caller", fatal))
+    assert end is not None and end.status == "error"
+    assert [e["code"] for e in call.core.errors] == ["invalid_value", "invalid_api_key"]
+
+
+def test_two_silent_responses_stall_the_call() -> None:
+    call = Call()
+    call.start()
+    assert send_types(call.done("cs"), "caller") == ["response.create"]
+    end = ending(call.done("caller"))
+    assert end is not None and end.end_reason == "stalled"
+
+
+def test_usage_is_summed_per_agent() -> None:
+    call = Call()
+    call.start()
+    usage = {
+        "input_tokens": 3,
+        "output_tokens": 5,
+        "total_tokens": 8,
+        "output_token_details": {"audio_tokens": 4},
+    }
+    call.done("cs", usage=usage)
+    call.done("caller", usage=usage)
+    assert call.core.usage()["cs"] == {
+        "input_tokens": 3,
+        "output_tokens": 5,
+        "total_tokens": 8,
+        "output_audio_tokens": 4,
+    }
+
+
+# ------------------------------------------------------------------------------ text route
+
+
+def test_text_route_forwards_text_as_a_conversation_item() -> None:
+    call = Call(route="text")
+    call.start()
+    call.created("cs")
+    effects = call.write("cs", "Thank you for calling First Bank.")
+    assert not [e for e in effects if isinstance(e, PlaceAudio)]
+    caller_sends = sends(effects, "caller")
+    assert caller_sends == [
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Thank you for calling First Bank."}],
+            },
+        }
+    ]
+    assert call.core.turns[0]["heard"] == "Thank you for calling First Bank."
+    # Six words at 2.6 words/s.
+    assert call.core.turns[0]["end_s"] == pytest.approx(6 / 2.6, abs=1e-3)
+    done = call.done("cs")
+    assert send_types(done, "caller") == ["response.create"]
+
+
+def test_text_route_ending_does_not_wait_for_transcriptions() -> None:
+    call = Call(route="text")
+    call.start()
+    call.write("caller", "Goodbye.")
+    call.call_tool("caller", "end_call", {})
+    assert ending(call.done("caller")) == EndCall("completed", "caller_hung_up", None)
+
+
+# ------------------------------------------------------------------------------ timeline
+
+
+def test_latency_is_measured_from_response_create_to_first_audio() -> None:
+    call = Call()
+    call.start(now=10.0)  # response.create to the CS at 10.0
+    call.created("cs", now=10.1)
+    _, effects = call.speak("cs", "Hello.", 1000, now=10.8)
+    turn = call.core.turns[0]
+    assert turn["response_latency_s"] == pytest.approx(0.8)
+    assert turn["start_s"] == pytest.approx(0.8)
+    assert turn["end_s"] == pytest.approx(1.8)
+    assert [e.at_s for e in effects if isinstance(e, PlaceAudio)] == [pytest.approx(0.8)]
+    assert call.core.latencies_s == [pytest.approx(0.8)]
+
+
+def test_second_utterance_starts_after_the_first_plus_its_latency() -> None:
+    call = Call()
+    call.start(now=1.0)
+    call.speak("cs", "Hello.", 1000, now=1.8)  # 0.8 .. 1.8 on the timeline
+    call.done("cs", now=5.0)  # response.create to the caller at wall time 5.0
+    call.hear("caller", "hello", now=5.1)
+    _, effects = call.speak("caller", "Hi there.", 700, now=5.5)
+    placed = [e for e in effects if isinstance(e, PlaceAudio)]
+    assert [(e.speaker, e.at_s) for e in placed] == [("caller", pytest.approx(1.8 + 0.5))]
+    second = call.core.turns[1]
+    assert second["start_s"] == pytest.approx(2.3)
+    assert second["end_s"] == pytest.approx(3.0)
+    assert second["response_latency_s"] == pytest.approx(0.5)
+    assert call.core.timeline_s == pytest.approx(3.0)
+
+
+def test_latency_counts_until_first_audio_even_when_transcript_comes_first() -> None:
+    call = Call()
+    call.start(now=0.0)
+    common = {"response_id": "r", "item_id": "item_1", "output_index": 0, "content_index": 0}
+    call.feed(
+        "cs", {"type": "response.output_audio_transcript.delta", "delta": "Hello.", **common}, 0.3
+    )
+    call.feed(
+        "cs",
+        {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(500)), **common},
+        0.9,
+    )
+    assert call.core.turns[0]["response_latency_s"] == pytest.approx(0.9)
+
+
+def test_latency_is_measured_when_the_call_starts_at_time_zero() -> None:
+    call = Call()
+    call.start(now=0.0)
+    call.speak("cs", "Hello.", 1000, now=0.8)
+    assert call.core.turns[0]["response_latency_s"] == pytest.approx(0.8)
