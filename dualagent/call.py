@@ -27,7 +27,9 @@ AGENTS: tuple[Agent, Agent] = ("caller", "cs")
 Route = Literal["audio", "text"]
 
 MIN_COMMIT_BYTES = 2 * p.SAMPLE_RATE_HZ // 10  # the protocol refuses commits under 100 ms
-BARGE_IN_WINDOW_S = (1.0, 2.5)  # how far into an agent utterance an interrupting caller starts
+BARGE_IN_WINDOW_S = (2.0, 4.5)  # how far into an agent utterance an interrupting caller starts
+# Chance per agent utterance = the persona's tendency_to_interrupt times this (0.6 -> 30 %).
+BARGE_IN_SCALE = 0.5
 BARGE_IN_OVERLAP_S = 0.4  # the agent keeps talking this long over the caller before it stops
 BARGE_IN_NOTE = (
     "\n\nRight now you are cutting in while the agent is still talking: say something short "
@@ -315,7 +317,7 @@ class CallCore:
 
     def _plan_interruption(self, side: _Side, index: int) -> float | None:
         """Decide, once per CS utterance, whether and when the caller will cut in."""
-        chance = self.settings.interrupt_probability
+        chance = self.settings.interrupt_probability * BARGE_IN_SCALE
         if side.agent != "cs" or self.settings.route != "audio" or chance <= 0:
             return None
         draw, when = self.rng.random(), self.rng.uniform(*BARGE_IN_WINDOW_S)

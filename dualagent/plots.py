@@ -386,8 +386,13 @@ def call_overview(
     tools = _one_call(tool_calls, cid) if tool_calls is not None and not tool_calls.empty else None
     fig = _figure(12, 5.6)
     top, caller_ax, cs_ax = fig.subplots(3, 1, sharex=True, height_ratios=[1.4, 1, 1])
+    # One axis for the whole call: the audio's length, or the timeline's when there is no audio
+    # (text route).
+    end_s = float(turns["end_s"].max())
     draw_waveform([caller_ax, cs_ax], audio)
-    draw_timeline(top, turns, tools, xlim=caller_ax.get_xlim())
+    xlim = (0.0, max(caller_ax.get_xlim()[1], end_s))
+    caller_ax.set_xlim(xlim)
+    draw_timeline(top, turns, tools, xlim=xlim)
     top.set_xlabel("")
     top.set_title(cid, fontsize=10)
     return fig

@@ -80,6 +80,7 @@ class CallerBrain:
         self.gave_partial_name = False
         self.gave_identity = False
         self.understood = True  # whether the last decision recognised what was heard
+        self.disputed = False
 
     # ------------------------------------------------------------------ entry point
 
@@ -108,6 +109,8 @@ class CallerBrain:
             return (
                 Reply(self._opening()) if not self.opened else Reply("Hello? Are you still there?")
             )
+        if self._primary_answered(heard):  # noted whatever else the agent said
+            self.primary_done = True
         if lang.has_any(heard, TRANSFER_CUES):
             return Reply(
                 self._style(
@@ -142,18 +145,40 @@ class CallerBrain:
         asks_digits = lang.has_any(heard, ("last four", "four digits", "card number", "digits"))
         if asks_name or asks_dob or asks_digits:
             return Reply(self._identity(asks_name, asks_dob, asks_digits))
+        if lang.has_any(heard, ("house number",)):
+            number = (self.facts.get("new_address") or self.facts.get("address", "")).split(" ")[0]
+            return Reply(f"It's number {_spoken_numbers(number)}.")
+        # "What address / repeat the new address": answer with the address, not the last line.
+        if (
+            lang.has_any(heard, ("address",))
+            and lang.has_any(heard, ("what", "which", "repeat", "new", "where", "send"))
+            and not lang.has_any(heard, ("right address", "correct", "is that right", "on file"))
+        ):
+            address = self.facts.get("new_address") or self.facts.get("address", "")
+            return Reply(f"Please send it to {address}.")
         if lang.has_any(heard, REPEAT_CUES) and self.last_said:
             self._lose_patience(1.5)
             return self._maybe_give_up() or Reply(
                 self._style("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ")
                 + self.last_statement
             )
-        if lang.has_any(heard, ("which card", "which one", "i see a", "which is it")):
+        if lang.has_any(heard, ("want to dispute", "charge you want", "is that the charge")):
+            return Reply(
+                self._style(
+                    "Yes, that's the one.",
+                    "Yes! That's the one I never made.",
+                    "Yes, I think that's it.",
+                    "Yes.",
+                )
+            )
+        if lang.has_any(heard, ("which card", "which one", "which is it")):
             return Reply(
                 self._style(
                     "The {p} card.", "The {p} card, obviously.", "It's my {p} card.", "{p} card."
                 ).format(p=self.facts.get("card_product", "gold"))
             )
+        if lang.has_any(heard, ("read that back", "read it back")):
+            return Reply(self._check_read_back(heard))
         if lang.has_any(
             heard,
             (
@@ -165,7 +190,7 @@ class CallerBrain:
                 "address on file",
             ),
         ):
-            return Reply(self._confirm_address())
+            return Reply(self._confirm_address(heard))
         if lang.has_any(heard, ("new address", "what address", "which address")):
             return Reply(
                 f"Please send it to {self.facts.get('new_address') or self.facts.get('address', '')}."
@@ -179,8 +204,18 @@ class CallerBrain:
                     "Yes.",
                 )
             )
-        if self._primary_answered(heard):
-            self.primary_done = True
+        merchant = self.facts.get("disputed_merchant")
+        if merchant and not self.disputed and lang.has_any(heard, _merchant_cues(merchant)):
+            # The agent read out the charge the caller never made: say so.
+            self.disputed = True
+            return Reply(
+                self._style(
+                    "Wait, that charge at {m} isn't mine. I want to dispute it.",
+                    "That charge at {m} is not mine! I want it disputed.",
+                    "Oh dear, I never bought anything at {m}. Can you dispute that?",
+                    "The {m} charge isn't mine, dispute it please.",
+                ).format(m=merchant)
+            )
         if lang.has_any(heard, ANYTHING_ELSE_CUES):
             return self._next_topic_or_goodbye(heard)
         if lang.has_any(heard, OPENING_CUES) and not self.opened:
@@ -205,8 +240,22 @@ class CallerBrain:
             return Reply(lead + reply.text, reply.tool_calls)
         if not self.gave_identity and self.opened:
             return Reply(lead + self._identity(True, True, False))
+        if self.disputed:  # the charges topic is covered by the dispute
+            self.topics = [(q, a) for q, a in self.topics if "charges" not in q]
+        if self.primary_done and not self.topics:
+            return Reply(
+                lead
+                + self._style(
+                    "that's all I needed, thanks.",
+                    "that's all.",
+                    "that's all, dear, thank you.",
+                    "that's all, thanks.",
+                )
+            )
         product = self.facts.get("card_product", "gold")
-        if not self.primary_done and lang.has_any(heard, (product, "which", "credit", "debit")):
+        if not self.primary_done and lang.has_any(
+            heard, ("which card", "which one", "which is it")
+        ):
             return Reply(lead + f"It's the {product} card.")
         return Reply(
             lead
@@ -214,6 +263,16 @@ class CallerBrain:
         )
 
     def _opening(self) -> str:
+        text = self._opening_goal()
+        merchant = self.facts.get("disputed_merchant")
+        if merchant and self.intent == "stolen_card":
+            self.disputed = True
+            text += (
+                f" And there's a charge from {merchant} that I didn't make. I want to dispute it."
+            )
+        return text
+
+    def _opening_goal(self) -> str:
         self.opened = True
         product = self.facts.get("card_product", "gold")
         goal = {
@@ -267,8 +326,19 @@ class CallerBrain:
         text = ", and ".join(parts)
         return text[0].upper() + text[1:] + "."
 
-    def _confirm_address(self) -> str:
+    def _check_read_back(self, heard: str) -> str:
+        """Compare the address the agent read back with ours (by words, numbers as words)."""
+        spoken = lang.normalize(_spoken_numbers(self.facts.get("new_address") or "")).split()
+        ours, theirs = set(spoken), set(lang.normalize(heard).split())
+        # The house number must be right, and most of the rest.
+        if spoken and spoken[0] in theirs and len(ours & theirs) / len(ours) >= 0.6:
+            return self._style("Yes, that's right.", "Yes.", "Yes, that's right, dear.", "Yes.")
+        return f"No. It's {self.facts.get('new_address') or self.facts.get('address', '')}."
+
+    def _confirm_address(self, heard: str = "") -> str:
         if self.facts.get("new_address"):
+            if self._check_read_back(heard).startswith("Yes"):
+                return self._check_read_back(heard)
             return f"No, I've moved. My new address is {self.facts['new_address']}."
         return self._style(
             "Yes, that's right.",
@@ -355,6 +425,19 @@ class CallerBrain:
         return {"frustrated": frustrated, "elderly": elderly, "hurried": hurried}.get(
             self.kind, typical
         )
+
+
+def _merchant_cues(merchant: str) -> tuple[str, ...]:
+    """Distinctive words of a merchant's name ('Electronics Hub Online' -> 'electronics', ...)."""
+    common = {"online", "store", "shop", "the", "and", "inc", "co"}
+    return tuple(w for w in lang.normalize(merchant).split() if w not in common and len(w) > 3)
+
+
+def _spoken_numbers(text: str) -> str:
+    """'5 Pine Road' -> 'five Pine Road' (how the address sounds)."""
+    return " ".join(
+        lang.number_words(int(w)) if w.isdigit() else w for w in text.replace(",", " ").split()
+    )
 
 
 def make_brain(model: str | None, profile: dict[str, Any]):  # type: ignore[no-untyped-def]

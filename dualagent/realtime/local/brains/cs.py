@@ -64,6 +64,7 @@ class CustomerServiceBrain:
         self.transactions: list[dict[str, Any]] = []
         self.last_said = ""
         self._last_heard = ""
+        self.pending_address: str | None = None
 
     # ------------------------------------------------------------------ entry point
 
@@ -126,6 +127,10 @@ class CustomerServiceBrain:
             return self._confirm_address(heard)
         if stage == "new_address":
             return self._take_new_address(heard)
+        if stage == "confirm_new_address":
+            return self._confirm_new_address(heard)
+        if stage == "house_number":
+            return self._take_house_number(heard)
         if stage == "confirm_dispute":
             return self._confirm_dispute(heard)
         if stage == "anything_else":
@@ -330,14 +335,9 @@ class CustomerServiceBrain:
         )
 
     def _confirm_address(self, heard: str) -> Reply:
-        if lang.has_any(heard, ("moved", "new address", "different address")):
-            address = (
-                _address_from(heard.lower().split("address is")[-1])
-                if "address is" in heard.lower()
-                else None
-            )
-            if address:
-                return self._take_new_address(address)
+        if lang.has_any(heard, ("moved", "new address", "different address")) or lang.is_no(heard):
+            if _address_from(heard):
+                return self._take_new_address(heard)
             self.stage = "new_address"
             return Reply("No problem. What address should we send the new card to?")
         if lang.is_yes(heard):
@@ -360,16 +360,44 @@ class CustomerServiceBrain:
     def _take_new_address(self, heard: str) -> Reply:
         address = _address_from(heard)
         if not address:
+            self.stage = "new_address"
             return Reply(
                 "Sorry, could you repeat the new address, with the house number and street?"
             )
-        customer_id = (self.customer or {}).get("customer_id")
-        return Reply(
-            f"Thank you. I'm updating your address to {address}.",
-            [("update_address", {"customer_id": customer_id, "new_address": address})],
-        )
+        if not any(
+            w in lang.UNITS or w in lang.TEENS or w in lang.TENS or w.isdigit()
+            for w in address.split()
+        ):
+            self.pending_address = address
+            self.stage = "house_number"
+            return Reply(f"Thank you. I have {address}. What is the house number?")
+        # Read it back before changing anything: addresses are easy to mishear.
+        self.pending_address = address
+        self.stage = "confirm_new_address"
+        return Reply(f"Let me read that back: {address}. Is that right?")
+
+    def _take_house_number(self, heard: str) -> Reply:
+        words = lang.normalize(heard).split()
+        numbers = [
+            w for w in words if w in lang.UNITS or w in lang.TEENS or w in lang.TENS or w.isdigit()
+        ]
+        if not numbers or not self.pending_address:
+            return Reply("Sorry, what is the house number?")
+        return self._take_new_address(" ".join(numbers) + " " + self.pending_address)
+
+    def _confirm_new_address(self, heard: str) -> Reply:
+        if lang.is_yes(heard) and self.pending_address:
+            customer_id = (self.customer or {}).get("customer_id")
+            address, self.pending_address = self.pending_address, None
+            return Reply(
+                f"Thank you. I'm updating your address to {address}.",
+                [("update_address", {"customer_id": customer_id, "new_address": address})],
+            )
+        return self._take_new_address(heard)
 
     def _on_update_address(self, output: dict[str, Any]) -> Reply:
+        if "address_change" in self.intents[1:]:  # done as part of the replacement
+            self.intents.remove("address_change")
         if self.customer is not None:
             self.customer["address"] = output.get("new_address", self.customer.get("address"))
         if self.card is not None and self.order is None:
@@ -489,14 +517,34 @@ _ADDRESS_FILLER = ("it's", "its", "it is", "the new address is", "my new address
                    "please send it to", "send it to", "to", "my address is", "address is", "yes", "sure")  # fmt: skip
 
 
+STREET_WORDS = ("street", "road", "avenue", "lane", "drive", "way", "court", "place", "boulevard")
+
+
 def _address_from(heard: str) -> str | None:
-    """A spoken address, trimmed of lead-in words; needs a house number and a street word."""
+    """A spoken address, trimmed of lead-in words; needs a house number or a street word.
+
+    Whatever follows the last "address is" / "send it to" is the address, as a person taking
+    it down over the phone would write it.
+    """
     text = lang.normalize(heard)
+    for cue in ("address is", "send it to", "moved to", "live at", "it to"):
+        if f" {cue} " in f" {text} ":
+            text = text.split(cue)[-1].strip()
+            break
     for filler in sorted(_ADDRESS_FILLER, key=len, reverse=True):
         if text.startswith(filler + " "):
             text = text[len(filler) + 1 :]
-    has_number = any(
-        w in lang.DIGIT_WORDS or w.isdigit() or w in lang.TEENS or w in lang.TENS
-        for w in text.split()
-    )
-    return text if has_number and len(text.split()) >= 3 else None
+    words = text.split()
+
+    def is_number(word: str) -> bool:
+        return word in lang.UNITS or word.isdigit() or word in lang.TEENS or word in lang.TENS
+
+    # Start at the house number, or else at the street's name (the word before "road" etc.).
+    start = next((i for i, w in enumerate(words) if is_number(w)), None)
+    if start is None:
+        street = next((i for i, w in enumerate(words) if w in STREET_WORDS), None)
+        start = max(0, street - 1) if street is not None else None
+    if start is None:
+        return None
+    words = words[start:]
+    return " ".join(words) if len(words) >= 3 else None
