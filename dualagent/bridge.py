@@ -31,6 +31,7 @@ from dualagent.call import (
     PlaceAudio,
     Send,
     ToolExecutor,
+    TruncateAudio,
     UpdateTurn,
 )
 from dualagent.realtime import protocol as p
@@ -256,6 +257,8 @@ class DualAgentBridge:
     def _apply_local(self, effect: Effect) -> None:
         if isinstance(effect, PlaceAudio):
             self.recorder.place_audio(effect.speaker, effect.pcm16, effect.at_s)
+        elif isinstance(effect, TruncateAudio):
+            self.recorder.truncate(effect.speaker, effect.after_s)
         elif isinstance(effect, Flush):
             self.recorder.flush(effect.until_s)
         elif isinstance(effect, AddTurn):
@@ -292,7 +295,7 @@ class DualAgentBridge:
 
     async def _stop_effects(self, reason: str) -> None:
         for effect in self.core.stop(reason):
-            if isinstance(effect, (Flush, AddTurn, UpdateTurn, PlaceAudio, LogToolCall, EndCall)):
+            if not isinstance(effect, (Send, Log)):
                 await self._apply([effect])
 
     async def _close_connections(self) -> None:

@@ -61,6 +61,14 @@ class PlaceAudio:
 
 
 @dataclass
+class TruncateAudio:
+    """Drop ``speaker``'s recorded audio after ``after_s`` (they stopped talking there)."""
+
+    speaker: Agent
+    after_s: float
+
+
+@dataclass
 class Flush:
     until_s: float
 
@@ -97,7 +105,9 @@ class EndCall:
     error: str | None = None
 
 
-Effect = Send | PlaceAudio | Flush | AddTurn | UpdateTurn | LogToolCall | Log | EndCall
+Effect = (
+    Send | PlaceAudio | TruncateAudio | Flush | AddTurn | UpdateTurn | LogToolCall | Log | EndCall
+)
 ToolExecutor = Callable[[Agent, str, str], dict[str, Any]]
 
 
@@ -136,6 +146,7 @@ class _Utterance:
     cut_at_s: float | None = None  # offset after which this utterance's audio is dropped
     interrupted: bool = False
     received_bytes: int = 0  # all audio the agent sent for it, including what was cut off
+    closed: bool = False
 
 
 @dataclass
@@ -181,6 +192,8 @@ class CallCore:
         }
         self.interruptions = 0
         self.instructions: dict[Agent, str] = {}
+        # An interrupted utterance whose end waits for the interrupter's first audio.
+        self.awaiting_cut: tuple[Agent, _Utterance] | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -288,7 +301,11 @@ class CallCore:
     def _on_audio(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
         if self._cancelled_output(side, event):
             return []
+        starts = side.utterance is None or side.utterance.item_id != event.get("item_id")
         utterance = self._current_utterance(side, event, now_s)
+        cut_effects: list[Effect] = []
+        if starts and self.awaiting_cut is not None and self.awaiting_cut[0] != side.agent:
+            cut_effects = self._resolve_cut(utterance.start_s)
         if side.pending_text:
             utterance.text = side.pending_text.pop(utterance.item_id, "") + utterance.text
         utterance.received_bytes += p.b64_decoded_size(event["delta"])
@@ -302,7 +319,7 @@ class CallCore:
             delta = p.encode_audio(pcm)
         at_s = utterance.start_s + offset_s
         utterance.audio_bytes += len(pcm)
-        effects: list[Effect] = [PlaceAudio(side.agent, pcm, at_s)]
+        effects: list[Effect] = [*cut_effects, PlaceAudio(side.agent, pcm, at_s)]
         if self.settings.route == "audio" and not utterance.interrupted:
             listener = self.sides[other(side.agent)]
             listener.appended_bytes += len(pcm)
@@ -330,7 +347,8 @@ class CallCore:
     ) -> list[Effect]:
         """The caller starts talking over the CS agent: cancel, and let the caller speak."""
         utterance.interrupted = True
-        utterance.cut_at_s = heard_until_s + BARGE_IN_OVERLAP_S
+        # Where the agent stops is known once the caller's voice starts (plus a short overlap).
+        self.awaiting_cut = (side.agent, utterance)
         self.turns[utterance.turn_index]["interrupted"] = True
         self.interruptions += 1
         caller = self.sides[other(side.agent)]
@@ -356,6 +374,46 @@ class CallCore:
         ):
             return False
         return side.utterance is None or event.get("item_id") != side.utterance.item_id
+
+    def _resolve_cut(self, interrupter_start_s: float) -> list[Effect]:
+        """The interrupter started at ``interrupter_start_s``: the interrupted agent stops a
+        moment later. Cut its recorded audio, transcript and server-side item there."""
+        assert self.awaiting_cut is not None
+        agent, utterance = self.awaiting_cut
+        self.awaiting_cut = None
+        received_s = p.pcm16_duration_s(utterance.received_bytes)
+        utterance.cut_at_s = min(
+            received_s, max(0.0, interrupter_start_s + BARGE_IN_OVERLAP_S - utterance.start_s)
+        )
+        effects: list[Effect] = [TruncateAudio(agent, utterance.start_s + utterance.cut_at_s)]
+        if utterance.closed:  # already reported in full: correct the record now
+            turn = self.turns[utterance.turn_index]
+            self._apply_cut(utterance, turn)
+            self.timeline_s = max(t["end_s"] for t in self.turns)
+            fields = {k: turn[k] for k in ("text", "planned_text", "end_s") if k in turn}
+            effects += [
+                UpdateTurn(utterance.turn_index, fields),
+                self._truncate_item(agent, utterance),
+            ]
+        return effects
+
+    def _apply_cut(self, utterance: _Utterance, turn: dict[str, Any]) -> None:
+        """Shorten an interrupted turn to what was spoken before the cut."""
+        assert utterance.cut_at_s is not None
+        received_s = p.pcm16_duration_s(utterance.received_bytes)
+        spoken = min(1.0, utterance.cut_at_s / received_s) if received_s else 1.0
+        turn.setdefault("planned_text", turn["text"])
+        words = turn["planned_text"].split()
+        turn["text"] = " ".join(words[: round(len(words) * spoken)])
+        turn["end_s"] = round(utterance.start_s + utterance.cut_at_s, 3)
+
+    def _truncate_item(self, agent: Agent, utterance: _Utterance) -> Send:
+        """Tell the agent's server what the caller actually heard, as a phone line would."""
+        heard_ms = int((utterance.cut_at_s or 0.0) * 1000)
+        event = p.ConversationItemTruncate(
+            item_id=utterance.item_id, content_index=0, audio_end_ms=heard_ms
+        )
+        return Send(agent, event.dump())
 
     def _on_text_delta(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
         if self._cancelled_output(side, event):
@@ -400,33 +458,23 @@ class CallCore:
         if utterance is None:
             return []
         side.utterance = None
+        utterance.closed = True
         turn = self.turns[utterance.turn_index]
         if not turn["text"]:  # no transcript.done (the response was cancelled mid-way)
             turn["text"] = utterance.text.strip()
-        if utterance.interrupted and utterance.received_bytes and utterance.cut_at_s is not None:
-            # Keep the words actually spoken before the agent stopped, as the service does.
-            spoken = min(1.0, utterance.cut_at_s / p.pcm16_duration_s(utterance.received_bytes))
-            words = turn["text"].split()
-            turn["planned_text"] = turn["text"]
-            turn["text"] = " ".join(words[: round(len(words) * spoken)])
         if utterance.audio_bytes:
             duration = p.pcm16_duration_s(utterance.audio_bytes)
-        elif utterance.interrupted:
-            duration = utterance.cut_at_s or 0.0
         else:  # text route: estimate how long it would take to say
             rate = self.settings.speaking_rate.get(side.agent, 1.0) or 1.0
             duration = len(utterance.text.split()) / (WORDS_PER_SECOND * rate)
-        end = utterance.start_s + duration
-        turn["end_s"] = round(end, 3)
-        self.timeline_s = max(self.timeline_s, end)
+        turn["end_s"] = round(utterance.start_s + duration, 3)
+        cut_known = utterance.interrupted and utterance.cut_at_s is not None
+        if cut_known:  # keep the words actually spoken before the agent stopped
+            self._apply_cut(utterance, turn)
+        self.timeline_s = max(self.timeline_s, turn["end_s"])
         effects: list[Effect] = [AddTurn(dict(turn)), Log("turn", turn["text"], side.agent)]
-        if utterance.interrupted:
-            # Tell the agent what the caller actually heard, as a phone line would.
-            heard_ms = int(duration * 1000)
-            truncate = p.ConversationItemTruncate(
-                item_id=utterance.item_id, content_index=0, audio_end_ms=heard_ms
-            )
-            effects.append(Send(side.agent, truncate.dump()))
+        if cut_known:
+            effects.append(self._truncate_item(side.agent, utterance))
         if self.settings.route == "audio":  # the text route has no audio to lay out
             effects.append(Flush(self._safe_flush_point()))
         listener = self.sides[other(side.agent)]
@@ -627,6 +675,9 @@ class CallCore:
             return []
         self.ended = True
         effects: list[Effect] = []
+        if self.awaiting_cut is not None:  # the call ended before the interrupter spoke
+            caller = self.sides[other(self.awaiting_cut[0])]
+            effects += self._resolve_cut(caller.barge_in_from_s or self.timeline_s)
         for side in self.sides.values():
             if side.utterance is not None:
                 effects += self._close_utterance(side)

@@ -284,3 +284,87 @@ def test_run_refuses_inside_an_event_loop() -> None:
             dualagent.run("typical")
 
     asyncio.run(inner())
+
+
+@pytest.mark.slow
+async def test_same_seed_gives_the_same_audio_call(local_server, tmp_path) -> None:
+    """Real speech both ways: same seed, same words said, same words heard, same outcome."""
+    runs = [
+        await dualagent.simulate(
+            "hurried",
+            seed=5,
+            output_dir=tmp_path,
+            conversation_id=f"audio_seed_{i}",
+            local_server=local_server,
+        )
+        for i in range(2)
+    ]
+    said = [[(t["speaker"], t["text"], t["heard"]) for t in r.turns] for r in runs]
+    assert said[0] == said[1]
+    assert runs[0].metadata["outcome"]["result"] == runs[1].metadata["outcome"]["result"]
+
+
+@pytest.mark.slow
+async def test_barge_in_cancels_truncates_and_overlaps(local_server, tmp_path) -> None:
+    """A caller who always interrupts: the agent is cut off, told what was heard, and the
+    recording holds both voices at once for a moment."""
+    persona = dualagent.load_persona("hurried").model_copy(deep=True)
+    persona.personality.tendency_to_interrupt = 1.0
+    result = await dualagent.simulate(
+        persona,
+        seed=1,
+        max_turns=8,
+        output_dir=tmp_path,
+        conversation_id="barge",
+        local_server=local_server,
+    )
+    interrupted = [t for t in result.turns if t["interrupted"]]
+    assert interrupted and all(t["speaker"] == "cs" for t in interrupted)
+    assert result.metadata["metrics"]["interruptions"] == len(interrupted)
+    events = json.loads((result.path / "session_events.json").read_text())["events"]
+    sent_to_cs = [e["type"] for e in events if e["agent"] == "cs" and e["direction"] == "sent"]
+    assert "response.cancel" in sent_to_cs and "conversation.item.truncate" in sent_to_cs
+    # The interrupted text is cut short of what the agent meant to say.
+    assert all(len(t["text"]) < len(t["planned_text"]) for t in interrupted)
+    stereo, rate = sf.read(result.path / "stereo_recording.wav")
+    both = speech_mask(stereo[:, 0]) & speech_mask(stereo[:, 1])
+    assert both.sum() / rate > 0.1  # real overlap, as on a phone call
+
+
+async def test_line_conditions_degrade_what_is_heard(local_server, tmp_path) -> None:
+    from dualagent.line import make_line
+
+    with pytest.raises(ValueError, match="valid choices: clean, telephone, noisy"):
+        make_line("satellite")
+    clean = await dualagent.simulate(
+        "typical",
+        max_turns=2,
+        seed=2,
+        output_dir=tmp_path,
+        conversation_id="clean",
+        local_server=local_server,
+    )
+    phone = await dualagent.simulate(
+        "typical",
+        line="telephone",
+        max_turns=2,
+        seed=2,
+        output_dir=tmp_path,
+        conversation_id="phone",
+        local_server=local_server,
+    )
+    assert phone.metadata["line"]["name"] == "telephone"
+    # The recording holds what the line let through: no energy above 4 kHz on a phone line.
+    import numpy as np
+
+    def high_band_share(path):
+        audio, rate = sf.read(path / "cs_audio.wav")
+        spectrum = np.abs(np.fft.rfft(audio)) ** 2
+        freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+        return spectrum[freqs > 4200].sum() / spectrum.sum()
+
+    assert high_band_share(clean.path) > 0.01
+    assert high_band_share(phone.path) < 0.001
+    assert (
+        phone.metadata["metrics"]["wer"]["overall"] >= clean.metadata["metrics"]["wer"]["overall"]
+    )

@@ -92,7 +92,8 @@ def test_goal_override_and_inline_persona() -> None:
 
 
 def test_line_conditions() -> None:
-    assert load_scenario("elderly_needs_repetition").line.name == "telephone"  # type: ignore[union-attr]
+    assert load_scenario("lost_card_telephone_line").line.name == "telephone"  # type: ignore[union-attr]
+    assert load_scenario("elderly_needs_repetition").line.name == "clean"  # type: ignore[union-attr]
     noisy = load_scenario("hurried_interrupter").line
     assert noisy is not None and noisy.name == "noisy" and noisy.snr_db == 20
 

@@ -120,8 +120,14 @@ class PiperTTS:
         speed = min(max(speed or 1.0, 0.25), 1.5)
         # Resampling from rate*pitch to 24 kHz raises pitch *and* tempo by `pitch`;
         # stretching phonemes by the same factor first keeps the tempo at `speed`.
+        # Piper's noise makes each run sound a little different, and so each call; without it
+        # the same seed gives the same audio, transcript and outcome. Opt in to the variation.
+        varied = os.environ.get("DUALAGENT_TTS_VARIATION", "") not in ("", "0")
         config = SynthesisConfig(
-            length_scale=style.pitch / speed, noise_scale=style.noise_scale, normalize_audio=True
+            length_scale=style.pitch / speed,
+            noise_scale=style.noise_scale if varied else 0.0,
+            noise_w_scale=None if varied else 0.0,
+            normalize_audio=True,
         )
         source_rate = self.native_rate_hz * style.pitch
         for sentence in split_sentences(text):
