@@ -21,6 +21,8 @@ from typing import Any
 
 import jiwer
 
+from dualagent.realtime.local.brains.language import number_words
+
 __all__ = [
     "OUTCOME_TOOLS",
     "compute_metrics",
@@ -182,25 +184,6 @@ def _talk_time(turns: Sequence[Turn]) -> dict[str, float | None]:
 # Word error rate
 # --------------------------------------------------------------------------------------------
 
-_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-         "eighteen", "nineteen")  # fmt: skip
-_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-
-
-def _number_words(n: int) -> str:
-    """0..999999 in words, the way a speech synthesiser reads a number."""
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        tens, unit = divmod(n, 10)
-        return _TENS[tens] + (f" {_ONES[unit]}" if unit else "")
-    if n < 1000:
-        hundreds, rest = divmod(n, 100)
-        return f"{_ONES[hundreds]} hundred" + (f" {_number_words(rest)}" if rest else "")
-    thousands, rest = divmod(n, 1000)
-    return f"{_number_words(thousands)} thousand" + (f" {_number_words(rest)}" if rest else "")
-
 
 def normalize_for_wer(text: str) -> str:
     """Lower case, no punctuation, apostrophes dropped, numbers as words, single spaces."""
@@ -209,7 +192,7 @@ def normalize_for_wer(text: str) -> str:
     words = []
     for word in text.split():
         if word.isdigit() and len(word) <= 6:
-            words.append(_number_words(int(word)))
+            words.append(number_words(int(word)))
         else:
             words.append(word)
     return " ".join(words)

@@ -7,12 +7,12 @@ The four built-in personas (typical, frustrated, elderly, hurried) live as YAML 
 from __future__ import annotations
 
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dualagent import datafiles
 
 
 class CallerType(StrEnum):
@@ -58,29 +58,15 @@ class Persona(_Strict):
     voice: str = "coral"
 
 
-def _builtin_dir() -> Path:
-    return Path(str(resources.files("dualagent") / "data" / "personas"))
-
-
 def list_personas() -> list[str]:
     """Names of the built-in personas."""
-    return sorted(p.stem for p in _builtin_dir().glob("*.yaml"))
+    return datafiles.list_builtin("personas")
 
 
 def load_persona(name_or_path: str | Path) -> Persona:
     """A built-in persona by name, or a persona YAML file by path."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        choices = list_personas()
-        if str(name_or_path) not in choices:
-            raise PersonaError(
-                f"unknown caller type {str(name_or_path)!r}; valid choices: {', '.join(choices)}"
-                " (or a path to a persona .yaml file)"
-            )
-        path = _builtin_dir() / f"{name_or_path}.yaml"
-    elif not path.is_file():
-        raise PersonaError(f"persona file not found: {path}")
-    return persona_from_dict(_read_yaml(path), source=str(path))
+    path = datafiles.resolve("personas", name_or_path, "caller type", PersonaError)
+    return persona_from_dict(datafiles.read_yaml(path, PersonaError), source=str(path))
 
 
 def persona_from_dict(data: Any, source: str = "persona") -> Persona:
@@ -91,10 +77,3 @@ def persona_from_dict(data: Any, source: str = "persona") -> Persona:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(root)"
         raise PersonaError(f"{source}: {field}: {first['msg']}") from None
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PersonaError(f"{path}: not valid YAML: {exc}") from None

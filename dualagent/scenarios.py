@@ -11,11 +11,9 @@ the valid choices.
 from __future__ import annotations
 
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from dualagent import agents
+from dualagent import agents, datafiles
 from dualagent.bank import BankFixture, default_fixture
 from dualagent.evaluate import (
     CHECK_KINDS,
@@ -307,29 +305,16 @@ def _consistency_errors(scenario: Scenario) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _builtin_dir() -> Path:
-    return Path(str(resources.files("dualagent") / "data" / "scenarios"))
-
-
 def list_scenarios() -> list[str]:
     """Names of the built-in scenarios."""
-    return sorted(p.stem for p in _builtin_dir().glob("*.yaml"))
+    return datafiles.list_builtin("scenarios")
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """A built-in scenario by name, or a scenario YAML file by path."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        choices = list_scenarios()
-        if str(name_or_path) not in choices:
-            raise ScenarioError(
-                f"unknown scenario {str(name_or_path)!r}; valid choices: {', '.join(choices)}"
-                " (or a path to a scenario .yaml file)"
-            )
-        path = _builtin_dir() / f"{name_or_path}.yaml"
-    elif not path.is_file():
-        raise ScenarioError(f"scenario file not found: {path}")
-    return scenario_from_dict(_read_yaml(path), source=str(path))
+    path = datafiles.resolve("scenarios", name_or_path, "scenario", ScenarioError)
+    data = datafiles.read_yaml(path, ScenarioError, where="(root): ")
+    return scenario_from_dict(data, source=str(path))
 
 
 def scenario_from_dict(data: Any, source: str = "scenario") -> Scenario:
@@ -379,10 +364,3 @@ def _drop_union_tags(loc: tuple[int | str, ...]) -> list[str]:
             or (isinstance(part, int) and previous == "checks")
         )
     return parts
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: (root): not valid YAML: {exc}") from None

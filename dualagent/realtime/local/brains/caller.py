@@ -195,15 +195,6 @@ class CallerBrain:
             return Reply(
                 f"Please send it to {self.facts.get('new_address') or self.facts.get('address', '')}."
             )
-        if lang.has_any(heard, ("want to dispute", "charge you want", "is that the charge")):
-            return Reply(
-                self._style(
-                    "Yes, that's the one.",
-                    "Yes! That's the one I never made.",
-                    "Yes, I think that's it.",
-                    "Yes.",
-                )
-            )
         merchant = self.facts.get("disputed_merchant")
         if merchant and not self.disputed and lang.has_any(heard, _merchant_cues(merchant)):
             # The agent read out the charge the caller never made: say so.

@@ -51,7 +51,7 @@ def has_any(text: str, phrases: list[str] | tuple[str, ...]) -> bool:
 
 
 def number_words(n: int) -> str:
-    """0..9999 in words: 342 -> 'three hundred forty two'."""
+    """0..999999 in words, as a speech synthesiser reads a number: 342 -> 'three hundred forty two'."""
     if n < 10:
         return UNITS[n]
     if n < 20:
