@@ -316,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dualagent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        # Recordings are already finalised; do not wait for queued speech synthesis.
+        from dualagent.realtime.local.engines import ENGINE_POOL
+
+        ENGINE_POOL.shutdown(wait=False, cancel_futures=True)
         print("dualagent: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `dualagent analyze ... | head`

@@ -82,8 +82,9 @@ class LineChannel:
     def __init__(self, model: LineModel, seed: int = 0) -> None:
         self.model = model
         self._rng = np.random.default_rng(seed)
-        self._down = soxr.ResampleStream(SAMPLE_RATE_HZ, PHONE_RATE_HZ, 1, dtype="float32")
-        self._up = soxr.ResampleStream(PHONE_RATE_HZ, SAMPLE_RATE_HZ, 1, dtype="float32")
+        if model.name == "telephone":  # resampler state only where it is used
+            self._down = soxr.ResampleStream(SAMPLE_RATE_HZ, PHONE_RATE_HZ, 1, dtype="float32")
+            self._up = soxr.ResampleStream(PHONE_RATE_HZ, SAMPLE_RATE_HZ, 1, dtype="float32")
         # One-pole high-pass at 300 Hz (phone lines carry no bass).
         self._hp_alpha = 1.0 / (1.0 + 2 * math.pi * 300 / PHONE_RATE_HZ)
         self._hp_prev_in = 0.0

@@ -172,8 +172,8 @@ def _write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None
             # default=str: a stray Path/datetime/enum must not lose the whole record.
             json.dump(data, fh, indent=indent, ensure_ascii=False, default=str)
             fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        # No fsync: the rename already guarantees readers and a crashed process never see a
+        # half file, and syncing each metadata rewrite cost more than a text-route call.
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):

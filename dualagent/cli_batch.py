@@ -1,0 +1,174 @@
+"""``dualagent batch``: run many calls (caller types or scenarios × repeat) and summarise them.
+
+Registered by ``dualagent.cli`` through ``add_parser(subparsers)``. Exit codes: 0 every call
+ran (whatever its outcome), 1 a call ended in error or the batch/notebook failed, 2 bad input
+(one line naming the value and the valid choices; nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}; valid: a positive whole number"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}; valid: a positive whole number")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``batch`` on the ``dualagent`` command's subparsers."""
+    from dualagent.batch import DEFAULT_OUTPUT_DIR, list_configs
+    from dualagent.personas import list_personas
+    from dualagent.recording import AUDIO_FORMATS
+    from dualagent.simulate import ROUTES
+
+    batch = subparsers.add_parser(
+        "batch",
+        help="run many calls (caller types / scenarios × repeat) and summarise them",
+        description="Run every caller type or scenario REPEAT times, N calls at a time; each call is "
+        "recorded under OUTPUT_DIR/BATCH_ID/ with a batch.json manifest, calls.csv and summary.csv/json.",
+    )
+    batch.add_argument(
+        "--config",
+        metavar="NAME|PATH",
+        help=f"built-in config ({', '.join(list_configs())}) or a .yaml file; options below override it",
+    )
+    batch.add_argument(
+        "--caller-types",
+        type=_names,
+        metavar="A,B",
+        help=f"comma-separated personas: {', '.join(list_personas())}, or .yaml paths (default: all four)",
+    )
+    batch.add_argument(
+        "--scenarios", type=_names, metavar="X,Y", help="comma-separated scenario names"
+    )
+    batch.add_argument(
+        "--repeat",
+        type=_positive_int,
+        metavar="K",
+        help="calls per caller type / scenario (default 1)",
+    )
+    batch.add_argument(
+        "--parallel",
+        type=_positive_int,
+        nargs="?",
+        const=None,
+        metavar="N",
+        help="calls at a time (default: 16 on the text route, one per CPU core on audio)",
+    )
+    batch.add_argument(
+        "--executor",
+        default="local",
+        metavar="local|dask://HOST:PORT",
+        help="run calls here (default) or as tasks on a Dask cluster",
+    )
+    batch.add_argument(
+        "--route", choices=ROUTES, default=None, help="audio (default): real speech; text: fast"
+    )
+    batch.add_argument(
+        "--duration", type=float, default=None, help="call length limit in seconds (default 300)"
+    )
+    batch.add_argument(
+        "--max-turns",
+        type=_positive_int,
+        default=None,
+        help="turn limit per call (default: the persona's)",
+    )
+    batch.add_argument(
+        "--audio-format",
+        choices=tuple(AUDIO_FORMATS),
+        default=None,
+        help="recording format (default wav)",
+    )
+    batch.add_argument(
+        "--output-dir",
+        default=DEFAULT_OUTPUT_DIR,
+        help=f"where batches go (default: {DEFAULT_OUTPUT_DIR})",
+    )
+    batch.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="base seed; each call's seed derives from it (default 0)",
+    )
+    batch.add_argument(
+        "--batch-id",
+        default=None,
+        help="batch folder name: letters, digits, - and _ (default: NAME-TIME-XXXX)",
+    )
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="re-run only the calls of --batch-id that did not complete",
+    )
+    batch.add_argument(
+        "--notebook",
+        default=None,
+        metavar="PATH",
+        help="afterwards, execute this notebook with papermill (input_dir/output_dir = the batch folder)",
+    )
+    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    batch.set_defaults(func=cmd_batch)
+    return batch
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Run the batch, print its summary; 0 if every call ran without error, else 1."""
+    from dualagent import batch
+    from dualagent.cli import UsageError
+    from dualagent.simulate import InputError
+
+    try:
+        result = asyncio.run(
+            batch.run(
+                args.config,
+                caller_types=args.caller_types,
+                scenarios=args.scenarios,
+                repeat=args.repeat,
+                parallel=args.parallel,
+                executor=args.executor,
+                route=args.route,
+                output_dir=args.output_dir,
+                seed=args.seed,
+                duration=args.duration,
+                max_turns=args.max_turns,
+                audio_format=args.audio_format,
+                resume=args.resume,
+                progress=not args.no_progress,
+                batch_id=args.batch_id,
+                notebook=args.notebook,
+            )
+        )
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise KeyboardInterrupt from None
+    except Exception as exc:  # the batch machinery itself failed (e.g. Dask scheduler unreachable)
+        print(f"dualagent: batch failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+    print(batch.format_summary(result))
+    failed = result.errors > 0
+    notebook = result.manifest.get("notebook")
+    if notebook:
+        print(f"notebook: {notebook['output']} ({notebook['status']})")
+        if notebook["status"] != "completed":
+            print(f"dualagent: notebook failed: {notebook['error']}", file=sys.stderr)
+            failed = True
+    return EXIT_FAILED if failed else EXIT_OK
