@@ -27,9 +27,9 @@ AGENTS: tuple[Agent, Agent] = ("caller", "cs")
 Route = Literal["audio", "text"]
 
 MIN_COMMIT_BYTES = 2 * p.SAMPLE_RATE_HZ // 10  # the protocol refuses commits under 100 ms
-BARGE_IN_WINDOW_S = (2.0, 4.5)  # how far into an agent utterance an interrupting caller starts
-# Chance per agent utterance = the persona's tendency_to_interrupt times this (0.6 -> 30 %).
-BARGE_IN_SCALE = 0.5
+BARGE_IN_WINDOW_S = (1.5, 4.0)  # how far into an agent utterance an interrupting caller starts
+# Chance per agent utterance = the persona's tendency_to_interrupt times this.
+BARGE_IN_SCALE = 1.0
 BARGE_IN_OVERLAP_S = 0.4  # the agent keeps talking this long over the caller before it stops
 BARGE_IN_NOTE = (
     "\n\nRight now you are cutting in while the agent is still talking: say something short "

@@ -36,6 +36,8 @@ DONE_PHRASES = ("that's all", "that is all", "that's everything", "nothing else"
                 "no that's", "that will be all")  # fmt: skip
 REPEAT_PHRASES = ("repeat", "say that again", "pardon", "didn't catch", "didn't hear",
                   "slower", "come again", "what did you say", "sorry what")  # fmt: skip
+GO_ON_PHRASES = ("go ahead", "go on", "carry on", "continue", "keep going", "get on with it")
+_NOT_STATEMENTS = ("Of course. ", "Sure. ", "Sorry, could", "I'm sorry, I didn't", "Hello?")
 CARD_PRODUCTS = ("gold", "platinum", "debit", "credit", "silver", "business", "visa")
 
 
@@ -63,6 +65,7 @@ class CustomerServiceBrain:
         self.dispute_candidate: dict[str, Any] | None = None
         self.transactions: list[dict[str, Any]] = []
         self.last_said = ""
+        self.last_statement = ""  # the last thing worth repeating (not an apology or a repeat)
         self._last_heard = ""
         self.pending_address: str | None = None
 
@@ -77,6 +80,8 @@ class CustomerServiceBrain:
             reply = self._after_speech(self.reader.heard(fresh))
         if reply.text:
             self.last_said = reply.text
+            if not reply.text.startswith(_NOT_STATEMENTS):
+                self.last_statement = reply.text
         # Drop calls to tools the session does not declare (a real model cannot call them).
         reply.tool_calls = [
             (n, a) for n, a in reply.tool_calls if not given.tools or n in given.tools
@@ -102,8 +107,11 @@ class CustomerServiceBrain:
     def _understand(self, heard: str, prefix: str = "") -> Reply:
         self._last_heard = heard
         self._note_facts(heard)
-        if lang.has_any(heard, REPEAT_PHRASES) and self.last_said:
-            return Reply(f"Of course. {self.last_said}")
+        if lang.has_any(heard, REPEAT_PHRASES) and self.last_statement:
+            return Reply(f"Of course. {self.last_statement}")
+        if lang.has_any(heard, GO_ON_PHRASES) and len(heard.split()) <= 6 and self.last_statement:
+            # "Go ahead" after cutting in: finish what was interrupted.
+            return Reply(f"Sure. {self.last_statement}")
         wants_human = lang.has_any(heard, INTENT_PHRASES["human"])
         if wants_human:
             return Reply(
