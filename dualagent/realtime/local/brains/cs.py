@@ -109,9 +109,6 @@ class CustomerServiceBrain:
         self._note_facts(heard)
         if lang.has_any(heard, REPEAT_PHRASES) and self.last_statement:
             return Reply(f"Of course. {self.last_statement}")
-        if lang.has_any(heard, GO_ON_PHRASES) and len(heard.split()) <= 6 and self.last_statement:
-            # "Go ahead" after cutting in: finish what was interrupted.
-            return Reply(f"Sure. {self.last_statement}")
         wants_human = lang.has_any(heard, INTENT_PHRASES["human"])
         if wants_human:
             return Reply(
@@ -166,6 +163,10 @@ class CustomerServiceBrain:
                 self.card_product = product
 
     def _unclear(self, prefix: str = "") -> Reply:
+        heard = self._last_heard
+        if lang.has_any(heard, GO_ON_PHRASES) and len(heard.split()) <= 6 and self.last_statement:
+            # "Go ahead" after cutting in, and nothing else: finish what was interrupted.
+            return Reply(f"Sure. {self.last_statement}")
         self.unclear_count += 1
         if self.unclear_count >= 4:
             return Reply(
