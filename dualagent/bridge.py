@@ -138,7 +138,8 @@ class DualAgentBridge:
         self.connections: dict[Agent, RealtimeConnection] = {}
         self._t0 = 0.0
         self._last_event = 0.0
-        self._ready_s: float | None = None
+        self._ready_s: float | None = None  # when both sessions had accepted their config
+        self._ready_agents: set[Agent] = set()
         self._done = asyncio.Event()
         self._end: EndCall | None = None
         self._utterance_wall_start: dict[Agent, float] = {}
@@ -225,10 +226,8 @@ class DualAgentBridge:
             await self._apply(self.core.on_disconnect(agent, reason))
 
     def _note_ready(self, agent: Agent, now: float) -> None:
-        ready = getattr(self, "_ready_agents", set())
-        ready.add(agent)
-        self._ready_agents = ready
-        if len(ready) == len(AGENTS) and self._ready_s is None:
+        self._ready_agents.add(agent)
+        if len(self._ready_agents) == len(AGENTS) and self._ready_s is None:
             self._ready_s = round(now, 4)
 
     async def _watchdog(self) -> None:

@@ -49,7 +49,6 @@ class _Connection:
         self.transcriptions: dict[str, asyncio.Task[None]] = {}
         self.response_task: asyncio.Task[None] | None = None
         self.brain: Any = None
-        self._send_lock = asyncio.Lock()
 
     async def send(self, actions: list[Any]) -> None:
         for action in actions:
