@@ -323,22 +323,24 @@ def load_turns(source: Source | Iterable[Source]) -> pd.DataFrame:
 
 def load_tool_calls(source: Source | Iterable[Source]) -> pd.DataFrame:
     """One row per function call: agent, name, arguments and output (dicts), ok, time, turn."""
-    rows: list[dict[str, Any]] = []
-    for folder in _conversation_dirs(source):
-        meta, _ = _metadata(folder)
-        calls, _ = _entries(folder, "function_calls.json", "calls")
-        rows.extend({**_ids(folder, meta), **call} for call in calls)
-    return _frame(rows, TOOL_CALL_COLUMNS)
+    return _load_entries(source, "function_calls.json", "calls", TOOL_CALL_COLUMNS)
 
 
 def load_events(source: Source | Iterable[Source]) -> pd.DataFrame:
     """One row per Realtime event (both agents, both directions), ``event`` as a dict."""
+    return _load_entries(source, "session_events.json", "events", EVENT_COLUMNS)
+
+
+def _load_entries(
+    source: Source | Iterable[Source], filename: str, key: str, columns: Any
+) -> pd.DataFrame:
+    """One row per entry of ``filename``'s ``key`` list, with the call's ids in front."""
     rows: list[dict[str, Any]] = []
     for folder in _conversation_dirs(source):
         meta, _ = _metadata(folder)
-        events, _ = _entries(folder, "session_events.json", "events")
-        rows.extend({**_ids(folder, meta), **event} for event in events)
-    return _frame(rows, EVENT_COLUMNS)
+        entries, _ = _entries(folder, filename, key)
+        rows.extend({**_ids(folder, meta), **entry} for entry in entries)
+    return _frame(rows, columns)
 
 
 # ------------------------------------------------------------------------------ summaries
