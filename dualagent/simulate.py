@@ -22,6 +22,7 @@ from dualagent import __version__, agents, bank
 from dualagent.bridge import DualAgentBridge, Endpoint
 from dualagent.call import Agent, CallSettings, Log
 from dualagent.evaluate import evaluate, load_call_record
+from dualagent.judge import judge_call, judge_enabled
 from dualagent.line import LineModel, make_line
 from dualagent.metrics import compute_metrics
 from dualagent.personas import Persona, PersonaError, load_persona
@@ -201,6 +202,7 @@ async def simulate(
     local_server: LocalRealtimeServer | None = None,
     on_log: Callable[[Log], None] | None = None,
     idle_timeout_s: float = 60.0,
+    llm_judge: bool | None = None,
 ) -> CallResult:
     """Run one call between a persona-driven caller and the banking CS agent; record it all.
 
@@ -334,7 +336,7 @@ async def simulate(
         finally:
             _write_final_state(recorder, state)
             _write_costs(recorder, models)
-            _write_evaluation(recorder, sc or persona, intent)
+            _write_evaluation(recorder, sc or persona, intent, llm_judge)
     return CallResult(
         recorder.directory, json.loads((recorder.directory / "call_metadata.json").read_text())
     )
@@ -350,8 +352,11 @@ def _write_costs(recorder: CallRecorder, models: dict[str, str]) -> None:
         )
 
 
-def _write_evaluation(recorder: CallRecorder, judge: Scenario | Persona, intent: str) -> None:
-    """Outcome (per-criterion evidence) and metrics, from what the recording holds."""
+def _write_evaluation(
+    recorder: CallRecorder, judge: Scenario | Persona, intent: str, llm_judge: bool | None = None
+) -> None:
+    """Outcome (per-criterion evidence) and metrics, from what the recording holds; and the
+    optional LLM judge's second opinion."""
     try:
         record = load_call_record(recorder.directory)
         outcome = evaluate(record, judge)
@@ -362,6 +367,9 @@ def _write_evaluation(recorder: CallRecorder, judge: Scenario | Persona, intent:
         recorder.update_metadata(evaluation_error=f"{type(exc).__name__}: {exc}")
         return
     recorder.update_metadata(outcome=outcome.as_dict(), metrics=metrics)
+    if judge_enabled(llm_judge):
+        criteria = [c["name"] for c in outcome.as_dict().get("criteria", [])]
+        recorder.update_metadata(llm_judge=judge_call(record.turns, criteria))
 
 
 def resolve_scenario(scenario: str | Path | Scenario | None) -> Scenario | None:
