@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -238,5 +237,4 @@ def run_bench(parts: list[str] | None = None, as_json: bool = False) -> int:
             print(f"  ({part}: {time.perf_counter() - started:.0f} s)", flush=True)
     if as_json:
         print(json.dumps([f.__dict__ for f in figures]))
-    _ = resource  # imported for the subprocess script's sake in type checkers
     return 0

@@ -328,8 +328,9 @@ class CallerBrain:
 
     def _confirm_address(self, heard: str = "") -> str:
         if self.facts.get("new_address"):
-            if self._check_read_back(heard).startswith("Yes"):
-                return self._check_read_back(heard)
+            answer = self._check_read_back(heard)
+            if answer.startswith("Yes"):  # the agent already read back the new address
+                return answer
             return f"No, I've moved. My new address is {self.facts['new_address']}."
         return self._style(
             "Yes, that's right.",
