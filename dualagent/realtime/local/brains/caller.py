@@ -320,7 +320,7 @@ class CallerBrain:
     def _check_read_back(self, heard: str) -> str:
         """Compare the address the agent read back with ours (by words, numbers as words)."""
         spoken = lang.normalize(_spoken_numbers(self.facts.get("new_address") or "")).split()
-        ours, theirs = set(spoken), set(lang.normalize(heard).split())
+        ours, theirs = set(spoken), set(lang.normalize(_spoken_numbers(heard)).split())
         # The house number must be right, and most of the rest.
         if spoken and spoken[0] in theirs and len(ours & theirs) / len(ours) >= 0.6:
             return self._style("Yes, that's right.", "Yes.", "Yes, that's right, dear.", "Yes.")
