@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from dualagent.line import LineChannel, LineModel
 from dualagent.realtime import protocol as p
+from dualagent.realtime.truncation import SpokenAlignment, spoken_fraction
 
 Agent = Literal["caller", "cs"]
 AGENTS: tuple[Agent, Agent] = ("caller", "cs")
@@ -147,6 +148,8 @@ class _Utterance:
     interrupted: bool = False
     received_bytes: int = 0  # all audio the agent sent for it, including what was cut off
     closed: bool = False
+    # Where each transcript delta arrived in the audio: places the words of a cut utterance.
+    alignment: SpokenAlignment = field(default_factory=SpokenAlignment)
 
 
 @dataclass
@@ -306,8 +309,10 @@ class CallCore:
         cut_effects: list[Effect] = []
         if starts and self.awaiting_cut is not None and self.awaiting_cut[0] != side.agent:
             cut_effects = self._resolve_cut(utterance.start_s)
-        if side.pending_text:
-            utterance.text = side.pending_text.pop(utterance.item_id, "") + utterance.text
+        if side.pending_text:  # the transcript that came before this first audio
+            pending = side.pending_text.pop(utterance.item_id, "")
+            utterance.alignment.add_text(pending, 0.0)
+            utterance.text = pending + utterance.text
         utterance.received_bytes += p.b64_decoded_size(event["delta"])
         offset_s = p.pcm16_duration_s(utterance.audio_bytes)
         if utterance.cut_at_s is not None and offset_s >= utterance.cut_at_s:
@@ -401,10 +406,12 @@ class CallCore:
         """Shorten an interrupted turn to what was spoken before the cut."""
         assert utterance.cut_at_s is not None
         received_s = p.pcm16_duration_s(utterance.received_bytes)
-        spoken = min(1.0, utterance.cut_at_s / received_s) if received_s else 1.0
         turn.setdefault("planned_text", turn["text"])
-        words = turn["planned_text"].split()
-        turn["text"] = " ".join(words[: round(len(words) * spoken)])
+        planned = turn["planned_text"]
+        if utterance.alignment.text.split() == planned.split():
+            turn["text"] = utterance.alignment.spoken_before(utterance.cut_at_s, received_s)
+        else:  # the final transcript differs from its deltas: spread it over the audio
+            turn["text"] = spoken_fraction(planned, utterance.cut_at_s, received_s)
         turn["end_s"] = round(utterance.start_s + utterance.cut_at_s, 3)
 
     def _truncate_item(self, agent: Agent, utterance: _Utterance) -> Send:
@@ -424,7 +431,9 @@ class CallCore:
             side.pending_text[item_id] = side.pending_text.get(item_id, "") + event.get("delta", "")
             return []
         utterance = self._current_utterance(side, event, now_s)
-        utterance.text += event.get("delta", "")
+        delta = event.get("delta", "")
+        utterance.text += delta
+        utterance.alignment.add_text(delta, p.pcm16_duration_s(utterance.received_bytes))
         return []
 
     def _on_text_done(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:

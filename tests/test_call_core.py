@@ -518,3 +518,64 @@ def test_latency_is_measured_when_the_call_starts_at_time_zero() -> None:
     call.start(now=0.0)
     call.speak("cs", "Hello.", 1000, now=0.8)
     assert call.core.turns[0]["response_latency_s"] == pytest.approx(0.8)
+
+
+# ------------------------------------------------------------------------------ barge-in
+
+
+def _stream(call: Call, agent: str, item_id: str, sentences: list[tuple[str, int]]) -> list:
+    """A server that sends each sentence's transcript delta just before its audio."""
+    common = {"response_id": "r", "item_id": item_id, "output_index": 0, "content_index": 0}
+    effects = []
+    for i, (sentence, ms) in enumerate(sentences):
+        delta = sentence if i == 0 else " " + sentence
+        effects += call.feed(
+            agent, {"type": "response.output_audio_transcript.delta", "delta": delta, **common}
+        )
+        for _ in range(ms // 200):
+            effects += call.feed(
+                agent,
+                {
+                    "type": "response.output_audio.delta",
+                    "delta": p.encode_audio(pcm(200)),
+                    **common,
+                },
+            )
+    return effects
+
+
+def test_barge_in_cuts_the_agent_and_keeps_only_the_words_said_before_the_cut() -> None:
+    call = Call(interrupt_probability=1.0, seed=3)
+    call.start()
+    call.speak("cs", "Hello, First Bank.", 1000)  # nobody interrupts the greeting
+    call.done("cs")
+    call.speak("caller", "I lost my card.", 1000)
+    call.done("caller")
+    # The agent's next message: 6 s of a first sentence, then 6 s of a slow second one that
+    # the server had already sent when our cancel reached it.
+    first = "aa bb cc dd ee ff gg hh ii jj kk ll"
+    effects = _stream(call, "cs", "item_cs", [(first, 6000), ("more", 6000)])
+    assert send_types(effects, "cs") == ["response.cancel"]
+    assert send_types(effects, "caller")[-2:] == ["input_audio_buffer.commit", "response.create"]
+    turn = call.core.turns[2]
+    assert turn["interrupted"]
+    heard_until = call.core.sides["caller"].barge_in_from_s - turn["start_s"]
+    assert 1.5 <= heard_until <= 4.2
+
+    # The caller's voice starts where it cut in; the agent stops 0.4 s later.
+    call.feed("cs", Call.message_done("item_cs", first + " more"))
+    common = {"response_id": "rc", "item_id": "item_caller", "output_index": 0, "content_index": 0}
+    effects = call.feed(
+        "caller",
+        {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(200)), **common},
+    )
+    [truncate] = [e for e in sends(effects, "cs") if e["type"] == "conversation.item.truncate"]
+    cut_s = heard_until + 0.4
+    assert truncate["audio_end_ms"] == int(cut_s * 1000)
+    # Only words of the first sentence, in proportion to its 6 s of audio.
+    said = first.split()[: round(len(first.split()) * cut_s / 6.0)]
+    assert turn["text"].split()[:-1] == said[:-1]
+    assert abs(len(turn["text"].split()) - len(said)) <= 1
+    assert "more" not in turn["text"]
+    assert turn["planned_text"] == first + " more"
+    assert turn["end_s"] == pytest.approx(turn["start_s"] + cut_s, abs=0.001)

@@ -107,7 +107,11 @@ class _Connection:
             await self.send(session.response_failed(f"local engine error: {exc}"))
 
     async def _speak(self, text: str) -> None:
-        """Stream one message sentence by sentence: transcript delta, then its audio."""
+        """Stream one message sentence by sentence: transcript delta, then its audio.
+
+        Each sentence's text goes out only once its audio is ready, so a response cancelled
+        mid-way has said (and written) the same sentences, whatever the timing.
+        """
         session = self.session
         item_id, events = session.begin_message()
         await self.send(events)
@@ -115,12 +119,13 @@ class _Connection:
         loop = asyncio.get_running_loop()
         chunk_bytes = int(AUDIO_CHUNK_S * p.SAMPLE_RATE_HZ) * 2
         for sentence in engines.split_sentences(text):
-            await self.send(session.message_text(item_id, sentence))
             if not audio_out:
+                await self.send(session.message_text(item_id, sentence))
                 continue
             audio = await loop.run_in_executor(
                 engines.ENGINE_POOL, self.server.synthesize, sentence, session.voice, session.speed
             )
+            await self.send(session.message_text(item_id, sentence))
             for start in range(0, len(audio), chunk_bytes):
                 await self.send(session.message_audio(item_id, audio[start : start + chunk_bytes]))
         await self.send(session.end_message(item_id))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dualagent.realtime import protocol as p
+from dualagent.realtime.truncation import SpokenAlignment
 
 DEFAULT_MODEL = "local-cs"
 
@@ -55,6 +56,8 @@ class ConversationEntry:
     arguments: str | None = None
     output: str | None = None
     audio_ms: int = 0  # assistant messages: how much audio was sent (or kept after truncation)
+    # Assistant messages: where each sentence starts in the audio, to truncate at a word.
+    alignment: SpokenAlignment = field(default_factory=SpokenAlignment)
 
 
 @dataclass
@@ -291,9 +294,9 @@ class LocalSession:
                 )
             ]
         # The hosted service drops the unheard part of the transcript; keep the words heard.
-        fraction = event.audio_end_ms / total_ms if total_ms else 0.0
-        words = entry.text.split()
-        entry.text = " ".join(words[: round(len(words) * fraction)])
+        entry.text = entry.alignment.spoken_before(event.audio_end_ms / 1000, total_ms / 1000)
+        entry.alignment = SpokenAlignment()  # a second truncation spreads what is left
+        entry.alignment.add_text(entry.text, 0.0)
         entry.audio_ms = event.audio_end_ms
         for part in item.get("content", []):
             if part.get("type") == "output_audio":
@@ -435,7 +438,8 @@ class LocalSession:
         ]
 
     def message_text(self, item_id: str, text: str) -> list[Action]:
-        """The transcript (audio) or text delta of a message; call before its audio."""
+        """The transcript (audio) or text delta of a message; send it just before its audio,
+        so a truncation knows which words the audio so far holds."""
         active = self.response
         assert active is not None
         entry = self.entries[item_id]
@@ -444,6 +448,7 @@ class LocalSession:
         audio = "audio" in active.output_modalities
         kind = "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
         delta = text if not entry.text or entry.text == text else " " + text
+        entry.alignment.add_text(delta, entry.audio_ms / 1000)
         return [
             self._event(
                 kind,
