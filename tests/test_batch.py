@@ -502,8 +502,13 @@ async def test_dask_local_cluster_runs_calls_in_workers(tmp_path):
     distributed = pytest.importorskip("distributed")
 
     def start() -> distributed.LocalCluster:
+        # Everything on 127.0.0.1; the scheduler's HTTP server on any free port.
         return distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
         )
 
     cluster = await asyncio.to_thread(start)
