@@ -271,7 +271,10 @@ class CallCore:
             latency = max(0.0, now_s - requested) if requested is not None else 0.0
             side.requested_at_s = None
             if side.barge_in_from_s is not None:  # this utterance interrupts the other side
-                start = side.barge_in_from_s + latency
+                # The seeded barge-in point is where the caller's voice starts (its thinking
+                # time is part of that draw), so where the agent stops, and which words it
+                # got out, do not depend on how busy the machine was.
+                start = side.barge_in_from_s
                 side.barge_in_from_s = None
             else:
                 start = self.timeline_s + latency

@@ -562,13 +562,18 @@ def test_barge_in_cuts_the_agent_and_keeps_only_the_words_said_before_the_cut() 
     heard_until = call.core.sides["caller"].barge_in_from_s - turn["start_s"]
     assert 1.5 <= heard_until <= 4.2
 
-    # The caller's voice starts where it cut in; the agent stops 0.4 s later.
+    # The caller's voice starts where it cut in, whatever its engine's measured latency (0.7 s
+    # of wall time here); the agent stops 0.4 s later.
     call.feed("cs", Call.message_done("item_cs", first + " more"))
     common = {"response_id": "rc", "item_id": "item_caller", "output_index": 0, "content_index": 0}
     effects = call.feed(
         "caller",
         {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(200)), **common},
+        now=0.7,
     )
+    caller_turn = call.core.turns[3]
+    assert caller_turn["start_s"] == pytest.approx(turn["start_s"] + heard_until, abs=0.001)
+    assert caller_turn["response_latency_s"] == pytest.approx(0.7)
     [truncate] = [e for e in sends(effects, "cs") if e["type"] == "conversation.item.truncate"]
     cut_s = heard_until + 0.4
     assert truncate["audio_end_ms"] == int(cut_s * 1000)
