@@ -392,3 +392,93 @@ def test_transcription_of_a_deleted_item_is_dropped(session: LocalSession) -> No
     item_id = send(session, {"type": "input_audio_buffer.commit"})[0]["item_id"]
     send(session, {"type": "conversation.item.delete", "item_id": item_id})
     assert session.transcription_done(item_id, "late words", 0.2) == []
+
+
+# ------------------------------------------------------------------------------ server VAD
+
+
+def tone(ms: int, amplitude: int = 6000) -> bytes:
+    """A loud 220 Hz tone: speech, as far as an energy detector can tell."""
+    import numpy as np
+
+    t = np.arange(MS // 2 * ms) / p.SAMPLE_RATE_HZ
+    return (amplitude * np.sin(2 * np.pi * 220 * t)).astype("<i2").tobytes()
+
+
+def silence(ms: int) -> bytes:
+    return b"\x00\x00" * (MS // 2) * ms
+
+
+def vad_on(session: LocalSession, **turn_detection: Any) -> list:
+    config = {"type": "server_vad", **turn_detection}
+    update = {"type": "realtime", "audio": {"input": {"turn_detection": config}}}
+    return send(session, {"type": "session.update", "session": update})
+
+
+def append(session: LocalSession, audio: bytes, chunk_ms: int = 100) -> list:
+    """Stream audio as a microphone would, in ``chunk_ms`` pieces."""
+    actions = []
+    step = MS * chunk_ms
+    for start in range(0, len(audio), step):
+        chunk = p.encode_audio(audio[start : start + step])
+        actions += send(session, {"type": "input_audio_buffer.append", "audio": chunk})
+    return actions
+
+
+def test_server_vad_finds_speech_commits_it_and_answers(session: LocalSession) -> None:
+    assert kinds(vad_on(session, silence_duration_ms=400)) == ["session.updated"]
+    actions = append(session, silence(1000) + tone(1200) + silence(600))
+    assert kinds(actions) == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "conversation.item.added",
+        "conversation.item.done",
+        "Transcribe",
+        "response.created",
+        "Respond",
+    ]
+    started, stopped, committed = actions[:3]
+    assert started["audio_start_ms"] == 1000 and stopped["audio_end_ms"] == 2200
+    assert started["item_id"] == stopped["item_id"] == committed["item_id"]
+    # The item holds the speech with 300 ms of what came before it, and the pause after it.
+    transcribe = actions[5]
+    assert p.pcm16_duration_s(transcribe.pcm16) == pytest.approx(0.3 + 1.2 + 0.4, abs=0.02)
+    assert len(session.input_buffer) == MS * 200  # the rest of the pause: not committed
+
+
+def test_server_vad_ignores_quiet_noise_and_clicks(session: LocalSession) -> None:
+    vad_on(session)
+    assert append(session, tone(2000, amplitude=200) + tone(30) + silence(1000)) == []
+
+
+def test_server_vad_speech_cancels_the_agent_unless_told_not_to(session: LocalSession) -> None:
+    vad_on(session, create_response=False)
+    send(session, {"type": "response.create"})
+    actions = append(session, tone(300))
+    assert kinds(actions)[:3] == [
+        "input_audio_buffer.speech_started",
+        "StopResponse",
+        "response.done",
+    ]
+    assert actions[2]["response"]["status"] == "cancelled" and session.response is None
+    # Speech ends: committed, but no answer (create_response is false).
+    assert "response.created" not in kinds(append(session, silence(800)))
+
+    vad_on(session, interrupt_response=False)
+    send(session, {"type": "response.create"})
+    assert kinds(append(session, tone(300))) == ["input_audio_buffer.speech_started"]
+    assert session.response is not None
+
+
+def test_turn_detection_off_and_bad_settings(session: LocalSession) -> None:
+    vad_on(session)
+    off = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    send(session, {"type": "session.update", "session": off})
+    assert append(session, silence(500) + tone(1000) + silence(1000)) == []
+    error = only_error(vad_on(session, threshold=3.0))
+    assert error["param"] == "session" and "threshold" in error["message"]
+    bad = {"type": "realtime", "audio": {"input": {"turn_detection": {"type": "push_to_talk"}}}}
+    error = only_error(send(session, {"type": "session.update", "session": bad}))
+    assert "push_to_talk" in error["message"] and "server_vad" in error["message"]
+    assert session.vad is None  # a refused update changes nothing

@@ -241,3 +241,42 @@ def test_events_the_bridge_sends_are_valid_ga_client_events() -> None:
     update = sent[0]
     assert update["type"] == "session.update"
     assert update["session"]["audio"]["input"]["turn_detection"] is None
+
+
+@pytest.mark.slow
+async def test_sdk_client_streaming_a_microphone_gets_answers_from_server_vad(
+    local_server,
+) -> None:
+    """A client that only streams audio (no commit, no response.create): the server finds
+    the speech, transcribes it and answers, as the hosted service does with server VAD."""
+    speech = b"".join(
+        get_tts().synthesize("I lost my debit card yesterday.", voice=None, speed=1.0)
+    )
+    quiet = b"\x00\x00" * p.SAMPLE_RATE_HZ  # one second
+    stream = quiet[: len(quiet) // 2] + speech + quiet
+    chunk = 2 * p.SAMPLE_RATE_HZ // 10  # 100 ms, as a microphone sends
+    async with sdk_client(local_server).realtime.connect(model="local-cs") as conn:
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "server_vad"}}},
+                "instructions": "You are a helpful bank agent.",
+            }
+        )
+        for start in range(0, len(stream), chunk):
+            piece = base64.b64encode(stream[start : start + chunk]).decode()
+            await conn.input_audio_buffer.append(audio=piece)
+        events = await collect(conn, "response.done")
+
+    kinds = [e["type"] for e in events]
+    started = next(e for e in events if e["type"] == "input_audio_buffer.speech_started")
+    stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
+    speech_ms = p.pcm16_duration_s(speech) * 1000
+    assert 450 <= started["audio_start_ms"] <= 900  # Piper starts with a short lead-in
+    assert 500 + speech_ms - 600 <= stopped["audio_end_ms"] <= 500 + speech_ms + 100
+    assert kinds.index("input_audio_buffer.committed") > kinds.index(stopped["type"])
+    heard = next(e for e in events if e["type"].endswith("input_audio_transcription.completed"))
+    assert heard["item_id"] == started["item_id"] and "card" in heard["transcript"]
+    [said] = [e for e in events if e["type"] == "response.output_audio_transcript.done"]
+    assert "card" in said["transcript"]
+    assert events[-1]["response"]["status"] == "completed"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dualagent.realtime import protocol as p
+from dualagent.realtime.local.vad import EnergyVad, VadSettings
 from dualagent.realtime.truncation import SpokenAlignment
 
 DEFAULT_MODEL = "local-cs"
@@ -92,6 +93,10 @@ class LocalSession:
             tool_choice="auto",
         )
         self.input_buffer = bytearray()
+        self.input_ms = 0.0  # all audio appended in this session, as the VAD counts it
+        self.vad: EnergyVad | None = None  # server-side turn detection, when configured
+        self._vad_offset_ms = 0.0  # where the detector started, in session audio
+        self._speech_item_id: str | None = None  # the user item the current speech becomes
         self.entries: dict[str, ConversationEntry] = {}
         self._items: dict[str, dict[str, Any]] = {}
         self.response: _ActiveResponse | None = None
@@ -163,11 +168,19 @@ class LocalSession:
         update = event.session.model_dump(exclude_unset=True)
         _deep_merge(merged, update)
         try:
-            self.config = p.SessionConfig.model_validate(merged)
+            config = p.SessionConfig.model_validate(merged)
+            audio_in = config.audio.input if config.audio else None
+            vad = VadSettings.from_turn_detection(audio_in.turn_detection if audio_in else None)
         except ValueError as exc:
             return [
                 self._error(f"Invalid session: {exc}", "invalid_value", event.event_id, "session")
             ]
+        self.config = config
+        if vad is None:
+            self.vad = None
+        elif self.vad is None or self.vad.settings != vad:
+            self.vad = EnergyVad(vad)
+            self._vad_offset_ms = self.input_ms
         return [self._event("session.updated", session=self.session_object())]
 
     def _on_input_audio_buffer_append(self, event: p.InputAudioBufferAppend) -> list[Action]:
@@ -185,7 +198,48 @@ class LocalSession:
                 )
             ]
         self.input_buffer += pcm
-        return []
+        self.input_ms += p.pcm16_duration_s(pcm) * 1000
+        return self._detect_turns(pcm) if self.vad is not None else []
+
+    def _detect_turns(self, pcm: bytes) -> list[Action]:
+        """Server VAD: announce speech, and when it stops commit it and answer (if asked)."""
+        assert self.vad is not None
+        settings = self.vad.settings
+        actions: list[Action] = []
+        for kind, vad_ms in self.vad.feed(pcm):
+            at_ms = round(self._vad_offset_ms + vad_ms)
+            if kind == "speech_started":
+                self._speech_item_id = self.ids("item")
+                # Keep only the prefix padding of what came before the speech.
+                buffer_start_ms = self.input_ms - p.pcm16_duration_s(self.input_buffer) * 1000
+                drop_ms = at_ms - settings.prefix_padding_ms - buffer_start_ms
+                if drop_ms > 0:
+                    drop = int(drop_ms * p.SAMPLE_RATE_HZ / 1000) * 2
+                    del self.input_buffer[:drop]
+                actions.append(
+                    self._event(
+                        "input_audio_buffer.speech_started",
+                        audio_start_ms=at_ms,
+                        item_id=self._speech_item_id,
+                    )
+                )
+                if settings.interrupt_response and self.response is not None:
+                    self.response.cancelled = True
+                    actions += [
+                        StopResponse(self.response.response_id),
+                        *self.response_finished(status="cancelled"),
+                    ]
+                continue
+            item_id, self._speech_item_id = self._speech_item_id or self.ids("item"), None
+            actions.append(
+                self._event(
+                    "input_audio_buffer.speech_stopped", audio_end_ms=at_ms, item_id=item_id
+                )
+            )
+            actions += self._commit_buffer(item_id)
+            if settings.create_response and self.response is None:
+                actions += self._start_response(p.ResponseParams())
+        return actions
 
     def _on_input_audio_buffer_commit(self, event: p.InputAudioBufferCommit) -> list[Action]:
         min_bytes = 2 * p.SAMPLE_RATE_HZ // 10  # the hosted service also refuses < 100 ms
@@ -199,9 +253,12 @@ class LocalSession:
                     event.event_id,
                 )
             ]
+        return self._commit_buffer(self.ids("item"))
+
+    def _commit_buffer(self, item_id: str) -> list[Action]:
+        """Turn the input buffer into a user audio item, and order its transcription."""
         pcm = bytes(self.input_buffer)
         self.input_buffer.clear()
-        item_id = self.ids("item")
         previous = self._last_item_id()
         item = {
             "id": item_id,
@@ -334,7 +391,9 @@ class LocalSession:
                     event.event_id,
                 )
             ]
-        params = event.response or p.ResponseParams()
+        return self._start_response(event.response or p.ResponseParams())
+
+    def _start_response(self, params: p.ResponseParams) -> list[Action]:
         modalities = list(params.output_modalities or self.config.output_modalities or ["audio"])
         response_id = self.ids("resp")
         self.response = _ActiveResponse(response_id, modalities)
