@@ -46,6 +46,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dualagent import __version__
+from dualagent.files import write_text_atomic
 from dualagent.personas import list_personas
 from dualagent.realtime.local.server import LocalRealtimeServer
 from dualagent.recording import AUDIO_FORMATS, validate_conversation_id
@@ -539,8 +540,8 @@ def write_results(result: BatchResult) -> None:
         summary_csv["failures_by_end_reason"] = summary_csv["failures_by_end_reason"].map(
             json.dumps
         )
-    _write_atomic(result.path / "calls.csv", result.calls.to_csv(index=False))
-    _write_atomic(result.path / "summary.csv", summary_csv.to_csv(index=False))
+    write_text_atomic(result.path / "calls.csv", result.calls.to_csv(index=False))
+    write_text_atomic(result.path / "summary.csv", summary_csv.to_csv(index=False))
     doc = {
         "batch_id": result.batch_id,
         "status": result.status,
@@ -548,7 +549,7 @@ def write_results(result: BatchResult) -> None:
         "overall": result.manifest.get("overall"),
         "items": json.loads(result.summary.to_json(orient="records")),
     }
-    _write_atomic(result.path / "summary.json", json.dumps(doc, indent=2))
+    write_text_atomic(result.path / "summary.json", json.dumps(doc, indent=2))
 
 
 def format_summary(result: BatchResult) -> str:
@@ -584,18 +585,6 @@ def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 class _Manifest:
     """``batch.json``: rewritten atomically as calls finish (at most every 0.5 s, and at the end)."""
 
@@ -628,7 +617,7 @@ class _Manifest:
             return
         self.data["counts"] = self.counts()
         self.data["updated_at"] = _utc_now()
-        _write_atomic(self.path, json.dumps(self.data, indent=2, default=str))
+        write_text_atomic(self.path, json.dumps(self.data, indent=2, default=str))
         self._last_write = now
 
 

@@ -25,12 +25,9 @@ so it can run from ``finally`` blocks, exception handlers and after task cancell
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
-import os
 import threading
-import uuid
 from collections.abc import Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -40,6 +37,8 @@ from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
+
+from dualagent.files import write_json_atomic
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -156,29 +155,11 @@ def scrub_event(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _write_compact_json_atomic(path: Path, data: Any) -> None:
-    _write_json_atomic(path, data, indent=None)
+    write_json_atomic(path, data, indent=None)
 
 
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
-    """Write JSON via a temp file in the same folder + ``os.replace`` (never a half file)."""
-    # Not mkstemp: its 0600 mode would survive the rename; open("x") honours the umask.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            # default=str: a stray Path/datetime/enum must not lose the whole record.
-            json.dump(data, fh, indent=indent, ensure_ascii=False, default=str)
-            fh.write("\n")
-        # No fsync: the rename already guarantees readers and a crashed process never see a
-        # half file, and syncing each metadata rewrite cost more than a text-route call.
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class CallRecorder:
@@ -339,13 +320,13 @@ class CallRecorder:
             attempt("audio info", self._collect_audio_info)
             attempt(
                 "transcript.json",
-                _write_json_atomic,
+                write_json_atomic,
                 self._paths["transcript"],
                 {"conversation_id": self.conversation_id, "turns": self._turns},
             )
             attempt(
                 "function_calls.json",
-                _write_json_atomic,
+                write_json_atomic,
                 self._paths["function_calls"],
                 {"conversation_id": self.conversation_id, "calls": self._calls},
             )
@@ -625,7 +606,7 @@ class CallRecorder:
         return self._events
 
     def _write_metadata(self) -> None:
-        _write_json_atomic(self._paths["call_metadata"], self.metadata)
+        write_json_atomic(self._paths["call_metadata"], self.metadata)
 
     def _audio_info_running(self) -> dict[str, Any]:
         return {

@@ -65,6 +65,13 @@ async def test_text_batch_records_every_call_and_summary_matches_the_recordings(
     )
     assert doc["started_at"] <= doc["ended_at"]
     assert len(doc["calls"]) == 6
+    # Result files are shareable like the recordings (the umask decides), no leftovers.
+    modes = {f.name: f.stat().st_mode & 0o777 for f in batch_dir.iterdir() if f.is_file()}
+    first_call = batch_dir / doc["calls"][0]["path"]
+    expected = (first_call / "call_metadata.json").stat().st_mode & 0o777
+    assert modes == dict.fromkeys(
+        ["batch.json", "calls.csv", "summary.csv", "summary.json"], expected
+    )
 
     # One conversation folder per call, named by item and repetition, each a finished recording.
     metas = {}
