@@ -113,7 +113,8 @@ async def test_text_batch_records_every_call_and_summary_matches_the_recordings(
         assert row["mean_duration_s"] == pytest.approx(
             sum(m["timeline_s"] for m in own) / 3, abs=1e-3
         )
-        latencies = [sum(m["response_latencies_s"]) / len(m["response_latencies_s"]) for m in own]
+        # Response latency: the gap between one speaker's end and the next one's start.
+        latencies = [m["metrics"]["response_latency_s"]["mean"] for m in own]
         assert row["mean_latency_s"] == pytest.approx(sum(latencies) / 3, abs=1e-3)
         assert row["errors"] == 0
 
