@@ -233,6 +233,9 @@ class CallerBrain:
             return Reply(lead + self._identity(True, True, False))
         if self.disputed:  # the charges topic is covered by the dispute
             self.topics = [(q, a) for q, a in self.topics if "charges" not in q]
+        if self.primary_done and self.topics:  # got what it called for: on to the next thing
+            question, _ = self.topics.pop(0)
+            return Reply(lead + question)
         if self.primary_done and not self.topics:
             return Reply(
                 lead
@@ -341,11 +344,13 @@ class CallerBrain:
 
     def _primary_answered(self, heard: str) -> bool:
         cues = {
+            # The delivery time is the part recognition gets right ("ordered" often not).
             "lost_card": (
                 "has been ordered",
                 "been ordered",
                 "will arrive",
-                "business days",
+                "business day",
+                "five to seven",
                 "on its way",
                 "already on its way",
             ),
@@ -353,7 +358,8 @@ class CallerBrain:
                 "has been ordered",
                 "been ordered",
                 "will arrive",
-                "business days",
+                "business day",
+                "five to seven",
                 "on its way",
             ),
             "balance": ("account has", "balance is"),

@@ -68,11 +68,14 @@ class CustomerServiceBrain:
         self.last_statement = ""  # the last thing worth repeating (not an apology or a repeat)
         self._last_heard = ""
         self.pending_address: str | None = None
+        self._kept_of_last = ""  # what the conversation kept of our last message (cut short?)
 
     # ------------------------------------------------------------------ entry point
 
     def respond(self, given: BrainInput) -> Reply:
         fresh = self.reader.new_entries(given.conversation)
+        own = [e for e in given.conversation if e.role == "assistant" and e.call_id is None]
+        self._kept_of_last = own[-1].text if own else ""
         results = self.reader.tool_results(fresh)
         if results:
             reply = self._after_tools(results)
@@ -162,11 +165,34 @@ class CustomerServiceBrain:
             if lang.has_any(heard, (product,)) and self.card_product is None:
                 self.card_product = product
 
+    def _resume(self) -> str:
+        """Pick up where the caller cut us off, as people do: from the start of the sentence
+        if it had only begun, else from a few words before the cut; not from the top."""
+        planned = self.last_said.split()
+        if planned[:1] == ["Sure."]:
+            planned = planned[1:]
+        kept = self._kept_of_last.split()
+        if kept[:1] == ["Sure."]:
+            kept = kept[1:]
+        if not (0 < len(kept) < len(planned) and planned[: len(kept)] == kept):
+            return f"Sure. {self.last_statement}"
+        cut = len(kept)
+
+        def last_start(ends: tuple[str, ...]) -> int:
+            return max((i + 1 for i, w in enumerate(planned[:cut]) if w.endswith(ends)), default=0)
+
+        sentence_start = last_start((".", "?", "!"))
+        if cut - sentence_start <= 6:
+            return "Sure. " + " ".join(planned[sentence_start:])
+        clause_start = last_start((".", "?", "!", ",", ";", ":"))
+        start = clause_start if cut - clause_start <= 6 else cut - 3
+        return "Sure. As I was saying, " + " ".join(planned[start:])
+
     def _unclear(self, prefix: str = "") -> Reply:
         heard = self._last_heard
         if lang.has_any(heard, GO_ON_PHRASES) and len(heard.split()) <= 6 and self.last_statement:
             # "Go ahead" after cutting in, and nothing else: finish what was interrupted.
-            return Reply(f"Sure. {self.last_statement}")
+            return Reply(self._resume())
         self.unclear_count += 1
         if self.unclear_count >= 4:
             return Reply(
@@ -354,7 +380,12 @@ class CustomerServiceBrain:
         if lang.is_no(heard):
             self.stage = "new_address"
             return Reply("No problem. What address should we send the new card to?")
-        return Reply("Sorry, should I send the replacement card to the address on file? Yes or no?")
+        if lang.has_any(heard, GO_ON_PHRASES) and len(heard.split()) <= 6:
+            return Reply(self._resume())  # cut off before the address: finish saying it
+        # The address is read back every time: an unheard "address on file" is no consent.
+        address = (self.customer or {}).get("address")
+        where = f"{address}, the address on file" if address else "the address on file"
+        return Reply(f"Sorry, should I send the replacement card to {where}? Yes or no?")
 
     def _order_replacement(self, address: str | None = None) -> Reply:
         assert self.card is not None
