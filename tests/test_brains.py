@@ -1,6 +1,7 @@
 """The scripted brains, fed conversations directly (no server, no engines)."""
 
 from dualagent.realtime.local.brains.base import BrainInput
+from dualagent.realtime.local.brains.caller import CallerBrain
 from dualagent.realtime.local.brains.cs import CustomerServiceBrain
 from dualagent.realtime.local.session import ConversationEntry
 
@@ -40,3 +41,43 @@ def test_agent_cut_off_picks_up_near_where_it_stopped() -> None:
 
 def test_agent_not_cut_off_repeats_its_last_statement() -> None:
     assert greeted_then(GREETING, "go on") == "Sure. " + GREETING
+
+
+BARGE_IN = "Right now you are cutting in while the agent is still talking."
+
+
+def frustrated_caller() -> CallerBrain:
+    brain = CallerBrain(
+        {
+            "persona": {"type": "frustrated", "patience_level": 3},
+            "goal": {"secondary_goals": ["Ensure no unauthorized charges"]},
+            "intent": "lost_card",
+            "facts": {"full_name": "Nancy Wilson", "date_of_birth": "1958-03-14"},
+        }
+    )
+    brain.opened = brain.gave_identity = True  # past the opening and the identity check
+    return brain
+
+
+def caller_hears(brain: CallerBrain, heard: str, *, cutting_in: bool) -> str:
+    entry = ConversationEntry(f"item_{len(heard)}", "user", text=heard)
+    given = BrainInput(
+        instructions="",
+        profile={},
+        tools=[],
+        conversation=[entry],
+        response_instructions=BARGE_IN if cutting_in else None,
+    )
+    return brain.respond(given).text
+
+
+def test_caller_cutting_in_after_the_delivery_time_moves_on_to_its_next_topic() -> None:
+    # Recognition got "ordered" wrong, but "five to seven business" is enough.
+    heard = "your replacement court has been portable right and five to seven business"
+    said = caller_hears(frustrated_caller(), heard, cutting_in=True)
+    assert said == "Look, can you check that there are no charges I didn't make?"
+
+
+def test_caller_cutting_in_with_nothing_to_answer_asks_to_get_on() -> None:
+    said = caller_hears(frustrated_caller(), "your court is now blocked so", cutting_in=True)
+    assert said == "Look, just get on with it."

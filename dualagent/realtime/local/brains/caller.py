@@ -228,14 +228,14 @@ class CallerBrain:
             self.patience = patience
         lead = self._style("Sorry, ", "Look, ", "Oh, sorry dear, ", "Yes, yes. ")
         if understood and heard:
-            return Reply(lead + reply.text, reply.tool_calls)
+            return Reply(lead + _continue_sentence(reply.text), reply.tool_calls)
         if not self.gave_identity and self.opened:
             return Reply(lead + self._identity(True, True, False))
         if self.disputed:  # the charges topic is covered by the dispute
             self.topics = [(q, a) for q, a in self.topics if "charges" not in q]
         if self.primary_done and self.topics:  # got what it called for: on to the next thing
             question, _ = self.topics.pop(0)
-            return Reply(lead + question)
+            return Reply(lead + _continue_sentence(question))
         if self.primary_done and not self.topics:
             return Reply(
                 lead
@@ -446,3 +446,16 @@ def make_brain(model: str | None, profile: dict[str, Any]):  # type: ignore[no-u
     if "caller" in model or (profile.get("role") == "caller" and "cs" not in model):
         return CallerBrain(profile)
     return CustomerServiceBrain(profile)
+
+
+_SENTENCE_STARTERS = {"My", "Yes", "No", "The", "It", "It's", "Can", "That", "Please", "Go",
+                      "Just", "What", "So", "And", "Is", "Could", "Wait", "Oh", "Okay", "Fine",
+                      "Right", "Thank", "Thanks", "Sure", "Again:", "Quickly:"}  # fmt: skip
+
+
+def _continue_sentence(text: str) -> str:
+    """``text`` after a lead-in like "Sorry, ": "My name is..." -> "my name is..."."""
+    first, _, rest = text.partition(" ")
+    if first.rstrip(",.!?") in _SENTENCE_STARTERS:
+        return first[0].lower() + first[1:] + (" " + rest if rest else "")
+    return text
