@@ -29,7 +29,7 @@ def test_recognition_does_not_depend_on_the_utterance_before() -> None:
         cut(speech("Thank you for calling First Bank, this is Alex.", "ash"), 1 / 3),
         speech("Yes, yes. go on, go on.", "ash"),
     ]
-    heard_alone = PocketSphinxASR().transcribe(target)
+    heard_alone = PocketSphinxASR().transcribe(target)  # a new decoder
     assert "replacement" in heard_alone
     asr = PocketSphinxASR()
     for previous in before:

@@ -202,16 +202,6 @@ class PiperTTS:
 # --------------------------------------------------------------------------------------------
 
 
-def _primer_sound(seconds: float = 0.3) -> bytes:
-    """A fixed voiced sound (120 Hz and its harmonics, faded in and out) at the ASR rate."""
-    t = np.arange(int(seconds * ASR_RATE_HZ)) / ASR_RATE_HZ
-    wave = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 30)) * np.hanning(len(t))
-    return float_to_pcm16(0.3 * wave / np.abs(wave).max())
-
-
-_ASR_PRIMER = _primer_sound()
-
-
 class PocketSphinxASR:
     """PocketSphinx with the en-US model its wheel ships; one decoder per worker thread."""
 
@@ -232,13 +222,11 @@ class PocketSphinxASR:
             return ""
         audio = soxr.resample(pcm16_to_float(pcm16), SAMPLE_RATE_HZ, ASR_RATE_HZ)
         decoder = self._decoder()
-        # A decoder remembers something of its last utterance (an utterance cut off mid-word
-        # changes how the next one starts), and which worker thread's decoder gets which
-        # utterance is down to scheduling. Decoding the same short sound first puts it in the
-        # same state every time, so the same audio is always heard the same way.
-        decoder.start_utt()
-        decoder.process_raw(_ASR_PRIMER, full_utt=True)
-        decoder.end_utt()
+        # The feature front end carries state from one utterance to the next (an utterance
+        # cut off mid-word changes how the next one is heard), and which worker thread's
+        # decoder gets which utterance is down to scheduling. A fresh front end (0.1 ms) makes
+        # every result the one a new decoder would give: the same audio is heard the same way.
+        decoder.reinit_feat()
         decoder.start_utt()
         decoder.process_raw(float_to_pcm16(audio), full_utt=True)
         decoder.end_utt()
