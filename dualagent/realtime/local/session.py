@@ -224,11 +224,7 @@ class LocalSession:
                     )
                 )
                 if settings.interrupt_response and self.response is not None:
-                    self.response.cancelled = True
-                    actions += [
-                        StopResponse(self.response.response_id),
-                        *self.response_finished(status="cancelled"),
-                    ]
+                    actions += self._cancel_response()
                 continue
             item_id, self._speech_item_id = self._speech_item_id or self.ids("item"), None
             actions.append(
@@ -410,6 +406,12 @@ class LocalSession:
                     event.event_id,
                 )
             ]
+        return self._cancel_response()
+
+    def _cancel_response(self) -> list[Action]:
+        """Stop the active response's work and close it as cancelled."""
+        active = self.response
+        assert active is not None
         active.cancelled = True
         return [StopResponse(active.response_id), *self.response_finished(status="cancelled")]
 
