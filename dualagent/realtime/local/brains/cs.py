@@ -190,7 +190,7 @@ class CustomerServiceBrain:
 
     def _unclear(self, prefix: str = "") -> Reply:
         heard = self._last_heard
-        if lang.has_any(heard, GO_ON_PHRASES) and len(heard.split()) <= 6 and self.last_statement:
+        if _just_go_on(heard) and self.last_statement:
             # "Go ahead" after cutting in, and nothing else: finish what was interrupted.
             return Reply(self._resume())
         self.unclear_count += 1
@@ -380,7 +380,7 @@ class CustomerServiceBrain:
         if lang.is_no(heard):
             self.stage = "new_address"
             return Reply("No problem. What address should we send the new card to?")
-        if lang.has_any(heard, GO_ON_PHRASES) and len(heard.split()) <= 6:
+        if _just_go_on(heard):
             return Reply(self._resume())  # cut off before the address: finish saying it
         # The address is read back every time: an unheard "address on file" is no consent.
         address = (self.customer or {}).get("address")
@@ -588,3 +588,8 @@ def _address_from(heard: str) -> str | None:
         return None
     words = words[start:]
     return " ".join(words) if len(words) >= 3 else None
+
+
+def _just_go_on(heard: str) -> bool:
+    """A short "go on" / "get on with it", and nothing else (a caller who cut in)."""
+    return lang.has_any(heard, GO_ON_PHRASES) and len(heard.split()) <= 6
