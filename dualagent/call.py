@@ -142,14 +142,18 @@ class _Utterance:
     response_id: str
     start_s: float
     audio_bytes: int = 0
-    text: str = ""
+    final_text: str | None = None  # from transcript.done / text.done, when it came
     interrupt_at_s: float | None = None  # offset where the caller will barge in
     cut_at_s: float | None = None  # offset after which this utterance's audio is dropped
     interrupted: bool = False
     received_bytes: int = 0  # all audio the agent sent for it, including what was cut off
     closed: bool = False
-    # Where each transcript delta arrived in the audio: places the words of a cut utterance.
+    # The transcript deltas, and where each arrived in the audio (to place a cut's words).
     alignment: SpokenAlignment = field(default_factory=SpokenAlignment)
+
+    @property
+    def text(self) -> str:
+        return self.final_text if self.final_text is not None else self.alignment.text
 
 
 @dataclass
@@ -313,9 +317,7 @@ class CallCore:
         if starts and self.awaiting_cut is not None and self.awaiting_cut[0] != side.agent:
             cut_effects = self._resolve_cut(utterance.start_s)
         if side.pending_text:  # the transcript that came before this first audio
-            pending = side.pending_text.pop(utterance.item_id, "")
-            utterance.alignment.add_text(pending, 0.0)
-            utterance.text = pending + utterance.text
+            utterance.alignment.add_text(side.pending_text.pop(utterance.item_id, ""), 0.0)
         utterance.received_bytes += p.b64_decoded_size(event["delta"])
         offset_s = p.pcm16_duration_s(utterance.audio_bytes)
         if utterance.cut_at_s is not None and offset_s >= utterance.cut_at_s:
@@ -434,9 +436,8 @@ class CallCore:
             side.pending_text[item_id] = side.pending_text.get(item_id, "") + event.get("delta", "")
             return []
         utterance = self._current_utterance(side, event, now_s)
-        delta = event.get("delta", "")
-        utterance.text += delta
-        utterance.alignment.add_text(delta, p.pcm16_duration_s(utterance.received_bytes))
+        received_s = p.pcm16_duration_s(utterance.received_bytes)
+        utterance.alignment.add_text(event.get("delta", ""), received_s)
         return []
 
     def _on_text_done(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
@@ -448,7 +449,7 @@ class CallCore:
             side.pending_text.pop(event.get("item_id", ""), None)
             utterance = self._current_utterance(side, event, now_s)
         text = event.get("transcript") if "transcript" in event else event.get("text")
-        utterance.text = (text or utterance.text).strip()
+        utterance.final_text = (text or utterance.alignment.text).strip()
         self.turns[utterance.turn_index]["text"] = utterance.text
         return []
 
