@@ -298,9 +298,11 @@ class DualAgentBridge:
                 await self._apply([effect])
 
     async def _close_connections(self) -> None:
-        for connection in self.connections.values():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), timeout=2.0)
+        # Both at once; each close is bounded by the client's own close timeout.
+        await asyncio.gather(
+            *(connection.close() for connection in self.connections.values()),
+            return_exceptions=True,
+        )
 
     def _finalise(self, end: EndCall, interrupted: bool = False) -> None:
         if self.recorder.closed:

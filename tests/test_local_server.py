@@ -212,3 +212,43 @@ async def test_cancelling_a_response_does_not_lose_the_input_transcription(local
         done = [e for e in events if e["type"] == "response.done"]
         assert done and done[0]["response"]["status"] == "cancelled"
         assert events[-1]["transcript"]
+
+
+async def test_closing_a_connection_nobody_reads_ends_promptly_on_both_sides(local_server) -> None:
+    """A client that stopped reading (its queue full, its socket paused) still closes at once."""
+    conn = await connect(local_server)
+    await conn.send(p.ResponseCreate())  # a spoken greeting: many more frames than the queue holds
+    [server_side] = local_server.connections
+    async with asyncio.timeout(TIMEOUT_S):
+        while server_side.response_task is None or not server_side.response_task.done():
+            await asyncio.sleep(0.02)
+    started = asyncio.get_running_loop().time()
+    await conn.close()
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert conn.closed
+    async with asyncio.timeout(1.0):
+        while local_server.connections:
+            await asyncio.sleep(0.02)
+
+
+async def test_closing_while_another_task_reads_slowly_ends_its_loop_cleanly(local_server) -> None:
+    conn = await connect(local_server)
+    await conn.send(p.ResponseCreate())
+    seen: list[str] = []
+
+    async def slow_reader() -> None:
+        async for event in conn:  # ends without an error once the connection is closed
+            seen.append(event["type"])
+            await asyncio.sleep(0.05)
+
+    reader = asyncio.create_task(slow_reader())
+    async with asyncio.timeout(TIMEOUT_S):
+        while "response.output_audio.delta" not in seen:
+            await asyncio.sleep(0.01)
+    async with asyncio.timeout(1.0):
+        await conn.close()
+        await reader
+    assert "response.done" not in seen  # nothing is delivered after close()
+    async with asyncio.timeout(1.0):
+        while local_server.connections:
+            await asyncio.sleep(0.02)

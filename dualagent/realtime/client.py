@@ -7,6 +7,8 @@ that says which URL failed and why; API keys never appear in messages.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -16,6 +18,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from dualagent.realtime.protocol import normalize_server_event
+
+CLOSE_TIMEOUT_S = 2.0
+"""How long :meth:`RealtimeConnection.close` waits for the server's closing handshake."""
 
 
 class RealtimeConnectionError(ConnectionError):
@@ -43,6 +48,7 @@ class RealtimeConnection:
     def __init__(self, ws: ClientConnection, url: str) -> None:
         self._ws = ws
         self.url = url
+        self._closing = False
 
     @classmethod
     async def connect(
@@ -65,6 +71,7 @@ class RealtimeConnection:
                 open_timeout=open_timeout_s,
                 max_size=None,
                 compression=None,
+                close_timeout=CLOSE_TIMEOUT_S,
             )
         except websockets.InvalidStatus as exc:
             status = exc.response.status_code
@@ -95,24 +102,55 @@ class RealtimeConnection:
 
     async def recv(self) -> dict[str, Any]:
         """The next server event, normalised to GA names."""
-        return normalize_server_event(json.loads(await self._ws.recv()))
+        return normalize_server_event(json.loads(await self._receive()))
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._events()
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
-        try:
-            async for message in self._ws:
-                yield normalize_server_event(json.loads(message))
-        except websockets.ConnectionClosedOK:
-            return
+        while not self._closing:  # events after close() are not delivered
+            try:
+                message = await self._receive()
+            except websockets.ConnectionClosedOK:
+                return
+            yield normalize_server_event(json.loads(message))
+
+    async def _receive(self) -> str | bytes:
+        if self._closing:  # close() is discarding events: wait, then raise ConnectionClosed
+            await self._ws.wait_closed()
+        return await self._ws.recv()
 
     @property
     def closed(self) -> bool:
         return self._ws.close_code is not None
 
     async def close(self) -> None:
-        await self._ws.close()
+        """Close the session; returns within :data:`CLOSE_TIMEOUT_S` whatever the server does.
+
+        While closing, events nobody reads any more are discarded: once the receive queue is
+        full the socket stops being read, and the server's answer to our close frame would
+        never arrive. A cancelled close drops the TCP connection rather than leave it open.
+        """
+        self._closing = True
+        drain = asyncio.create_task(self._discard_incoming())
+        try:
+            await self._ws.close()
+        except asyncio.CancelledError:
+            self._ws.transport.abort()
+            raise
+        finally:
+            drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+
+    async def _discard_incoming(self) -> None:
+        while True:
+            try:
+                await self._ws.recv()
+            except websockets.ConnectionClosed:
+                return
+            except RuntimeError:  # a recv() begun before close() is still waiting: let it finish
+                await asyncio.sleep(0.005)
 
     async def __aenter__(self) -> RealtimeConnection:
         return self
