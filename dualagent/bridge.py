@@ -31,7 +31,6 @@ from dualagent.call import (
     PlaceAudio,
     Send,
     ToolExecutor,
-    TruncateAudio,
     UpdateTurn,
 )
 from dualagent.realtime import protocol as p
@@ -256,8 +255,6 @@ class DualAgentBridge:
     def _apply_local(self, effect: Effect) -> None:
         if isinstance(effect, PlaceAudio):
             self.recorder.place_audio(effect.speaker, effect.pcm16, effect.at_s)
-        elif isinstance(effect, TruncateAudio):
-            self.recorder.truncate(effect.speaker, effect.after_s)
         elif isinstance(effect, Flush):
             self.recorder.flush(effect.until_s)
         elif isinstance(effect, AddTurn):

@@ -62,14 +62,6 @@ class PlaceAudio:
 
 
 @dataclass
-class TruncateAudio:
-    """Drop ``speaker``'s recorded audio after ``after_s`` (they stopped talking there)."""
-
-    speaker: Agent
-    after_s: float
-
-
-@dataclass
 class Flush:
     until_s: float
 
@@ -106,9 +98,7 @@ class EndCall:
     error: str | None = None
 
 
-Effect = (
-    Send | PlaceAudio | TruncateAudio | Flush | AddTurn | UpdateTurn | LogToolCall | Log | EndCall
-)
+Effect = Send | PlaceAudio | Flush | AddTurn | UpdateTurn | LogToolCall | Log | EndCall
 ToolExecutor = Callable[[Agent, str, str], dict[str, Any]]
 
 
@@ -200,7 +190,6 @@ class CallCore:
         self.interruptions = 0
         self.instructions: dict[Agent, str] = {}
         # An interrupted utterance whose end waits for the interrupter's first audio.
-        self.awaiting_cut: tuple[Agent, _Utterance] | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -311,11 +300,7 @@ class CallCore:
     def _on_audio(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
         if self._cancelled_output(side, event):
             return []
-        starts = side.utterance is None or side.utterance.item_id != event.get("item_id")
         utterance = self._current_utterance(side, event, now_s)
-        cut_effects: list[Effect] = []
-        if starts and self.awaiting_cut is not None and self.awaiting_cut[0] != side.agent:
-            cut_effects = self._resolve_cut(utterance.start_s)
         if side.pending_text:  # the transcript that came before this first audio
             utterance.alignment.add_text(side.pending_text.pop(utterance.item_id, ""), 0.0)
         utterance.received_bytes += p.b64_decoded_size(event["delta"])
@@ -329,13 +314,13 @@ class CallCore:
             delta = p.encode_audio(pcm)
         at_s = utterance.start_s + offset_s
         utterance.audio_bytes += len(pcm)
-        effects: list[Effect] = [*cut_effects, PlaceAudio(side.agent, pcm, at_s)]
+        effects: list[Effect] = [PlaceAudio(side.agent, pcm, at_s)]
         if self.settings.route == "audio" and not utterance.interrupted:
             listener = self.sides[other(side.agent)]
             listener.appended_bytes += len(pcm)
             append = {"type": "input_audio_buffer.append", "audio": delta}
             effects.append(Send(listener.agent, append, utterance_offset_s=offset_s))
-            end_offset = offset_s + p.pcm16_duration_s(pcm)
+            end_offset = p.pcm16_duration_s(utterance.audio_bytes)  # the next offset_s, exactly
             if utterance.interrupt_at_s is not None and end_offset >= utterance.interrupt_at_s:
                 effects += self._barge_in(side, utterance, end_offset, now_s)
         return effects
@@ -355,17 +340,23 @@ class CallCore:
     def _barge_in(
         self, side: _Side, utterance: _Utterance, heard_until_s: float, now_s: float
     ) -> list[Effect]:
-        """The caller starts talking over the CS agent: cancel, and let the caller speak."""
+        """The caller talks over the CS agent: cancel, and let the caller speak.
+
+        The agent stops where the caller stopped hearing it: the end of the audio received and
+        forwarded so far. Whatever the server streams after that (its next sentence may be
+        synthesised before our cancel reaches it, or not) is dropped, so where the agent stops
+        and which words it got out do not depend on timing. The caller's voice starts
+        ``BARGE_IN_OVERLAP_S`` earlier: both talk at once for that long, as on a phone line.
+        """
         utterance.interrupted = True
-        # Where the agent stops is known once the caller's voice starts (plus a short overlap).
-        self.awaiting_cut = (side.agent, utterance)
+        utterance.cut_at_s = heard_until_s
         self.turns[utterance.turn_index]["interrupted"] = True
         self.interruptions += 1
         caller = self.sides[other(side.agent)]
-        caller.barge_in_from_s = utterance.start_s + heard_until_s
+        caller.barge_in_from_s = utterance.start_s + max(0.0, heard_until_s - BARGE_IN_OVERLAP_S)
         side.cancelled_response_id = utterance.response_id
         effects: list[Effect] = [
-            Log("info", f"caller interrupts the agent at {utterance.start_s + heard_until_s:.1f}s"),
+            Log("info", f"caller interrupts the agent at {caller.barge_in_from_s:.1f}s"),
             Send(side.agent, p.ResponseCancel(response_id=utterance.response_id or None).dump()),
         ]
         if caller.appended_bytes >= MIN_COMMIT_BYTES:  # what the caller heard before cutting in
@@ -384,28 +375,6 @@ class CallCore:
         ):
             return False
         return side.utterance is None or event.get("item_id") != side.utterance.item_id
-
-    def _resolve_cut(self, interrupter_start_s: float) -> list[Effect]:
-        """The interrupter started at ``interrupter_start_s``: the interrupted agent stops a
-        moment later. Cut its recorded audio, transcript and server-side item there."""
-        assert self.awaiting_cut is not None
-        agent, utterance = self.awaiting_cut
-        self.awaiting_cut = None
-        received_s = p.pcm16_duration_s(utterance.received_bytes)
-        utterance.cut_at_s = min(
-            received_s, max(0.0, interrupter_start_s + BARGE_IN_OVERLAP_S - utterance.start_s)
-        )
-        effects: list[Effect] = [TruncateAudio(agent, utterance.start_s + utterance.cut_at_s)]
-        if utterance.closed:  # already reported in full: correct the record now
-            turn = self.turns[utterance.turn_index]
-            self._apply_cut(utterance, turn)
-            self.timeline_s = max(t["end_s"] for t in self.turns)
-            fields = {k: turn[k] for k in ("text", "planned_text", "end_s") if k in turn}
-            effects += [
-                UpdateTurn(utterance.turn_index, fields),
-                self._truncate_item(agent, utterance),
-            ]
-        return effects
 
     def _apply_cut(self, utterance: _Utterance, turn: dict[str, Any]) -> None:
         """Shorten an interrupted turn to what was spoken before the cut."""
@@ -456,6 +425,13 @@ class CallCore:
     def _on_item_done(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
         item = event.get("item", {})
         if item.get("type") == "function_call":
+            if side.cancelled_response_id is not None:
+                # Called after the caller cut in: whether it got out before our cancel landed
+                # is a race, so it never happened, on our side and in the agent's memory.
+                return [
+                    Log("info", f"dropped {item.get('name')}() of the interrupted response"),
+                    Send(side.agent, p.ConversationItemDelete(item_id=item.get("id", "")).dump()),
+                ]
             side.pending_tool_calls.append(item)
             return []
         if (
@@ -540,7 +516,7 @@ class CallCore:
             side.cancelled_response_id is not None
             and response.get("id") == side.cancelled_response_id
         ):
-            # Interrupted: the other side already has the turn. Tools it called still ran.
+            # Interrupted: the other side already has the turn. Tools called before still run.
             side.cancelled_response_id = None
             calls, side.pending_tool_calls = side.pending_tool_calls, []
             side.spoke_in_response = False
@@ -688,9 +664,6 @@ class CallCore:
             return []
         self.ended = True
         effects: list[Effect] = []
-        if self.awaiting_cut is not None:  # the call ended before the interrupter spoke
-            caller = self.sides[other(self.awaiting_cut[0])]
-            effects += self._resolve_cut(caller.barge_in_from_s or self.timeline_s)
         for side in self.sides.values():
             if side.utterance is not None:
                 effects += self._close_utterance(side)

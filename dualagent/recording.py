@@ -13,8 +13,7 @@ Audio arrives as PCM16 mono chunks that are *placed* at a time on the call's vir
 (`place_audio`). Placed audio stays in a small in-memory window until `flush(until_s)` promises
 that nothing more will land before ``until_s``; then that part is written to all three files at
 once (silence where nobody spoke) and freed, so memory is bounded by the unflushed window rather
-than by the call's length. Until it is flushed, a speaker's audio can still be cut off with
-`truncate` (barge-in).
+than by the call's length. A barge-in is two speakers placed over the same stretch of time.
 
 The recorder opens everything on construction: the folder is created, the three audio files are
 opened for incremental writing and ``call_metadata.json`` is written with ``"status": "running"``
@@ -415,20 +414,6 @@ class CallRecorder:
             self._buf[rel : rel + len(samples), ch] = samples
             self._pending = max(self._pending, rel + len(samples))
             self._ends[ch] = max(self._ends[ch], end)
-
-    def truncate(self, speaker: Speaker, after_s: float) -> None:
-        """Drop ``speaker``'s unflushed audio after ``after_s`` (utterance cut off by barge-in)."""
-        ch = self._channel(speaker)
-        with self._lock:
-            if self._ignore_closed("truncate"):
-                return
-            cut = max(round(after_s * self.sample_rate_hz), self._flushed)
-            rel = cut - self._flushed
-            if rel < self._pending:
-                self._buf[rel : self._pending, ch] = 0
-            self._ends[ch] = min(self._ends[ch], cut)
-            # The window may shrink if the cut-off tail was the latest audio on the timeline.
-            self._pending = self._end_frame() - self._flushed
 
     def flush(self, until_s: float) -> None:
         """Write everything before ``until_s`` to disk (silence where nobody spoke) and free it.

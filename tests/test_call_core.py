@@ -559,23 +559,19 @@ def test_barge_in_cuts_the_agent_and_keeps_only_the_words_said_before_the_cut() 
     assert send_types(effects, "caller")[-2:] == ["input_audio_buffer.commit", "response.create"]
     turn = call.core.turns[2]
     assert turn["interrupted"]
-    heard_until = call.core.sides["caller"].barge_in_from_s - turn["start_s"]
-    assert 1.5 <= heard_until <= 4.2
-
-    # The caller's voice starts where it cut in, whatever its engine's measured latency (0.7 s
-    # of wall time here); the agent stops 0.4 s later.
-    call.feed("cs", Call.message_done("item_cs", first + " more"))
-    common = {"response_id": "rc", "item_id": "item_caller", "output_index": 0, "content_index": 0}
-    effects = call.feed(
-        "caller",
-        {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(200)), **common},
-        now=0.7,
+    # The agent stops where the caller stopped hearing it: everything forwarded to the caller.
+    heard_bytes = sum(
+        p.b64_decoded_size(e["audio"])
+        for e in sends(effects, "caller")
+        if e["type"] == "input_audio_buffer.append"
     )
-    caller_turn = call.core.turns[3]
-    assert caller_turn["start_s"] == pytest.approx(turn["start_s"] + heard_until, abs=0.001)
-    assert caller_turn["response_latency_s"] == pytest.approx(0.7)
+    cut_s = p.pcm16_duration_s(heard_bytes)
+    assert 1.5 <= cut_s <= 4.2
+    cs_audio = sum(len(e.pcm16) for e in effects if isinstance(e, PlaceAudio) and e.speaker == "cs")
+    assert p.pcm16_duration_s(cs_audio) == pytest.approx(cut_s)  # nothing after it recorded
+
+    effects = call.feed("cs", Call.message_done("item_cs", first + " more"))
     [truncate] = [e for e in sends(effects, "cs") if e["type"] == "conversation.item.truncate"]
-    cut_s = heard_until + 0.4
     assert truncate["audio_end_ms"] == int(cut_s * 1000)
     # Only words of the first sentence, in proportion to its 6 s of audio.
     said = first.split()[: round(len(first.split()) * cut_s / 6.0)]
@@ -584,3 +580,72 @@ def test_barge_in_cuts_the_agent_and_keeps_only_the_words_said_before_the_cut() 
     assert "more" not in turn["text"]
     assert turn["planned_text"] == first + " more"
     assert turn["end_s"] == pytest.approx(turn["start_s"] + cut_s, abs=0.001)
+
+    # The caller's voice starts 0.4 s before the agent stops, whatever its engine's measured
+    # latency (0.7 s of wall time here).
+    common = {"response_id": "rc", "item_id": "item_caller", "output_index": 0, "content_index": 0}
+    call.feed(
+        "caller",
+        {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(200)), **common},
+        now=0.7,
+    )
+    caller_turn = call.core.turns[3]
+    assert caller_turn["start_s"] == pytest.approx(turn["end_s"] - 0.4, abs=0.001)
+    assert caller_turn["response_latency_s"] == pytest.approx(0.7)
+
+
+def _interrupted_reply(rest_got_out: bool) -> tuple[Call, list]:
+    """The agent says two sentences and calls a tool; the caller cuts into the first.
+    ``rest_got_out``: the server had sent the rest of the response before our cancel landed."""
+    call = Call(interrupt_probability=1.0, seed=3)
+    call.core._plan_interruption = lambda side, index: None if index == 0 else 2.3
+    call.start()
+    call.speak("cs", "Hello, First Bank.", 1000)
+    call.done("cs")
+    call.speak("caller", "I lost my card.", 1000)
+    call.done("caller")
+    response_id = call.created("cs")
+    common = {"response_id": response_id, "item_id": "item_cs"}
+    sentences = [("aa bb cc dd ee ff gg hh ii jj kk ll", 2400), ("mm nn oo pp", 2000)]
+    effects = []
+    for i, (sentence, ms) in enumerate(sentences if rest_got_out else sentences[:1]):
+        delta = {"type": "response.output_audio_transcript.delta", "delta": " " * i + sentence}
+        effects += call.feed("cs", {**delta, **common, "output_index": 0, "content_index": 0})
+        for _ in range(ms // 200):
+            audio = {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(200))}
+            effects += call.feed("cs", {**audio, **common, "output_index": 0, "content_index": 0})
+    if rest_got_out:
+        item = {
+            "id": "item_fc",
+            "type": "function_call",
+            "call_id": "call_1",
+            "name": "order_replacement_card",
+            "arguments": "{}",
+        }
+        done = {"type": "response.output_item.done", "response_id": response_id, "item": item}
+        effects += call.feed("cs", {**done, "output_index": 1})
+    status = "completed" if rest_got_out else "cancelled"
+    effects += call.feed(
+        "cs", {"type": "response.done", "response": {"id": response_id, "status": status}}
+    )
+    return call, effects
+
+
+def test_where_an_interrupted_agent_stops_does_not_depend_on_when_the_cancel_landed() -> None:
+    cancelled_first, _ = _interrupted_reply(rest_got_out=False)
+    rest_first, effects = _interrupted_reply(rest_got_out=True)
+    a, b = cancelled_first.core.turns[2], rest_first.core.turns[2]
+    assert a["interrupted"] and b["interrupted"]
+    assert a["text"] == b["text"] and a["end_s"] == b["end_s"]
+    assert "mm" not in b["text"] and b["text"].startswith("aa bb")
+    truncates = [e for e in sends(effects, "cs") if e["type"] == "conversation.item.truncate"]
+    assert [t["audio_end_ms"] for t in truncates] == [round((a["end_s"] - a["start_s"]) * 1000)]
+
+
+def test_a_tool_called_after_the_caller_cut_in_is_dropped_and_deleted_from_the_agent() -> None:
+    cancelled_first, _ = _interrupted_reply(rest_got_out=False)
+    rest_first, effects = _interrupted_reply(rest_got_out=True)
+    assert cancelled_first.tools.calls == rest_first.tools.calls == []
+    assert rest_first.core.tool_calls == []
+    deletes = [e for e in sends(effects, "cs") if e["type"] == "conversation.item.delete"]
+    assert [d["item_id"] for d in deletes] == ["item_fc"]

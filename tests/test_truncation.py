@@ -39,3 +39,14 @@ def test_the_first_text_describes_the_audio_from_its_start() -> None:
     alignment.add_text("late transcript", 0.6)
     assert alignment.marks == [(0, 0.0)]
     assert alignment.spoken_before(0.5, 1.0) == "late"
+
+
+def test_a_cut_at_a_sentence_end_leaves_out_the_next_sentence_sent_before_its_audio() -> None:
+    """The local server sends a sentence's text just before its audio: if that happens
+    between the cut and the cancel landing, the words still end at the cut."""
+    alignment = SpokenAlignment()
+    alignment.add_text("one two three four", 0.0)
+    before = alignment.spoken_before(2.0, 2.0)
+    alignment.add_text(" five six", 2.0)  # its audio has not come yet
+    assert alignment.spoken_before(2.0, 2.0) == before == "one two three four"
+    assert alignment.spoken_before(2.0, 3.0) == before  # nor once some of it has

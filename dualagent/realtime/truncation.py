@@ -38,11 +38,17 @@ class SpokenAlignment:
         self.text += delta
 
     def spoken_before(self, cut_s: float, total_audio_s: float) -> str:
-        """The words said in the first ``cut_s`` seconds of ``total_audio_s`` of audio."""
-        if total_audio_s <= 0 or cut_s >= total_audio_s:
+        """The words said in the first ``cut_s`` seconds of ``total_audio_s`` of audio.
+
+        Text that arrived at or after ``cut_s`` is not counted, even when no audio followed it
+        yet: the next sentence's text may come just before its audio, or just after the cut.
+        """
+        if total_audio_s <= 0:  # no audio at all (a text reply): all of it was "said"
             return " ".join(self.text.split())
         spoken_chars = 0.0
         for i, (char_start, audio_start) in enumerate(self.marks):
+            if i and audio_start >= cut_s:  # its audio had not started at the cut
+                break
             last = i + 1 == len(self.marks)
             char_end = len(self.text) if last else self.marks[i + 1][0]
             audio_end = total_audio_s if last else self.marks[i + 1][1]

@@ -56,7 +56,7 @@ ENGINE_POOL = ThreadPoolExecutor(
     max_workers=int(os.environ.get("DUALAGENT_ENGINE_THREADS", os.cpu_count() or 2)),
     thread_name_prefix="dualagent-engine",
 )
-"""Threads for TTS/ASR. ONNX Runtime and PocketSphinx release the GIL while they compute."""
+"""Threads for TTS/ASR. ONNX Runtime releases the GIL while it computes; PocketSphinx does not."""
 
 
 class TextToSpeech(Protocol):
