@@ -317,10 +317,14 @@ async def test_cancelling_a_batch_interrupts_calls_in_flight_and_marks_the_manif
         )
     )
     batch_dir = tmp_path / "stop"
-    for _ in range(200):  # until the first call has started recording
-        await asyncio.sleep(0.05)
-        if (batch_dir / "typical-000" / "call_metadata.json").exists():
-            break
+    before = set(local_server.connections)
+    async with asyncio.timeout(60):  # until the first call is talking: both agents connected
+        while (
+            len(local_server.connections - before) < 2
+            or not (batch_dir / "typical-000" / "call_metadata.json").exists()
+        ):
+            await asyncio.sleep(0.05)
+    call_connections = local_server.connections - before
     await asyncio.sleep(1.0)  # mid-call: a real-speech call takes several seconds
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -336,12 +340,13 @@ async def test_cancelling_a_batch_interrupts_calls_in_flight_and_marks_the_manif
     assert metadata(batch_dir / "typical-000")["status"] == "interrupted"
     assert not (batch_dir / "typical-001").exists()
     assert (batch_dir / "summary.csv").exists()
-    # Stopped cleanly: the interrupted call hung up both of its Realtime connections.
-    for _ in range(40):
-        if not local_server.connections:
-            break
-        await asyncio.sleep(0.05)
-    assert not local_server.connections
+    # Stopped cleanly: the interrupted call hung up both of its Realtime connections, with a
+    # completed closing handshake (1000; a stuck one is aborted after a timeout: 1006). A
+    # handshake left hanging would keep the server side open for its 10 s close timeout.
+    async with asyncio.timeout(8):
+        while local_server.connections & call_connections:
+            await asyncio.sleep(0.05)
+    assert [c.ws.close_code for c in call_connections] == [1000, 1000]
 
 
 # ------------------------------------------------------------------------------ input

@@ -40,17 +40,23 @@ def documented_batch_command() -> list[str]:
 def papermill(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     """Start ``papermill ARGS`` (this interpreter's papermill; kernel "python3") in ``cwd``."""
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [sys.executable, "-m", "papermill", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log_path = cwd / f"papermill-{Path(args[1]).stem}.log"
+    # Output to a file, not a pipe: a pipe nobody reads yet would stall a chatty run.
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "papermill", *args],
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    process.log_path = log_path  # type: ignore[attr-defined]
+    return process
 
 
 def finish(process: subprocess.Popen[str]) -> None:
-    output, _ = process.communicate(timeout=TIMEOUT_S)
+    process.wait(timeout=TIMEOUT_S)
+    output = process.log_path.read_text()  # type: ignore[attr-defined]
     assert process.returncode == 0, f"papermill failed:\n{output[-4000:]}"
 
 

@@ -126,9 +126,18 @@ def test_click_in_a_real_kernel_keeps_the_kernel_responsive(tmp_path):
                 return "".join(out).strip()
 
     try:
+        # The call waits for a gate the test opens, so "still running" does not depend on
+        # how fast a text call is.
         model_id = run(
-            "from dualagent.widgets import CallApp\n"
-            "app = CallApp(route='text', output_dir='calls')\n"
+            "import asyncio\n"
+            "from dualagent import widgets\n"
+            "gate = asyncio.Event()\n"
+            "real_simulate = widgets.simulate\n"
+            "async def gated_simulate(*args, **kwargs):\n"
+            "    await gate.wait()\n"
+            "    return await real_simulate(*args, **kwargs)\n"
+            "widgets.simulate = gated_simulate\n"
+            "app = widgets.CallApp(route='text', output_dir='calls')\n"
             "app.display()\n"
             "print(app.run_button.model_id)"
         )
@@ -136,6 +145,7 @@ def test_click_in_a_real_kernel_keeps_the_kernel_responsive(tmp_path):
         kc.shell_channel.send(kc.session.msg("comm_msg", click))
         assert run("print(app.task is not None and not app.task.done())") == "True"
         assert run("print(1 + 1)") == "2"  # the kernel is free while the call runs
+        run("gate.set()")
         done = run(
             "import asyncio\nr = await asyncio.wait_for(app.task, 60)\nprint(r.status, len(app.audio_widgets))"
         )
