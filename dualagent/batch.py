@@ -1248,14 +1248,23 @@ def bench_throughput(
 
 
 def _rss_mb() -> float:
-    """This process's resident memory now (Linux ``/proc``; else the peak so far)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        import resource
+    """Resident memory now of this process and its speech-recognition workers (Linux
+    ``/proc``; elsewhere this process's peak so far)."""
+    from dualagent.realtime.local import engines
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pids = ["self", *(str(pid) for pid in engines.get_asr_worker_pids())]
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            if pid != "self":
+                continue  # a worker that just ended
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return total
 
 
 def _memory_probe(n: int, route: str = "audio") -> dict[str, float]:

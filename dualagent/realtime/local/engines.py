@@ -11,24 +11,31 @@ the pitch while keeping the tempo. Speed comes from ``session.audio.output.speed
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import hashlib
+import logging
 import os
+import queue
 import re
+import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import soxr
 
+from dualagent.realtime.local import asr_worker
+from dualagent.realtime.local.asr_worker import ASR_RATE_HZ
 from dualagent.realtime.protocol import SAMPLE_RATE_HZ, float_to_pcm16, pcm16_to_float
 
-ASR_RATE_HZ = 16_000
+log = logging.getLogger(__name__)
 
 
 def _return_large_buffers_to_os(threshold_bytes: int = 64 * 1024) -> bool:
@@ -52,11 +59,10 @@ def _return_large_buffers_to_os(threshold_bytes: int = 64 * 1024) -> bool:
 
 _return_large_buffers_to_os()
 
-ENGINE_POOL = ThreadPoolExecutor(
-    max_workers=int(os.environ.get("DUALAGENT_ENGINE_THREADS", os.cpu_count() or 2)),
-    thread_name_prefix="dualagent-engine",
-)
-"""Threads for TTS/ASR. ONNX Runtime releases the GIL while it computes; PocketSphinx does not."""
+ENGINE_THREADS = int(os.environ.get("DUALAGENT_ENGINE_THREADS", os.cpu_count() or 2))
+ENGINE_POOL = ThreadPoolExecutor(max_workers=ENGINE_THREADS, thread_name_prefix="dualagent-engine")
+"""Threads for TTS/ASR. ONNX Runtime releases the GIL while it computes; PocketSphinx does not,
+so each of these threads hands recognition to a worker process (see :class:`PocketSphinxASR`)."""
 
 
 class TextToSpeech(Protocol):
@@ -202,36 +208,160 @@ class PiperTTS:
 # --------------------------------------------------------------------------------------------
 
 
-class PocketSphinxASR:
-    """PocketSphinx with the en-US model its wheel ships; one decoder per worker thread."""
+class AsrWorkerError(RuntimeError):
+    """A speech-recognition worker process died or stopped answering."""
+
+
+class _AsrProcess:
+    """One ``asr_worker`` child process and its pipes."""
 
     def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            # Run as a script, not ``-m``: importing the dualagent package would load pandas
+            # and the rest into every worker. -P keeps the script's folder off sys.path.
+            [sys.executable, "-P", asr_worker.__file__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            # Its own session: Ctrl-C in a terminal goes to us, and we stop it (end of input).
+            start_new_session=True,
+        )
+
+    def send(self, pcm16_16k: bytes) -> None:
+        try:
+            asr_worker.write_message(self.process.stdin, pcm16_16k)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise AsrWorkerError(f"speech recognition worker gone: {exc}") from None
+
+    def receive(self) -> str:
+        reply = asr_worker.read_message(self.process.stdout)  # type: ignore[arg-type]
+        if reply is None:
+            code = self.process.poll()
+            raise AsrWorkerError(f"speech recognition worker ended (exit code {code})")
+        return reply.decode()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class PocketSphinxASR:
+    """PocketSphinx with the en-US model its wheel ships.
+
+    Decoding runs in up to ``processes`` worker processes (``DUALAGENT_ASR_PROCESSES``,
+    default: one per engine thread), started on first use, because PocketSphinx holds the GIL
+    while it decodes. ``processes=0``, or a worker that dies twice in a row, means decoding in
+    the calling thread instead (one decoder per thread): slower for everyone else, same text.
+    """
+
+    def __init__(self, processes: int | None = None) -> None:
+        if processes is None:
+            processes = int(os.environ.get("DUALAGENT_ASR_PROCESSES", ENGINE_THREADS))
+        self.processes = max(0, processes)
+        self._idle: queue.LifoQueue[_AsrProcess] = queue.LifoQueue()
+        self._workers: list[_AsrProcess] = []
+        self._lock = threading.Lock()
         self._local = threading.local()
 
-    def _decoder(self):  # type: ignore[no-untyped-def]
-        decoder = getattr(self._local, "decoder", None)
-        if decoder is None:
-            from pocketsphinx import Decoder
-
-            decoder = Decoder(samprate=ASR_RATE_HZ, loglevel="FATAL")
-            self._local.decoder = decoder
-        return decoder
+    @property
+    def in_processes(self) -> bool:
+        return self.processes > 0
 
     def transcribe(self, pcm16: bytes) -> str:
         if len(pcm16) < 2 * SAMPLE_RATE_HZ // 10:  # under 0.1 s: nothing to hear
             return ""
-        audio = soxr.resample(pcm16_to_float(pcm16), SAMPLE_RATE_HZ, ASR_RATE_HZ)
-        decoder = self._decoder()
-        # The feature front end carries state from one utterance to the next (an utterance
-        # cut off mid-word changes how the next one is heard), and which worker thread's
-        # decoder gets which utterance is down to scheduling. A fresh front end (0.1 ms) makes
-        # every result the one a new decoder would give: the same audio is heard the same way.
-        decoder.reinit_feat()
-        decoder.start_utt()
-        decoder.process_raw(float_to_pcm16(audio), full_utt=True)
-        decoder.end_utt()
-        hypothesis = decoder.hyp()
-        return hypothesis.hypstr.strip() if hypothesis is not None else ""
+        audio = float_to_pcm16(soxr.resample(pcm16_to_float(pcm16), SAMPLE_RATE_HZ, ASR_RATE_HZ))
+        if self.in_processes:
+            try:
+                return self._decode_in_worker(audio)
+            except AsrWorkerError:
+                pass  # that worker is gone: a new one gets a second try
+            try:
+                return self._decode_in_worker(audio)
+            except AsrWorkerError as exc:
+                log.warning("%s; recognising speech in-process from now on", exc)
+                self.processes = 0
+        return asr_worker.decode(self._thread_decoder(), audio)
+
+    def start(self) -> None:
+        """Start the missing workers without waiting: each loads its model meanwhile."""
+        with self._lock:
+            while self.in_processes and len(self._workers) < self.processes:
+                worker = _AsrProcess()
+                self._workers.append(worker)
+                self._idle.put(worker)
+
+    def warm_up(self) -> None:
+        """Start every worker and have each decode once, all at the same time."""
+        silence = bytes(2 * ASR_RATE_HZ // 2)
+        if not self.in_processes:
+            asr_worker.decode(self._thread_decoder(), silence)
+            return
+        workers = [self._acquire() for _ in range(self.processes)]
+        try:
+            for worker in workers:
+                worker.send(silence)
+            for worker in workers:
+                worker.receive()
+        except AsrWorkerError:
+            for worker in workers:  # transcribe() starts new ones
+                self._discard(worker)
+            return
+        for worker in workers:
+            self._release(worker)
+
+    def close(self) -> None:
+        """Stop the worker processes (new ones start if it is used again)."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+        while not self._idle.empty():
+            self._idle.get_nowait()
+        for worker in workers:
+            worker.close()
+
+    def _decode_in_worker(self, pcm16_16k: bytes) -> str:
+        worker = self._acquire()
+        try:
+            worker.send(pcm16_16k)
+            text = worker.receive()
+        except BaseException:
+            self._discard(worker)  # a reply may still be on its way: never reuse it
+            raise
+        self._release(worker)
+        return text
+
+    def _acquire(self) -> _AsrProcess:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if len(self._workers) < self.processes:
+                worker = _AsrProcess()
+                self._workers.append(worker)
+                return worker
+        return self._idle.get()
+
+    def _release(self, worker: _AsrProcess) -> None:
+        if worker in self._workers:
+            self._idle.put(worker)
+
+    def _discard(self, worker: _AsrProcess) -> None:
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+        worker.process.kill()
+        worker.process.wait()
+
+    def _thread_decoder(self) -> Any:
+        decoder = getattr(self._local, "decoder", None)
+        if decoder is None:
+            decoder = self._local.decoder = asr_worker.new_decoder()
+        return decoder
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +378,9 @@ def _tts() -> PiperTTS:
 
 @cache
 def _asr() -> PocketSphinxASR:
-    return PocketSphinxASR()
+    asr = PocketSphinxASR()
+    atexit.register(asr.close)
+    return asr
 
 
 def get_tts() -> TextToSpeech:
@@ -263,7 +395,27 @@ def get_asr() -> SpeechToText:
         return _asr()
 
 
+def get_asr_worker_pids() -> list[int]:
+    """Process ids of the shared recogniser's worker processes (none before first use)."""
+    if _asr.cache_info().currsize == 0:
+        return []
+    asr = _asr()
+    return [worker.process.pid for worker in list(asr._workers)]
+
+
 def warm_up() -> None:
     """Load both engines and run each once, so the first call is not slower than the rest."""
-    pcm = b"".join(get_tts().synthesize("Hello.", voice=None, speed=1.0))
-    get_asr().transcribe(pcm)
+    warm_up_engines(
+        lambda: b"".join(get_tts().synthesize("Hello.", voice=None, speed=1.0)), get_asr()
+    )
+
+
+def warm_up_engines(synthesize: Callable[[], bytes], asr: SpeechToText) -> None:
+    """Run TTS once while the recognition workers load, then every recogniser once."""
+    if isinstance(asr, PocketSphinxASR):
+        asr.start()
+    pcm = synthesize()
+    if isinstance(asr, PocketSphinxASR):
+        asr.warm_up()
+    else:
+        asr.transcribe(pcm)

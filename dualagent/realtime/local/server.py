@@ -198,8 +198,7 @@ class LocalRealtimeServer:
         return self
 
     def _warm_up(self) -> None:
-        pcm = self.synthesize("Hello.", None, 1.0)
-        self.asr().transcribe(pcm)
+        engines.warm_up_engines(lambda: self.synthesize("Hello.", None, 1.0), self.asr())
 
     async def close(self) -> None:
         if self._server is not None:
