@@ -1,5 +1,7 @@
 """The scripted brains, fed conversations directly (no server, no engines)."""
 
+import json
+
 from dualagent.realtime.local.brains.base import BrainInput
 from dualagent.realtime.local.brains.caller import CallerBrain
 from dualagent.realtime.local.brains.cs import CustomerServiceBrain
@@ -81,3 +83,51 @@ def test_caller_cutting_in_after_the_delivery_time_moves_on_to_its_next_topic() 
 def test_caller_cutting_in_with_nothing_to_answer_asks_to_get_on() -> None:
     said = caller_hears(frustrated_caller(), "your court is now blocked so", cutting_in=True)
     assert said == "Look, just get on with it."
+
+
+def test_agent_cut_off_before_its_tool_call_went_out_makes_it_when_it_resumes() -> None:
+    """Blocking the card was in the reply the caller cut into, so it never happened: the agent
+    blocks it now (a word first, not the sentence again), instead of starting over."""
+    brain = CustomerServiceBrain({})
+    card = {"card_id": "card_1", "kind": "gold credit card", "last4": "4417", "status": "active"}
+    customer = {"verified": True, "ok": True, "full_name": "Nancy Wilson", "cards": [card]}
+    conversation: list[ConversationEntry] = []
+    tools = ["verify_customer", "report_card_lost_or_stolen"]
+
+    def respond(*entries: ConversationEntry):
+        conversation.extend(entries)
+        return brain.respond(BrainInput("", {}, tools, list(conversation)))
+
+    assert respond().text == GREETING
+    reply = respond(
+        ConversationEntry("item_1", "assistant", text=GREETING),
+        ConversationEntry("item_2", "user", text="i lost my gold card"),
+    )
+    assert reply.text.startswith("I'm sorry to hear you lost your card")
+    reply = respond(
+        ConversationEntry("item_3", "assistant", text="I'm sorry ..."),
+        ConversationEntry(
+            "item_4",
+            "user",
+            text="my name is nancy wilson and my date of birth is march fourteenth nineteen fifty eight",
+        ),
+    )
+    assert [name for name, _ in reply.tool_calls] == ["verify_customer"]
+    reply = respond(
+        ConversationEntry("item_5", "assistant", text=reply.text),
+        ConversationEntry("item_6", "assistant", call_id="c1", name="verify_customer"),
+        ConversationEntry("item_7", "tool", call_id="c1", output=json.dumps(customer)),
+    )
+    planned = reply.text
+    assert planned.endswith("I'm blocking your gold credit card ending in four four one seven now.")
+    assert [name for name, _ in reply.tool_calls] == ["report_card_lost_or_stolen"]
+    # Cut off mid-sentence; the function call never reached the conversation.
+    kept = planned.split("I'm blocking")[0] + "I'm blocking your gold"
+    reply = respond(
+        ConversationEntry("item_8", "assistant", text=kept),
+        ConversationEntry("item_9", "user", text="yes yes go on go on"),
+    )
+    assert reply.text == "Sure, one moment."
+    assert reply.tool_calls == [
+        ("report_card_lost_or_stolen", {"card_id": "card_1", "reason": "lost"})
+    ]

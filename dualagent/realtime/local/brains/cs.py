@@ -37,7 +37,14 @@ DONE_PHRASES = ("that's all", "that is all", "that's everything", "nothing else"
 REPEAT_PHRASES = ("repeat", "say that again", "pardon", "didn't catch", "didn't hear",
                   "slower", "come again", "what did you say", "sorry what")  # fmt: skip
 GO_ON_PHRASES = ("go ahead", "go on", "carry on", "continue", "keep going", "get on with it")
-_NOT_STATEMENTS = ("Of course. ", "Sure. ", "Sorry, could", "I'm sorry, I didn't", "Hello?")
+_NOT_STATEMENTS = (
+    "Of course. ",
+    "Sure. ",
+    "Sure, one moment.",
+    "Sorry, could",
+    "I'm sorry, I didn't",
+    "Hello?",
+)
 CARD_PRODUCTS = ("gold", "platinum", "debit", "credit", "silver", "business", "visa")
 
 
@@ -69,6 +76,8 @@ class CustomerServiceBrain:
         self._last_heard = ""
         self.pending_address: str | None = None
         self._kept_of_last = ""  # what the conversation kept of our last message (cut short?)
+        self._last_calls: list[tuple[str, dict[str, Any]]] = []  # tools our last reply called
+        self._calls_expected = 0  # function calls in the conversation once those are made
 
     # ------------------------------------------------------------------ entry point
 
@@ -77,8 +86,12 @@ class CustomerServiceBrain:
         own = [e for e in given.conversation if e.role == "assistant" and e.call_id is None]
         self._kept_of_last = own[-1].text if own else ""
         results = self.reader.tool_results(fresh)
+        calls_made = sum(1 for e in given.conversation if e.role == "assistant" and e.call_id)
+        missing = self._calls_expected - calls_made if not results else 0
         if results:
             reply = self._after_tools(results)
+        elif missing > 0 and self._last_calls:
+            reply = self._redo(self._last_calls[-missing:], self.reader.heard(fresh))
         else:
             reply = self._after_speech(self.reader.heard(fresh))
         if reply.text:
@@ -89,7 +102,23 @@ class CustomerServiceBrain:
         reply.tool_calls = [
             (n, a) for n, a in reply.tool_calls if not given.tools or n in given.tools
         ]
+        self._last_calls = list(reply.tool_calls)
+        self._calls_expected = calls_made + len(reply.tool_calls)
         return reply
+
+    def _redo(self, calls: list[tuple[str, dict[str, Any]]], heard: str) -> Reply:
+        """The caller cut in before our last reply's tool calls went out, so they never
+        happened. Make them now, saying only a word first: the caller is waiting for the
+        action, not for the rest of the sentence, and a long lead-in can be cut off again. (A
+        request for a human comes first; any other new request waits its turn.)"""
+        if lang.has_any(heard, INTENT_PHRASES["human"]):
+            return self._understand(heard)
+        self._last_heard = heard
+        self._note_facts(heard)
+        for intent, phrases in INTENT_PHRASES.items():
+            if intent not in self.intents and lang.has_any(heard, phrases):
+                self.intents.append(intent)
+        return Reply("Sure, one moment.", list(calls))
 
     # ------------------------------------------------------------------ speech
 
