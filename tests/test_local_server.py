@@ -168,16 +168,13 @@ async def test_wrong_path_is_404(local_server) -> None:
     assert url in str(info2.value)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_connect_to_a_closed_port_names_the_url() -> None:
-    url = f"ws://127.0.0.1:{_free_port()}/v1/realtime"
-    with pytest.raises(RealtimeConnectionError) as info:
-        await RealtimeConnection.connect(f"{url}?model=x&api_key=sk-secret", open_timeout_s=5)
+    # A port we hold bound but never listen on refuses connections, and nobody can take it.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{held.getsockname()[1]}/v1/realtime"
+        with pytest.raises(RealtimeConnectionError) as info:
+            await RealtimeConnection.connect(f"{url}?model=x&api_key=sk-secret", open_timeout_s=5)
     message = str(info.value)
     assert url in message
     assert "sk-secret" not in message

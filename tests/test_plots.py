@@ -87,7 +87,9 @@ def test_compare_caller_types_shows_every_type_in_six_panels(batch):
 
 def test_compare_uses_outcome_success_rate_with_wilson_interval(batch):
     calls = analysis.load_calls(batch)
-    calls["outcome.result"] = ["success", "failure", "success", "success"]
+    calls["outcome.result"] = "success"
+    first_typical = calls.index[calls["caller_type"] == "typical"][0]
+    calls.loc[first_typical, "outcome.result"] = "failure"  # typical: 1 of 2
     fig = plots.compare_caller_types(calls)
     rate_ax = fig.axes[0]
     assert rate_ax.get_title() == "Success rate (Wilson 95% CI)"
