@@ -137,7 +137,6 @@ class _Utterance:
     cut_at_s: float | None = None  # offset after which this utterance's audio is dropped
     interrupted: bool = False
     received_bytes: int = 0  # all audio the agent sent for it, including what was cut off
-    closed: bool = False
     # The transcript deltas, and where each arrived in the audio (to place a cut's words).
     alignment: SpokenAlignment = field(default_factory=SpokenAlignment)
 
@@ -189,7 +188,6 @@ class CallCore:
         }
         self.interruptions = 0
         self.instructions: dict[Agent, str] = {}
-        # An interrupted utterance whose end waits for the interrupter's first audio.
 
     # ------------------------------------------------------------------ start
 
@@ -447,7 +445,6 @@ class CallCore:
         if utterance is None:
             return []
         side.utterance = None
-        utterance.closed = True
         turn = self.turns[utterance.turn_index]
         if not turn["text"]:  # no transcript.done (the response was cancelled mid-way)
             turn["text"] = utterance.text.strip()

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import threading
 import time
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from dualagent.realtime.local import engines
 from dualagent.realtime.local.engines import ENGINE_POOL, PocketSphinxASR, get_tts
 
+TIMEOUT_S = 60
 REPLACEMENT = (
     "Your replacement card has been ordered and will arrive in five to seven business days "
     "at 12 Oak Street,"
@@ -119,3 +121,19 @@ def test_a_worker_that_dies_is_replaced_and_after_two_in_a_row_decoding_moves_in
         second.process.wait()
         assert asr.transcribe(hello) == expected  # decoded in this thread instead
         assert not asr.in_processes and not asr._workers
+
+
+@pytest.mark.slow
+def test_a_thread_waiting_for_a_worker_that_dies_gets_a_new_one() -> None:
+    hello = speech("Hello, I would like to order a new card.", "ash")
+    with recogniser(1) as asr:
+        expected = asr.transcribe(hello)
+        held = asr._acquire()  # the only worker is busy elsewhere
+        result: dict[str, str] = {}
+        waiting = threading.Thread(target=lambda: result.update(text=asr.transcribe(hello)))
+        waiting.start()
+        waiting.join(timeout=0.3)
+        assert waiting.is_alive()  # it waits for the only worker
+        asr._discard(held)  # which dies
+        waiting.join(timeout=TIMEOUT_S)
+        assert not waiting.is_alive() and result["text"] == expected

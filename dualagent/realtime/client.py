@@ -147,10 +147,10 @@ class RealtimeConnection:
         while True:
             try:
                 await self._ws.recv()
-            except websockets.ConnectionClosed:
-                return
-            except RuntimeError:  # a recv() begun before close() is still waiting: let it finish
+            except websockets.ConcurrencyError:  # a recv() begun before close() still waits
                 await asyncio.sleep(0.005)
+            except Exception:  # closed (or broken): nothing more to discard
+                return
 
     async def __aenter__(self) -> RealtimeConnection:
         return self

@@ -216,15 +216,18 @@ class _AsrProcess:
     """One ``asr_worker`` child process and its pipes."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            # Run as a script, not ``-m``: importing the dualagent package would load pandas
-            # and the rest into every worker. -P keeps the script's folder off sys.path.
-            [sys.executable, "-P", asr_worker.__file__],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            # Its own session: Ctrl-C in a terminal goes to us, and we stop it (end of input).
-            start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                # Run as a script, not ``-m``: importing the dualagent package would load
+                # pandas and the rest into every worker. -P keeps its folder off sys.path.
+                [sys.executable, "-P", asr_worker.__file__],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                # Its own session: Ctrl-C in a terminal goes to us; we stop it (end of input).
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise AsrWorkerError(f"cannot start a speech recognition worker: {exc}") from None
 
     def send(self, pcm16_16k: bytes) -> None:
         try:
@@ -283,36 +286,44 @@ class PocketSphinxASR:
             try:
                 return self._decode_in_worker(audio)
             except AsrWorkerError as exc:
-                log.warning("%s; recognising speech in-process from now on", exc)
-                self.processes = 0
+                self._switch_off(exc)
         return asr_worker.decode(self._thread_decoder(), audio)
+
+    def _switch_off(self, reason: Exception) -> None:
+        if self.processes:
+            log.warning("%s; recognising speech in-process from now on", reason)
+        self.processes = 0
 
     def start(self) -> None:
         """Start the missing workers without waiting: each loads its model meanwhile."""
         with self._lock:
-            while self.in_processes and len(self._workers) < self.processes:
-                worker = _AsrProcess()
-                self._workers.append(worker)
-                self._idle.put(worker)
+            try:
+                while self.in_processes and len(self._workers) < self.processes:
+                    worker = _AsrProcess()
+                    self._workers.append(worker)
+                    self._idle.put(worker)
+            except AsrWorkerError as exc:
+                self._switch_off(exc)
 
     def warm_up(self) -> None:
         """Start every worker and have each decode once, all at the same time."""
         silence = bytes(2 * ASR_RATE_HZ // 2)
-        if not self.in_processes:
-            asr_worker.decode(self._thread_decoder(), silence)
-            return
-        workers = [self._acquire() for _ in range(self.processes)]
-        try:
+        if self.in_processes:
+            workers: list[_AsrProcess] = []
+            try:
+                workers = [self._acquire() for _ in range(self.processes)]
+                for worker in workers:
+                    worker.send(silence)
+                for worker in workers:
+                    worker.receive()
+            except AsrWorkerError:
+                for worker in workers:  # transcribe() starts new ones, or decodes in-thread
+                    self._discard(worker)
+                return
             for worker in workers:
-                worker.send(silence)
-            for worker in workers:
-                worker.receive()
-        except AsrWorkerError:
-            for worker in workers:  # transcribe() starts new ones
-                self._discard(worker)
+                self._release(worker)
             return
-        for worker in workers:
-            self._release(worker)
+        asr_worker.decode(self._thread_decoder(), silence)
 
     def close(self) -> None:
         """Stop the worker processes (new ones start if it is used again)."""
@@ -335,16 +346,23 @@ class PocketSphinxASR:
         return text
 
     def _acquire(self) -> _AsrProcess:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            if len(self._workers) < self.processes:
-                worker = _AsrProcess()
-                self._workers.append(worker)
-                return worker
-        return self._idle.get()
+        """An idle worker, a new one if there are fewer than ``processes``, else wait."""
+        while True:
+            try:
+                return self._idle.get_nowait()
+            except queue.Empty:
+                pass
+            with self._lock:
+                if not self.in_processes:
+                    raise AsrWorkerError("speech recognition workers are switched off")
+                if len(self._workers) < self.processes:
+                    worker = _AsrProcess()
+                    self._workers.append(worker)
+                    return worker
+            try:  # a worker comes back; or one is discarded and a new one may start
+                return self._idle.get(timeout=0.1)
+            except queue.Empty:
+                continue
 
     def _release(self, worker: _AsrProcess) -> None:
         if worker in self._workers:
