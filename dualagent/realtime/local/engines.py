@@ -299,9 +299,7 @@ class PocketSphinxASR:
         with self._lock:
             try:
                 while self.in_processes and len(self._workers) < self.processes:
-                    worker = _AsrProcess()
-                    self._workers.append(worker)
-                    self._idle.put(worker)
+                    self._idle.put(self._spawn())
             except AsrWorkerError as exc:
                 self._switch_off(exc)
 
@@ -356,13 +354,17 @@ class PocketSphinxASR:
                 if not self.in_processes:
                     raise AsrWorkerError("speech recognition workers are switched off")
                 if len(self._workers) < self.processes:
-                    worker = _AsrProcess()
-                    self._workers.append(worker)
-                    return worker
+                    return self._spawn()
             try:  # a worker comes back; or one is discarded and a new one may start
                 return self._idle.get(timeout=0.1)
             except queue.Empty:
                 continue
+
+    def _spawn(self) -> _AsrProcess:
+        """A new worker, counted (the caller holds the lock)."""
+        worker = _AsrProcess()
+        self._workers.append(worker)
+        return worker
 
     def _release(self, worker: _AsrProcess) -> None:
         if worker in self._workers:

@@ -115,9 +115,7 @@ class CustomerServiceBrain:
             return self._understand(heard)
         self._last_heard = heard
         self._note_facts(heard)
-        for intent, phrases in INTENT_PHRASES.items():
-            if intent not in self.intents and lang.has_any(heard, phrases):
-                self.intents.append(intent)
+        self._add_intents(heard)
         return Reply("Sure, one moment.", list(calls))
 
     # ------------------------------------------------------------------ speech
@@ -148,13 +146,7 @@ class CustomerServiceBrain:
                 + "Of course. I'm transferring you to one of my colleagues now. Please hold.",
                 [("transfer_to_human", {"reason": "caller asked for a human agent"})],
             )
-        new_intents = [i for i, phrases in INTENT_PHRASES.items() if lang.has_any(heard, phrases)]
-        for intent in new_intents:
-            if intent not in self.intents:
-                self.intents.append(intent)
-        if "stolen_card" in self.intents and "lost_card" in self.intents:
-            self.intents.remove("lost_card")  # "my stolen card needs replacing" is one request
-
+        new_intents = self._add_intents(heard)
         stage = self.stage
         if stage == "verify":
             return self._continue_verification(prefix)
@@ -185,6 +177,16 @@ class CustomerServiceBrain:
         if self.intents:
             return self._start_intent(prefix)
         return self._unclear(prefix)
+
+    def _add_intents(self, heard: str) -> list[str]:
+        """Queue what the caller asks for in ``heard``; returns the requests it names."""
+        named = [i for i, phrases in INTENT_PHRASES.items() if lang.has_any(heard, phrases)]
+        for intent in named:
+            if intent not in self.intents:
+                self.intents.append(intent)
+        if "stolen_card" in self.intents and "lost_card" in self.intents:
+            self.intents.remove("lost_card")  # "my stolen card needs replacing" is one request
+        return named
 
     def _note_facts(self, heard: str) -> None:
         self.name = lang.parse_full_name(heard) or self.name
