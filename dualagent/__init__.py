@@ -10,6 +10,7 @@ function tools. Every call is recorded (audio, transcript, tool calls, metrics) 
 
 __version__ = "0.1.0"
 
+from dualagent.call.simulate import CallResult, InputError, run, simulate
 from dualagent.personas import (
     CallerGoal,
     CallerPersonality,
@@ -18,7 +19,6 @@ from dualagent.personas import (
     list_personas,
     load_persona,
 )
-from dualagent.simulate import CallResult, InputError, run, simulate
 
 __all__ = [
     "CallResult",

@@ -3,7 +3,7 @@
 Benchmarks, not tests: they print numbers with their targets and never fail a build. Each part
 runs real calls on the embedded backend, as a user would (server in-process, fast pacing). The
 bridge-overhead figures are the CPU time the bridge's own thread spends per event (see
-``dualagent.bridge.BridgeStats``), so the speech engines' threads are not counted against it.
+``dualagent.call.bridge.BridgeStats``), so the speech engines' threads are not counted against it.
 """
 
 from __future__ import annotations

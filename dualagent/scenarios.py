@@ -26,7 +26,7 @@ from pydantic import (
 
 from dualagent import agents, datafiles
 from dualagent.bank import BankFixture, default_fixture
-from dualagent.evaluate import (
+from dualagent.evaluation.checks import (
     CHECK_KINDS,
     STANDARD_CHECKS,
     CheckSpec,

@@ -21,9 +21,10 @@ from typing import Any
 
 import ipywidgets as w
 
-from dualagent import analysis, plots
+from dualagent import analysis
+from dualagent.analysis import plots
+from dualagent.call.simulate import DEFAULT_OUTPUT_DIR, ROUTES, CallResult, simulate
 from dualagent.personas import list_personas, load_persona
-from dualagent.simulate import DEFAULT_OUTPUT_DIR, ROUTES, CallResult, simulate
 
 MAX_EMBED_BYTES = 25_000_000  # larger recordings get a path instead of an inline player
 SPEAKER_STYLE = {"caller": ("CALLER", "#2a6fb0"), "cs": ("AGENT", "#e07b24")}

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import dualagent.cli
-from dualagent import batch
 from dualagent.batch import BatchConfig, derive_seed, pass_hat_k
-from dualagent.simulate import InputError
+from dualagent.batch import runner as batch
+from dualagent.call.simulate import InputError
 
 REAL_SIMULATE = batch.simulate
 
@@ -28,7 +28,6 @@ def manifest(batch_dir: Path) -> dict:
 
 
 def cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(dualagent.cli, "EXTRA_COMMANDS", ["dualagent.cli_batch"])
     try:
         return dualagent.cli.main(["batch", *args])
     except SystemExit as exc:  # argparse's own errors exit from parse_args
@@ -385,7 +384,7 @@ def test_config_files_load_and_bad_ones_name_file_field_and_reason(tmp_path):
 
     persona = tmp_path / "mine.yaml"
     persona.write_text(
-        Path(batch.__file__).parent.joinpath("data/personas/typical.yaml").read_text()
+        (Path(dualagent.__file__).parent / "data/personas/typical.yaml").read_text()
     )
     ok = tmp_path / "ok.yaml"
     ok.write_text(

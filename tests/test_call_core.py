@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from dualagent.call import (
+from dualagent.call.core import (
     AddTurn,
     CallCore,
     CallSettings,

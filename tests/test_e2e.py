@@ -360,7 +360,7 @@ async def test_barge_in_cancels_truncates_and_overlaps(local_server, tmp_path) -
 
 
 async def test_line_conditions_degrade_what_is_heard(local_server, tmp_path) -> None:
-    from dualagent.line import make_line
+    from dualagent.call.line import make_line
 
     with pytest.raises(ValueError, match="valid choices: clean, telephone, noisy"):
         make_line("satellite")

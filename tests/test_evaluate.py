@@ -11,7 +11,7 @@ import pytest
 
 import dualagent
 from dualagent import bank
-from dualagent.evaluate import (
+from dualagent.evaluation.checks import (
     STANDARD_CHECKS,
     AddressIs,
     AddressMentioned,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dualagent.metrics import (
+from dualagent.evaluation.metrics import (
     compute_metrics,
     latency_stats,
     normalize_for_wer,

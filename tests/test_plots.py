@@ -1,4 +1,4 @@
-"""dualagent.plots: figures a researcher reads (caller types, timelines, waveforms)."""
+"""dualagent.analysis.plots: figures a researcher reads (caller types, timelines, waveforms)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 import dualagent
-from dualagent import analysis, plots
+from dualagent import analysis
+from dualagent.analysis import plots
 
 
 @pytest_asyncio.fixture(scope="module")

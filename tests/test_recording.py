@@ -1,4 +1,4 @@
-"""Tests for dualagent.recording.CallRecorder: files, timeline, barge-in, memory, JSON records."""
+"""Tests for dualagent.call.recording.CallRecorder: files, timeline, barge-in, memory, JSON records."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dualagent.recording import CallRecorder, validate_conversation_id
+from dualagent.call.recording import CallRecorder, validate_conversation_id
 
 RATE = 24000
 
@@ -120,7 +120,7 @@ def test_flush_pads_silence_and_late_audio_is_clipped_not_corrupting(
     rec.place_audio("caller", pcm(tone(0.5, value=3)), 0.0)
     rec.flush(2.0)  # nobody spoke 0.5-2.0 s
     assert rec.timeline_s == pytest.approx(2.0)
-    with caplog.at_level("WARNING", logger="dualagent.recording"):
+    with caplog.at_level("WARNING", logger="dualagent.call.recording"):
         rec.place_audio("cs", pcm(tone(1.0, value=9)), 1.5)  # first 0.5 s is too late
     assert "flushed" in caplog.text
     rec.close()

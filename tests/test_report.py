@@ -15,16 +15,12 @@ import pytest_asyncio
 
 import dualagent
 from dualagent import cli
-from dualagent.report import build_report
-
-MODULE = "dualagent.cli_analysis"
+from dualagent.analysis.report import build_report
 
 
 @pytest.fixture
-def main(monkeypatch):
-    """``dualagent.cli.main`` with the analysis commands registered (already, or by us)."""
-    if MODULE not in cli.EXTRA_COMMANDS:
-        monkeypatch.setattr(cli, "EXTRA_COMMANDS", [*cli.EXTRA_COMMANDS, MODULE])
+def main():
+    """``dualagent.cli.main``: the command as a user runs it."""
     return cli.main
 
 

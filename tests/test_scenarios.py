@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dualagent.agents import INTENTS
-from dualagent.evaluate import STANDARD_CHECKS, StandardCheck
+from dualagent.evaluation.checks import STANDARD_CHECKS, StandardCheck
 from dualagent.personas import CallerType
 from dualagent.scenarios import (
     Scenario,

@@ -15,7 +15,7 @@ import pytest
 from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
 from dualagent.bank import CS_TOOLS
-from dualagent.call import CallCore, CallSettings
+from dualagent.call.core import CallCore, CallSettings
 from dualagent.realtime import protocol as p
 from dualagent.realtime.local.engines import get_tts
 from dualagent.realtime.local.session import LocalSession

@@ -46,11 +46,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dualagent import __version__
+from dualagent.call.recording import AUDIO_FORMATS, validate_conversation_id
+from dualagent.call.simulate import MAX_DURATION_S, InputError, resolve_persona, simulate
 from dualagent.files import write_text_atomic
 from dualagent.personas import list_personas
 from dualagent.realtime.local.server import LocalRealtimeServer
-from dualagent.recording import AUDIO_FORMATS, validate_conversation_id
-from dualagent.simulate import MAX_DURATION_S, InputError, resolve_persona, simulate
 
 MANIFEST_FILE = "batch.json"
 DEFAULT_OUTPUT_DIR = "batch_runs"

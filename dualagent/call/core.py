@@ -2,7 +2,7 @@
 
 :class:`CallCore` is fed ``(agent, server_event, now_s)`` and returns *effects*: client events to
 send to an agent, audio and transcript entries for the recorder, tool calls to log, and the end
-of the call. :class:`dualagent.bridge.DualAgentBridge` only pumps two websockets through it, so
+of the call. :class:`dualagent.call.bridge.DualAgentBridge` only pumps two websockets through it, so
 every turn-taking rule here is unit-tested without sockets.
 
 Timeline: each utterance is placed at a *virtual* start time, the end of what was said before
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dualagent.line import LineChannel, LineModel
+from dualagent.call.line import LineChannel, LineModel
 from dualagent.realtime import protocol as p
 from dualagent.realtime.truncation import SpokenAlignment, spoken_fraction
 

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from dualagent import __version__, agents, bank
-from dualagent.bridge import DualAgentBridge, Endpoint
-from dualagent.call import Agent, CallSettings, Log
-from dualagent.evaluate import evaluate, load_call_record
-from dualagent.judge import judge_call, judge_enabled
-from dualagent.line import LineModel, make_line
-from dualagent.metrics import compute_metrics
+from dualagent.call.bridge import DualAgentBridge, Endpoint
+from dualagent.call.core import Agent, CallSettings, Log
+from dualagent.call.line import LineModel, make_line
+from dualagent.call.recording import AUDIO_FORMATS, CallRecorder, validate_conversation_id
+from dualagent.evaluation.checks import evaluate, load_call_record
+from dualagent.evaluation.judge import judge_call, judge_enabled
+from dualagent.evaluation.metrics import compute_metrics
+from dualagent.evaluation.pricing import estimate_cost_usd
 from dualagent.personas import Persona, PersonaError, load_persona
-from dualagent.pricing import estimate_cost_usd
 from dualagent.realtime.local.server import LocalRealtimeServer
-from dualagent.recording import AUDIO_FORMATS, CallRecorder, validate_conversation_id
 from dualagent.scenarios import Scenario, ScenarioError, load_scenario
 
 ROUTES = ("audio", "text")

@@ -4,7 +4,8 @@ Figures are built without pyplot (``Figure(...)``), so they work on any backend 
 and tests), never pop up windows, are not kept alive by pyplot, and show exactly once in Jupyter
 when they are the value of a cell (run ``%matplotlib inline`` first)::
 
-    from dualagent import analysis, plots
+    from dualagent import analysis
+    from dualagent.analysis import plots
     calls = analysis.load_calls("agent_conversations")
     plots.compare_caller_types(calls).savefig("compare.png")
     turns = analysis.load_turns(result)

@@ -222,7 +222,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from dualagent.report import build_report
+    from dualagent.analysis.report import build_report
 
     folders = _call_folders(args.input_dir)
     if args.embed_audio_max_mb < 0:
@@ -245,7 +245,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def write_comparison(input_dir: str | Path, output_dir: str | Path) -> list[Path]:
     """CSV tables (calls, turns, tool calls, by caller type) and PNG plots; returns the files."""
-    from dualagent import analysis, plots
+    from dualagent import analysis
+    from dualagent.analysis import plots
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -34,9 +34,9 @@ def _names(text: str) -> list[str]:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``batch`` on the ``dualagent`` command's subparsers."""
     from dualagent.batch import DEFAULT_OUTPUT_DIR, list_configs
+    from dualagent.call.recording import AUDIO_FORMATS
+    from dualagent.call.simulate import ROUTES
     from dualagent.personas import list_personas
-    from dualagent.recording import AUDIO_FORMATS
-    from dualagent.simulate import ROUTES
 
     batch = subparsers.add_parser(
         "batch",
@@ -131,8 +131,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_batch(args: argparse.Namespace) -> int:
     """Run the batch, print its summary; 0 if every call ran without error, else 1."""
     from dualagent import batch
+    from dualagent.call.simulate import InputError
     from dualagent.cli import UsageError
-    from dualagent.simulate import InputError
 
     try:
         result = asyncio.run(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import sys
@@ -20,8 +19,6 @@ from dualagent import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-# Subcommands that live in their own modules: name -> module with add_parser(subparsers).
-EXTRA_COMMANDS: list[str] = ["dualagent.cli_analysis", "dualagent.cli_batch"]
 
 
 class UsageError(Exception):
@@ -52,7 +49,7 @@ def _make_logger(verbose: bool, quiet: bool) -> Callable[[Any], None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dualagent.simulate import InputError, simulate
+    from dualagent.call.simulate import InputError, simulate
 
     try:
         result = asyncio.run(
@@ -193,10 +190,10 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dualagent.call.recording import AUDIO_FORMATS
+    from dualagent.call.simulate import DEFAULT_OUTPUT_DIR, PACES, ROUTES
     from dualagent.personas import list_personas
-    from dualagent.recording import AUDIO_FORMATS
     from dualagent.scenarios import list_scenarios
-    from dualagent.simulate import DEFAULT_OUTPUT_DIR, PACES, ROUTES
 
     parser = _Parser(
         prog="dualagent", description="Two voice agents call each other; every call is recorded."
@@ -298,8 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=cmd_bench)
 
-    for module_name in EXTRA_COMMANDS:
-        importlib.import_module(module_name).add_parser(sub)
+    # Command groups in their own modules register themselves on the same subparsers.
+    from dualagent.cli import analysis, batch
+
+    analysis.add_parser(sub)
+    batch.add_parser(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``DualAgentBridge``: pumps two Realtime websockets through :class:`dualagent.call.CallCore`.
+"""``DualAgentBridge``: pumps two Realtime websockets through :class:`dualagent.call.core.CallCore`.
 
 All call logic lives in the core; this module only does I/O: it reads each agent's events,
 feeds them to the core, applies the effects (send events, pace audio in ``realtime`` mode,
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import websockets
 
-from dualagent.call import (
+from dualagent.call.core import (
     AGENTS,
     AddTurn,
     Agent,
@@ -33,9 +33,9 @@ from dualagent.call import (
     ToolExecutor,
     UpdateTurn,
 )
+from dualagent.call.recording import CallRecorder
 from dualagent.realtime import protocol as p
 from dualagent.realtime.client import RealtimeConnection, RealtimeConnectionError
-from dualagent.recording import CallRecorder
 
 log = logging.getLogger(__name__)
 

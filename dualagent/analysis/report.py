@@ -1,6 +1,6 @@
 """A self-contained HTML report for a folder of recorded calls.
 
-    from dualagent.report import build_report
+    from dualagent.analysis.report import build_report
     build_report("results/batch", "results/batch/report.html")
 
 The report holds a summary table per caller type, the caller-type comparison plot and one
@@ -25,7 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from dualagent import analysis, plots
+from dualagent import analysis
+from dualagent.analysis import plots
 
 EMBED_AUDIO_MAX_BYTES = 2_000_000
 MAX_CALL_TIMELINES = 200  # per-call timeline plots for the first calls only (each takes ~0.1 s)
