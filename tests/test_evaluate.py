@@ -11,6 +11,7 @@ import pytest
 
 import dualagent
 from dualagent import bank
+from dualagent.call.record import CallRecord, load_call
 from dualagent.evaluation.checks import (
     STANDARD_CHECKS,
     AddressIs,
@@ -18,7 +19,6 @@ from dualagent.evaluation.checks import (
     AllOf,
     AnyOf,
     CallContext,
-    CallRecord,
     CardStatusIs,
     DisputeOpened,
     EndReasonIn,
@@ -32,7 +32,6 @@ from dualagent.evaluation.checks import (
     Verified,
     call_context,
     evaluate,
-    load_call_record,
     run_check,
 )
 from dualagent.personas import CallerGoal, load_persona
@@ -92,10 +91,10 @@ class Call:
 
     def record(self) -> CallRecord:
         return CallRecord(
+            path=Path("call"),
             turns=self.turns,
             function_calls=self.calls,
-            bank_state=self.state.snapshot(),
-            metadata=self.metadata,
+            metadata={**self.metadata, "bank_state": self.state.snapshot()},
         )
 
 
@@ -537,23 +536,24 @@ def test_context_reads_recorded_scenario_metadata() -> None:
 # ------------------------------------------------------------------------------ files
 
 
-def test_load_call_record(tmp_path: Path) -> None:
+def test_load_call_reads_what_the_checks_look_at(tmp_path: Path) -> None:
     record = replaced_call().record()
     (tmp_path / "transcript.json").write_text(json.dumps({"turns": record.turns}))
     (tmp_path / "function_calls.json").write_text(json.dumps({"calls": record.function_calls}))
     metadata = {**record.metadata, "bank_state": record.bank_state}
     (tmp_path / "call_metadata.json").write_text(json.dumps(metadata))
-    loaded = load_call_record(tmp_path)
+    loaded = load_call(tmp_path)
     assert (loaded.turns, loaded.function_calls) == (record.turns, record.function_calls)
     assert loaded.bank_state == record.bank_state
     assert loaded.metadata["end_reason"] == "caller_hung_up"
-    with pytest.raises(FileNotFoundError, match=r"call_metadata\.json"):
-        load_call_record(tmp_path / "missing")
+    assert loaded.load_error is None
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        load_call(tmp_path / "missing")
 
 
 async def test_real_text_call_is_evaluated(tmp_path: Path, local_server) -> None:
     result = await dualagent.simulate(route="text", output_dir=tmp_path, local_server=local_server)
-    record = load_call_record(result.path)
+    record = load_call(result.path)
     goal = load_persona("typical").goal
     outcome = evaluate(record, goal)
     data = outcome.as_dict()

@@ -22,8 +22,9 @@ from dualagent import __version__, agents, bank
 from dualagent.call.bridge import DualAgentBridge, Endpoint
 from dualagent.call.core import Agent, CallSettings, Log
 from dualagent.call.line import LineModel, make_line
+from dualagent.call.record import load_call
 from dualagent.call.recording import AUDIO_FORMATS, CallRecorder, validate_conversation_id
-from dualagent.evaluation.checks import evaluate, load_call_record
+from dualagent.evaluation.checks import evaluate
 from dualagent.evaluation.judge import judge_call, judge_enabled
 from dualagent.evaluation.metrics import compute_metrics
 from dualagent.evaluation.pricing import estimate_cost_usd
@@ -358,7 +359,7 @@ def _write_evaluation(
     """Outcome (per-criterion evidence) and metrics, from what the recording holds; and the
     optional LLM judge's second opinion."""
     try:
-        record = load_call_record(recorder.directory)
+        record = load_call(recorder.directory)
         outcome = evaluate(record, judge)
         metrics = compute_metrics(
             record.turns, record.function_calls, record.metadata, intent=intent

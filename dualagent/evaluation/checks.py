@@ -23,12 +23,12 @@ import fnmatch
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dualagent import bank
+from dualagent.call.record import CallRecord
 from dualagent.personas import CallerGoal, Persona
 
 if TYPE_CHECKING:
@@ -62,7 +62,6 @@ __all__ = [
     "Verified",
     "call_context",
     "evaluate",
-    "load_call_record",
     "normalize_criterion",
     "run_check",
 ]
@@ -82,37 +81,6 @@ Speaker = Literal["cs", "caller", "any"]
 # --------------------------------------------------------------------------------------------
 # Records
 # --------------------------------------------------------------------------------------------
-
-
-class CallRecord(BaseModel):
-    """Everything a check may look at, as recorded (see docs/recording-format.md)."""
-
-    turns: list[dict[str, Any]] = Field(default_factory=list)
-    function_calls: list[dict[str, Any]] = Field(default_factory=list)
-    bank_state: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-def load_call_record(conversation_dir: str | Path) -> CallRecord:
-    """Read a recorded call's transcript, function calls and metadata (with ``bank_state``)."""
-    directory = Path(conversation_dir)
-    metadata_path = directory / "call_metadata.json"
-    if not metadata_path.is_file():
-        raise FileNotFoundError(f"{directory}: not a recorded call (no call_metadata.json)")
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    return CallRecord(
-        turns=_read_list(directory / "transcript.json", "turns"),
-        function_calls=_read_list(directory / "function_calls.json", "calls"),
-        bank_state=metadata.get("bank_state") or {},
-        metadata=metadata,
-    )
-
-
-def _read_list(path: Path, key: str) -> list[dict[str, Any]]:
-    # A call that crashed early may lack a file: that is "nothing happened", not an error.
-    if not path.is_file():
-        return []
-    return list(json.loads(path.read_text(encoding="utf-8")).get(key) or [])
 
 
 class CheckResult(BaseModel):
