@@ -13,15 +13,15 @@ utterances by the same speaker.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import Any
 
 import jiwer
+import numpy as np
 
-from dualagent.realtime.local.brains.language import number_words
+from dualagent.text import number_words, words
 
 __all__ = [
     "OUTCOME_TOOLS",
@@ -111,23 +111,15 @@ def response_latencies(turns: Sequence[Turn]) -> list[dict[str, Any]]:
     ]
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default), q in [0, 100]."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def latency_stats(values: Sequence[float]) -> dict[str, Any]:
     """count, mean, p50, p95 (None when there are no values)."""
     if not values:
         return {"count": 0, "mean": None, "p50": None, "p95": None}
     return {
         "count": len(values),
-        "mean": _r(sum(values) / len(values)),
-        "p50": _r(_percentile(values, 50)),
-        "p95": _r(_percentile(values, 95)),
+        "mean": _r(np.mean(values)),
+        "p50": _r(np.percentile(values, 50)),
+        "p95": _r(np.percentile(values, 95)),
     }
 
 
@@ -187,15 +179,8 @@ def _talk_time(turns: Sequence[Turn]) -> dict[str, float | None]:
 
 def normalize_for_wer(text: str) -> str:
     """Lower case, no punctuation, apostrophes dropped, numbers as words, single spaces."""
-    text = text.casefold().replace("\u2019", "'").replace("'", "")
-    text = re.sub(r"[^\w]+", " ", text).replace("_", " ")
-    words = []
-    for word in text.split():
-        if word.isdigit() and len(word) <= 6:
-            words.append(number_words(int(word)))
-        else:
-            words.append(word)
-    return " ".join(words)
+    tokens = words(text).replace("_", " ").split()
+    return " ".join(number_words(int(w)) if w.isdigit() and len(w) <= 6 else w for w in tokens)
 
 
 def word_error_rates(turns: Sequence[Turn]) -> dict[str, Any]:
@@ -206,7 +191,7 @@ def word_error_rates(turns: Sequence[Turn]) -> dict[str, Any]:
     """
     per_turn = []
     edits: Counter[str] = Counter()
-    words: Counter[str] = Counter()
+    reference_words: Counter[str] = Counter()
     for turn in turns:
         if turn.get("heard") is None:
             continue
@@ -219,7 +204,7 @@ def word_error_rates(turns: Sequence[Turn]) -> dict[str, Any]:
         n_words = len(reference.split())
         speaker = str(turn.get("speaker"))
         edits[speaker] += errors
-        words[speaker] += n_words
+        reference_words[speaker] += n_words
         per_turn.append(
             {
                 "index": turn.get("index"),
@@ -228,10 +213,12 @@ def word_error_rates(turns: Sequence[Turn]) -> dict[str, Any]:
                 "wer": _r(errors / n_words),
             }
         )
-    total_words = sum(words.values())
+    total_words = sum(reference_words.values())
     return {
         "overall": _r(sum(edits.values()) / total_words) if total_words else None,
-        "by_speaker": {s: _r(edits[s] / words[s]) if words[s] else None for s in SPEAKERS},
+        "by_speaker": {
+            s: _r(edits[s] / reference_words[s]) if reference_words[s] else None for s in SPEAKERS
+        },
         "words": total_words,
         "utterances_scored": len(per_turn),
         "per_turn": per_turn,

@@ -10,12 +10,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-TEENS = [
-    "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen",
-    "sixteen", "seventeen", "eighteen", "nineteen",
-]  # fmt: skip
-TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+from dualagent.text import TEENS, TENS, UNITS, number_words
+
 MONTHS = [
     "january", "february", "march", "april", "may", "june",
     "july", "august", "september", "october", "november", "december",
@@ -48,22 +44,6 @@ def has_any(text: str, phrases: list[str] | tuple[str, ...]) -> bool:
 
 
 # ------------------------------------------------------------------------------ numbers
-
-
-def number_words(n: int) -> str:
-    """0..999999 in words, as a speech synthesiser reads a number: 342 -> 'three hundred forty two'."""
-    if n < 10:
-        return UNITS[n]
-    if n < 20:
-        return TEENS[n - 10]
-    if n < 100:
-        tens, unit = divmod(n, 10)
-        return TENS[tens] + (f" {UNITS[unit]}" if unit else "")
-    if n < 1000:
-        hundreds, rest = divmod(n, 100)
-        return f"{UNITS[hundreds]} hundred" + (f" {number_words(rest)}" if rest else "")
-    thousands, rest = divmod(n, 1000)
-    return f"{number_words(thousands)} thousand" + (f" {number_words(rest)}" if rest else "")
 
 
 def say_digits(digits: str) -> str:
