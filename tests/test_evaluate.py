@@ -31,9 +31,9 @@ from dualagent.evaluation.checks import (
     TransferredToHuman,
     Verified,
     call_context,
-    evaluate,
     run_check,
 )
+from dualagent.evaluation.outcome import evaluate
 from dualagent.personas import CallerGoal, load_persona
 from dualagent.scenarios import load_scenario, scenario_from_dict
 

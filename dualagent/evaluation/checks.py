@@ -1,4 +1,4 @@
-"""Judge a recorded call: did the caller get what they phoned for?
+"""The check language: declarative tests of a recorded call, and how each one runs.
 
 A persona's goal (or a scenario) lists success criteria and failure conditions as plain text
 ("card replacement confirmed", "transferred to human"). Each text maps to a *check*: a small,
@@ -13,15 +13,14 @@ what the agent did; "was it said" facts come from the transcript's ``text`` (wha
 actually said). Every check returns a :class:`CheckResult` with evidence, so a failed check
 says why.
 
-The outcome rule (:func:`evaluate`): *failure* if any failure condition holds, else *success*
-if every success criterion holds, else *incomplete*.
+How the checks of a goal or scenario combine into the call's outcome is
+:mod:`dualagent.evaluation.outcome`.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -29,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dualagent import bank
 from dualagent.call.record import CallRecord
-from dualagent.personas import CallerGoal, Persona
+from dualagent.text import NUMBER_VALUES, words
 
 if TYPE_CHECKING:
     from dualagent.scenarios import Scenario
@@ -52,7 +51,6 @@ __all__ = [
     "EndReasonIn",
     "NotCheck",
     "NotTransferred",
-    "Outcome",
     "ReplacementOrdered",
     "Said",
     "StandardCheck",
@@ -61,7 +59,6 @@ __all__ = [
     "TransferredToHuman",
     "Verified",
     "call_context",
-    "evaluate",
     "normalize_criterion",
     "run_check",
 ]
@@ -69,12 +66,10 @@ __all__ = [
 CALLERS_CARD = "caller's card"
 # As a delivery address: the address on file at the end of the call, or the caller's new one.
 ON_FILE = "on_file"
-RESULTS = ("success", "failure", "incomplete")
 CARD_STATUSES = ("active", "blocked_lost", "blocked_stolen", "replaced", "closed")
 STATUS_ALIASES: dict[str, tuple[str, ...]] = {"blocked": bank.BLOCKED_STATUSES}
 TOOL_NAMES = tuple(dict.fromkeys(t["name"] for t in bank.CS_TOOLS + bank.CALLER_TOOLS))
 
-Result = Literal["success", "failure", "incomplete"]
 Speaker = Literal["cs", "caller", "any"]
 
 
@@ -375,8 +370,8 @@ def call_context(record: CallRecord, scenario: Scenario | None = None) -> CallCo
 def _find_customer(state: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any] | None:
     customers = state.get("customers") or []
     by_id = [c for c in customers if c.get("customer_id") == facts.get("customer_id")]
-    name = _words(str(facts.get("full_name", "")))
-    by_name = [c for c in customers if name and _words(str(c.get("full_name", ""))) == name]
+    name = words(str(facts.get("full_name", "")))
+    by_name = [c for c in customers if name and words(str(c.get("full_name", ""))) == name]
     return next(iter(by_id + by_name + customers), None)
 
 
@@ -427,7 +422,7 @@ def _same(expected: Any, actual: Any, ctx: CallContext, state: dict[str, Any]) -
         card = _card(state, CALLERS_CARD, ctx)
         return card is not None and actual in (card.get("card_id"), card.get("last4"))
     if isinstance(expected, str) and isinstance(actual, str):
-        return _words(expected) == _words(actual)
+        return words(expected) == words(actual)
     return bool(expected == actual)
 
 
@@ -479,7 +474,7 @@ def _check_tool_not_called(spec: ToolNotCalled, record: CallRecord, ctx: CallCon
 
 def _card(state: dict[str, Any], ref: str, ctx: CallContext) -> dict[str, Any] | None:
     cards = state.get("cards") or []
-    if _words(ref) in (_words(CALLERS_CARD), "caller", "callers card"):
+    if words(ref) in (words(CALLERS_CARD), "caller", "callers card"):
         return next((c for c in cards if c.get("card_id") == ctx.card_id), None)
     exact = [c for c in cards if c.get("card_id") == ref]
     own = [c for c in cards if c.get("last4") == ref and c.get("customer_id") == ctx.customer_id]
@@ -487,7 +482,7 @@ def _card(state: dict[str, Any], ref: str, ctx: CallContext) -> dict[str, Any] |
 
 
 def _no_card(ref: str, ctx: CallContext) -> str:
-    if _words(ref) in (_words(CALLERS_CARD), "caller", "callers card"):
+    if words(ref) in (words(CALLERS_CARD), "caller", "callers card"):
         return f"the caller's card is not in the bank state (customer {ctx.customer_id})"
     return f"card {ref!r} is not in the bank state"
 
@@ -583,7 +578,7 @@ def _check_dispute_opened(spec: DisputeOpened, record: CallRecord, ctx: CallCont
     for dispute in disputes:
         if spec.transaction_id and dispute.get("transaction_id") != spec.transaction_id:
             continue
-        if merchant and _words(merchant) not in _words(str(dispute.get("merchant", ""))):
+        if merchant and words(merchant) not in words(str(dispute.get("merchant", ""))):
             continue
         return True, (
             f"dispute {dispute.get('dispute_id')} on {dispute.get('transaction_id')} "
@@ -616,9 +611,9 @@ def _turns_of(record: CallRecord, speaker: str) -> list[dict[str, Any]]:
 
 
 def _check_said(spec: Said, record: CallRecord, ctx: CallContext) -> Verdict:
-    keys = [(phrase, _words(phrase)) for phrase in spec.phrases]
+    keys = [(phrase, words(phrase)) for phrase in spec.phrases]
     for turn in _turns_of(record, spec.speaker):
-        said = _words(str(turn.get(spec.field) or ""))
+        said = words(str(turn.get(spec.field) or ""))
         hit = next((phrase for phrase, key in keys if key and key in said), None)
         if hit is not None:
             return True, (
@@ -697,27 +692,16 @@ assert set(_CHECKS) == set(CHECK_KINDS)
 # Text normalisation
 # --------------------------------------------------------------------------------------------
 
-_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-          "eighteen", "nineteen")  # fmt: skip
-_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_NUMBER_WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
 _STREET_WORDS = {"st": "street", "rd": "road", "ave": "avenue", "av": "avenue", "dr": "drive",
                  "ln": "lane", "blvd": "boulevard", "apt": "apartment"}  # fmt: skip
-
-
-def _words(text: str) -> str:
-    """Lower case, punctuation removed (apostrophes dropped), single spaces."""
-    text = text.casefold().replace("'", "").replace("\u2019", "")
-    return " ".join(re.sub(r"[^\w]+", " ", text).split())
 
 
 def _address_key(address: str) -> str:
     """Addresses compare by words, with spoken numbers as digits and street abbreviations spelled."""
     out: list[str] = []
-    for token in _words(address).split():
+    for token in words(address).split():
         token = _STREET_WORDS.get(token, token)
-        value = _NUMBER_WORDS.get(token)
+        value = NUMBER_VALUES.get(token)
         if value is not None and out and out[-1].isdigit():
             previous = int(out[-1])
             if previous % 10 == 0 and 20 <= previous <= 90 and value < 10:
@@ -734,100 +718,10 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# --------------------------------------------------------------------------------------------
-# Outcome
-# --------------------------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # The verdict moved to dualagent.evaluation.outcome; this keeps old imports working.
+    if name in ("Outcome", "evaluate"):
+        from dualagent.evaluation import outcome
 
-
-class Outcome(BaseModel):
-    """The verdict on one call; ``as_dict()`` goes into call_metadata.json["outcome"]."""
-
-    result: Result
-    criteria: list[CheckResult]
-    failures: list[CheckResult]
-    expected_outcome: Result | None = None
-    as_expected: bool | None = None
-    scenario: str | None = None
-
-    @property
-    def unmet_criteria(self) -> list[str]:
-        return [c.name for c in self.criteria if not c.passed]
-
-    @property
-    def failure_conditions_met(self) -> list[str]:
-        return [f.name for f in self.failures if f.passed]
-
-    def as_dict(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
-        data["unmet_criteria"] = self.unmet_criteria
-        data["failure_conditions_met"] = self.failure_conditions_met
-        return data
-
-
-Plan = list[tuple[str, CheckSpec | None]]
-
-
-def _plan_for_goal(goal: CallerGoal) -> tuple[Plan, Plan]:
-    def spec(text: str) -> CheckSpec | None:
-        return STANDARD_CHECKS.get(normalize_criterion(text))
-
-    return (
-        [(t, spec(t)) for t in goal.success_criteria],
-        [(t, spec(t)) for t in goal.failure_conditions],
-    )
-
-
-def _goal_from_metadata(record: CallRecord) -> CallerGoal:
-    goal = ((record.metadata.get("persona") or {}).get("goal")) or None
-    if goal is None:
-        raise ValueError("the record's metadata has no persona goal; pass a scenario or a goal")
-    return CallerGoal.model_validate(goal)
-
-
-def _judge(text: str, spec: CheckSpec | None, record: CallRecord, ctx: CallContext) -> CheckResult:
-    if spec is None:
-        known = ", ".join(STANDARD_CHECKS)
-        evidence = f"no check for {text!r} (define one in a scenario; standard criteria: {known})"
-        return CheckResult(name=text, passed=False, evidence=evidence)
-    return run_check(spec, record, ctx, name=text)
-
-
-def evaluate(
-    record: CallRecord,
-    scenario_or_goal: Scenario | CallerGoal | Persona | None = None,
-) -> Outcome:
-    """Judge a call against a scenario's checks, or a goal's criteria via the standard checks.
-
-    Without a scenario or goal, the persona goal recorded in the metadata is used. A criterion
-    without a check never passes (so the call is at best incomplete), and a failure condition
-    without a check never holds; both say so in their evidence.
-    """
-    from dualagent.scenarios import Scenario
-
-    scenario = scenario_or_goal if isinstance(scenario_or_goal, Scenario) else None
-    if scenario is not None:
-        success, failure = scenario.check_plan()
-    else:
-        goal = scenario_or_goal
-        if isinstance(goal, Persona):
-            goal = goal.goal
-        success, failure = _plan_for_goal(goal or _goal_from_metadata(record))
-    ctx = call_context(record, scenario)
-    criteria = [_judge(text, spec, record, ctx) for text, spec in success]
-    failures = [_judge(text, spec, record, ctx) for text, spec in failure]
-    result: Result = (
-        "failure"
-        if any(f.passed for f in failures)
-        else "success"
-        if all(c.passed for c in criteria)
-        else "incomplete"
-    )
-    expected = scenario.expected_outcome if scenario is not None else None
-    return Outcome(
-        result=result,
-        criteria=criteria,
-        failures=failures,
-        expected_outcome=expected,
-        as_expected=None if expected is None else result == expected,
-        scenario=scenario.name if scenario is not None else None,
-    )
+        return getattr(outcome, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
