@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dualagent import datafiles
+from dualagent.errors import describe_validation_error
 
 
 class CallerType(StrEnum):
@@ -74,6 +75,4 @@ def persona_from_dict(data: Any, source: str = "persona") -> Persona:
     try:
         return Persona.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise PersonaError(f"{source}: {field}: {first['msg']}") from None
+        raise PersonaError(describe_validation_error(exc, source, model=Persona)) from None

@@ -26,6 +26,7 @@ from pydantic import (
 
 from dualagent import agents, datafiles
 from dualagent.bank import BankFixture, default_fixture
+from dualagent.errors import describe_validation_error
 from dualagent.evaluation.checks import (
     CHECK_KINDS,
     STANDARD_CHECKS,
@@ -33,6 +34,7 @@ from dualagent.evaluation.checks import (
     StandardCheck,
     normalize_criterion,
 )
+from dualagent.evaluation.outcome import Result
 from dualagent.personas import (
     CallerGoal,
     Persona,
@@ -117,7 +119,7 @@ class Scenario(_Strict):
     bank: BankFixture | None = Field(None, description="default: bank.default_fixture()")
     caller: CallerOverrides = Field(default_factory=CallerOverrides)
     checks: dict[str, CheckSpec] = Field(default_factory=dict)
-    expected_outcome: Literal["success", "failure", "incomplete"] = "success"
+    expected_outcome: Result = "success"
     line: LineCondition | None = None
     max_turns: int | None = Field(None, ge=1, le=200)
     duration_s: float | None = Field(None, ge=1, le=MAX_DURATION_S)
@@ -328,39 +330,10 @@ def scenario_from_dict(data: Any, source: str = "scenario") -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(f"{source}: {_describe(exc)}") from None
+        message = describe_validation_error(exc, source, model=Scenario, union_tags=CHECK_KINDS)
+        raise ScenarioError(message) from None
     errors = _consistency_errors(scenario)
     if errors:
         field, reason = errors[0]
         raise ScenarioError(f"{source}: {field}: {reason}")
     return scenario
-
-
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = ".".join(_drop_union_tags(first["loc"])) or "(root)"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "union_tag_invalid":
-        ctx = first.get("ctx") or {}
-        message = f"unknown check kind {ctx.get('tag')!r}; valid kinds: {', '.join(CHECK_KINDS)}"
-    elif first["type"] == "union_tag_not_found":
-        message = f"a check needs a kind; valid kinds: {', '.join(CHECK_KINDS)}"
-    return f"{field}: {message}"
-
-
-def _drop_union_tags(loc: tuple[int | str, ...]) -> list[str]:
-    """Pydantic puts the check kind into error locations ("checks.x.all_of.checks.0.said"): drop it."""
-    parts: list[str] = []
-    tag_next = False
-    for i, part in enumerate(loc):
-        if tag_next and part in CHECK_KINDS:
-            tag_next = False
-            continue
-        parts.append(str(part))
-        previous = loc[i - 1] if i else None
-        tag_next = (
-            (i == 1 and loc[0] == "checks")
-            or part == "check"
-            or (isinstance(part, int) and previous == "checks")
-        )
-    return parts

@@ -195,9 +195,20 @@ def test_nested_check_errors_name_the_path(tmp_path: Path) -> None:
     inner = {"kind": "all_of", "checks": [{"kind": "verified"}, {"kind": "said"}]}
     data = {"persona": "typical", "checks": {"card replacement confirmed": inner}}
     message = error_of(write(tmp_path, data))
-    assert ": checks.card replacement confirmed.checks.1.phrases: Field required" in message
+    assert ": checks.card replacement confirmed.checks.1.phrases: missing (required)" in message
     data["checks"] = {"card replacement confirmed": {"name": "verify_customer"}}
-    assert "a check needs a kind; valid kinds: tool_called" in error_of(write(tmp_path, data))
+    message = error_of(write(tmp_path, data))
+    assert (
+        ": checks.card replacement confirmed: missing kind; valid choices: tool_called" in message
+    )
+
+
+def test_a_criterion_named_like_a_check_kind_keeps_its_name(tmp_path: Path) -> None:
+    goal = {"primary_goal": "x", "success_criteria": ["verified", "said"]}
+    checks = {"verified": {"kind": "said"}, "said": {"kind": "verified", "customer_id": 7}}
+    message = error_of(write(tmp_path, {"persona": "typical", "goal": goal, "checks": checks}))
+    assert ": checks.verified.phrases: missing (required)" in message
+    assert "; checks.said.customer_id: Input should be a valid string (got 7)" in message
 
 
 def test_unknown_standard_criterion(tmp_path: Path) -> None:
@@ -233,7 +244,11 @@ def test_check_for_a_text_the_goal_does_not_have(tmp_path: Path) -> None:
             "caller.wrong_date_of_birth",
             "YYYY-MM-DD",
         ),
-        ({"caller": {"shoe_size": 9}}, "caller.shoe_size", "Extra inputs are not permitted"),
+        (
+            {"caller": {"shoe_size": 9}},
+            "caller.shoe_size",
+            "unknown field (valid fields: customer_id, card_product, knows_card_last4",
+        ),
         ({"line": "underwater"}, "line.name", "'clean', 'telephone' or 'noisy'"),
         ({"line": "noisy"}, "line", "needs snr_db"),
         ({"line": {"name": "clean", "snr_db": 10}}, "line", "only to the noisy line"),
