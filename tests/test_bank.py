@@ -245,24 +245,31 @@ def test_missing_argument_is_named(verified: BankState) -> None:
     result = call(verified, "report_card_lost_or_stolen", card_id="CARD-4417")
     assert result == {
         "ok": False,
-        "error": "report_card_lost_or_stolen: missing required argument 'reason'",
+        "error": "report_card_lost_or_stolen: reason: missing (required)",
     }
 
 
 def test_wrong_type_is_named(verified: BankState) -> None:
     result = call(verified, "get_recent_transactions", customer_id="CUST-1001", limit="five")
     assert result["ok"] is False
-    assert result["error"].startswith("get_recent_transactions: argument 'limit'")
+    assert result["error"] == (
+        "get_recent_transactions: limit: Input should be a valid integer (got 'five')"
+    )
 
     result = call(verified, "report_card_lost_or_stolen", card_id="CARD-4417", reason="broken")
-    assert result["ok"] is False and "'reason'" in result["error"]
+    assert result == {
+        "ok": False,
+        "error": "report_card_lost_or_stolen: reason: Input should be 'lost' or 'stolen' "
+        "(got 'broken')",
+    }
 
 
 def test_unknown_argument_is_named(verified: BankState) -> None:
     result = call(verified, "list_cards", customer_id="CUST-1001", include_closed=True)
     assert result["ok"] is False
-    assert "unknown argument 'include_closed'" in result["error"]
-    assert "customer_id" in result["error"]
+    assert result["error"] == (
+        "list_cards: include_closed: unknown field (valid fields: customer_id)"
+    )
 
 
 def test_dict_arguments_are_accepted(verified: BankState) -> None:
@@ -394,7 +401,8 @@ def test_schema_and_validation_agree(verified: BankState) -> None:
     for tool in CS_TOOLS:
         for required in tool["parameters"]["required"]:
             result = execute_tool(verified, tool["name"], "{}")
-            assert f"missing required argument '{required}'" in result["error"]
+            assert result["error"].startswith(f"{tool['name']}: ")
+            assert f" {required}: missing (required)" in result["error"]
 
 
 def test_cs_tools_cover_the_banking_services() -> None:

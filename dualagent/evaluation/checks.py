@@ -22,7 +22,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -66,7 +66,7 @@ __all__ = [
 CALLERS_CARD = "caller's card"
 # As a delivery address: the address on file at the end of the call, or the caller's new one.
 ON_FILE = "on_file"
-CARD_STATUSES = ("active", "blocked_lost", "blocked_stolen", "replaced", "closed")
+CARD_STATUSES: tuple[str, ...] = get_args(bank.CardStatus)
 STATUS_ALIASES: dict[str, tuple[str, ...]] = {"blocked": bank.BLOCKED_STATUSES}
 TOOL_NAMES = tuple(dict.fromkeys(t["name"] for t in bank.CS_TOOLS + bank.CALLER_TOOLS))
 

@@ -1,14 +1,8 @@
-"""In-memory banking domain for the customer-service agent, and its Realtime function tools.
+"""The bank's Realtime function tools: argument models, handlers, schemas and dispatch.
 
-One `BankState` per call: seeded from a `BankFixture`, changed only through `execute_tool`, and
-dumped with `BankState.snapshot()` for recording and evaluation.
-
-Policy (verify the caller first, then touch only that customer's data) is enforced here in the
-data layer rather than in prompts, so a model that ignores its instructions still cannot act on
-an unverified caller's behalf. Each tool's arguments are a pydantic model; the JSON schemas sent
-to the Realtime server are derived from those models, so schema and validation cannot drift.
-Everything is deterministic (counter-based ids, no clocks, no randomness): the same calls on the
-same fixture always give the same state.
+Each tool's arguments are a pydantic model; the JSON schemas sent to the Realtime server are
+derived from those models, so schema and validation cannot drift. Refusals and bad arguments
+come back as ``{"ok": false, "error": ...}`` for the model to read, never as exceptions.
 """
 
 import json
@@ -19,392 +13,28 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dualagent.bank.records import (
+    BLOCKED_STATUSES,
+    PROVISIONAL_CREDIT_DAYS,
+    AddressChange,
+    Card,
+    Dispute,
+    ReplacementOrder,
+    Transfer,
+)
+from dualagent.bank.state import MAX_VERIFICATION_ATTEMPTS, BankState, ToolError
+from dualagent.errors import describe_validation_error
+
 __all__ = [
     "CALLER_TOOLS",
     "CS_TOOLS",
-    "Account",
-    "AddressChange",
-    "BankFixture",
-    "BankState",
-    "Card",
-    "Customer",
-    "Dispute",
-    "ReplacementOrder",
-    "Transaction",
-    "Transfer",
-    "default_fixture",
+    "EXPEDITED_DELIVERY",
+    "STANDARD_DELIVERY",
     "execute_tool",
 ]
 
-MAX_VERIFICATION_ATTEMPTS = 3
 STANDARD_DELIVERY = "5-7 business days"
 EXPEDITED_DELIVERY = "1-2 business days"
-PROVISIONAL_CREDIT_DAYS = 10
-
-CardStatus = Literal["active", "blocked_lost", "blocked_stolen", "replaced", "closed"]
-BLOCKED_STATUSES = ("blocked_lost", "blocked_stolen")
-
-
-# --------------------------------------------------------------------------------------------
-# Domain records
-# --------------------------------------------------------------------------------------------
-
-
-class _Record(BaseModel):
-    # Fixtures come from hand-written YAML: reject typos in field names instead of ignoring them.
-    model_config = ConfigDict(extra="forbid")
-
-
-class Customer(_Record):
-    customer_id: str
-    full_name: str
-    date_of_birth: str = Field(description="ISO date, YYYY-MM-DD")
-    address: str
-    phone: str
-
-    @field_validator("date_of_birth")
-    @classmethod
-    def _iso_date(cls, value: str) -> str:
-        date.fromisoformat(value)
-        return value
-
-
-class Card(_Record):
-    card_id: str
-    kind: str = Field(description='Spoken description, e.g. "gold credit card"')
-    product: str = Field(description='Product line, e.g. "gold", "debit", "platinum"')
-    last4: str = Field(pattern=r"^\d{4}$")
-    status: CardStatus = "active"
-    customer_id: str
-    replaced_by: str | None = None
-
-
-class Account(_Record):
-    account_id: str
-    customer_id: str
-    # "credit" holds a credit card's statement balance (negative = owed).
-    kind: Literal["checking", "savings", "credit"]
-    balance: float
-    currency: str = "USD"
-
-    @field_validator("balance")
-    @classmethod
-    def _cents(cls, value: float) -> float:
-        return round(value, 2)
-
-
-class Transaction(_Record):
-    transaction_id: str
-    account_id: str
-    card_id: str | None = None
-    date: str = Field(description="ISO date, YYYY-MM-DD")
-    merchant: str
-    amount: float = Field(description="Negative = money out (a charge), positive = money in")
-    status: Literal["posted", "pending", "disputed"] = "posted"
-
-
-class ReplacementOrder(_Record):
-    order_id: str
-    card_id: str
-    new_card_id: str
-    new_last4: str
-    customer_id: str
-    delivery_address: str
-    expedited: bool
-    estimated_delivery_days: str
-
-
-class Dispute(_Record):
-    dispute_id: str
-    transaction_id: str
-    customer_id: str
-    account_id: str
-    merchant: str
-    amount: float
-    reason: str
-    status: Literal["open"] = "open"
-    provisional_credit_amount: float
-    provisional_credit_days: int = PROVISIONAL_CREDIT_DAYS
-
-
-class AddressChange(_Record):
-    change_id: str
-    customer_id: str
-    old_address: str
-    new_address: str
-
-
-class Transfer(_Record):
-    transfer_id: str
-    customer_id: str | None
-    reason: str
-    queue: str
-    estimated_wait_minutes: int
-
-
-class BankFixture(_Record):
-    """Seed data for one call; `BankFixture.from_dict(yaml.safe_load(...))` loads a file."""
-
-    customers: list[Customer]
-    accounts: list[Account] = []
-    cards: list[Card] = []
-    transactions: list[Transaction] = []
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BankFixture":
-        return cls.model_validate(data)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "BankFixture":
-        # Dangling references would only surface mid-call as confusing tool errors.
-        for label, ids in (
-            ("customer_id", [c.customer_id for c in self.customers]),
-            ("account_id", [a.account_id for a in self.accounts]),
-            ("card_id", [c.card_id for c in self.cards]),
-            ("transaction_id", [t.transaction_id for t in self.transactions]),
-        ):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            if dupes:
-                raise ValueError(f"duplicate {label}: {', '.join(dupes)}")
-        customers = {c.customer_id for c in self.customers}
-        accounts = {a.account_id for a in self.accounts}
-        cards = {c.card_id for c in self.cards}
-        owned = [(a.account_id, a.customer_id) for a in self.accounts]
-        owned += [(c.card_id, c.customer_id) for c in self.cards]
-        for item_id, customer_id in owned:
-            if customer_id not in customers:
-                raise ValueError(f"{item_id} refers to unknown customer {customer_id}")
-        for txn in self.transactions:
-            if txn.account_id not in accounts:
-                raise ValueError(f"{txn.transaction_id} refers to unknown account {txn.account_id}")
-            if txn.card_id is not None and txn.card_id not in cards:
-                raise ValueError(f"{txn.transaction_id} refers to unknown card {txn.card_id}")
-        return self
-
-
-# (id, account, card, date, merchant, amount[, status]) — compact so the story reads at a glance.
-_DEFAULT_TRANSACTIONS: tuple[tuple[Any, ...], ...] = (
-    ("T-1001", "ACC-1001-CHK", "CARD-9023", "2025-06-02", "Green Valley Grocery", -84.12),
-    ("T-1002", "ACC-1001-CC", "CARD-4417", "2025-06-03", "Springfield Pharmacy", -23.50),
-    ("T-1003", "ACC-1001-CHK", None, "2025-06-04", "City Water Utility", -61.00),
-    ("T-1004", "ACC-1001-CHK", None, "2025-06-05", "Pension Deposit", 1850.00),
-    # The suspicious one: an online electronics charge the caller does not recognise.
-    ("T-1005", "ACC-1001-CC", "CARD-4417", "2025-06-06", "Electronics Hub Online", -342.99),
-    ("T-1006", "ACC-1001-CC", "CARD-4417", "2025-06-07", "Corner Coffee House", -4.75, "pending"),
-    ("T-2001", "ACC-1002-CC", "CARD-5582", "2025-06-04", "Riverside Hardware", -129.99),
-    ("T-2002", "ACC-1002-CHK", "CARD-3106", "2025-06-06", "Fuel Stop", -52.30),
-    ("T-3001", "ACC-1003-CHK", "CARD-7731", "2025-06-05", "Lakeside Books", -18.95),
-)
-
-
-def default_fixture() -> BankFixture:
-    """Three customers; the first, Nancy Wilson, is the default caller (lost gold card)."""
-    return BankFixture.from_dict(
-        {
-            "customers": [
-                {
-                    "customer_id": "CUST-1001",
-                    "full_name": "Nancy Wilson",
-                    "date_of_birth": "1958-03-14",
-                    "address": "12 Oak Street, Springfield",
-                    "phone": "555-0142",
-                },
-                {
-                    "customer_id": "CUST-1002",
-                    "full_name": "Karen Davis",
-                    "date_of_birth": "1971-09-02",
-                    "address": "48 Maple Avenue, Riverside",
-                    "phone": "555-0187",
-                },
-                {
-                    "customer_id": "CUST-1003",
-                    "full_name": "David Brown",
-                    "date_of_birth": "1985-12-21",
-                    "address": "7 Hill Road, Lakeside",
-                    "phone": "555-0113",
-                },
-            ],
-            "accounts": [
-                _acct("ACC-1001-CHK", "CUST-1001", "checking", 2450.75),
-                _acct("ACC-1001-SAV", "CUST-1001", "savings", 12800.00),
-                _acct("ACC-1001-CC", "CUST-1001", "credit", -1210.34),
-                _acct("ACC-1002-CHK", "CUST-1002", "checking", 5320.10),
-                _acct("ACC-1002-CC", "CUST-1002", "credit", -845.00),
-                _acct("ACC-1003-CHK", "CUST-1003", "checking", 980.42),
-                _acct("ACC-1003-SAV", "CUST-1003", "savings", 3150.00),
-            ],
-            "cards": [
-                _card("CARD-4417", "CUST-1001", "gold credit card", "gold"),
-                _card("CARD-9023", "CUST-1001", "debit card", "debit"),
-                _card("CARD-5582", "CUST-1002", "platinum credit card", "platinum"),
-                _card("CARD-3106", "CUST-1002", "debit card", "debit"),
-                _card("CARD-7731", "CUST-1003", "debit card", "debit"),
-            ],
-            "transactions": [_txn(*row) for row in _DEFAULT_TRANSACTIONS],
-        }
-    )
-
-
-def _acct(account_id: str, customer_id: str, kind: str, balance: float) -> dict[str, Any]:
-    return {"account_id": account_id, "customer_id": customer_id, "kind": kind, "balance": balance}
-
-
-def _card(card_id: str, customer_id: str, kind: str, product: str) -> dict[str, Any]:
-    return {
-        "card_id": card_id,
-        "customer_id": customer_id,
-        "kind": kind,
-        "product": product,
-        "last4": card_id.removeprefix("CARD-"),
-    }
-
-
-def _txn(
-    transaction_id: str,
-    account_id: str,
-    card_id: str | None,
-    day: str,
-    merchant: str,
-    amount: float,
-    status: str = "posted",
-) -> dict[str, Any]:
-    return {
-        "transaction_id": transaction_id,
-        "account_id": account_id,
-        "card_id": card_id,
-        "date": day,
-        "merchant": merchant,
-        "amount": amount,
-        "status": status,
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Mutable per-call state
-# --------------------------------------------------------------------------------------------
-
-
-class _ToolError(Exception):
-    """A refusal the model should read; `execute_tool` turns it into {"ok": false, ...}."""
-
-
-class BankState(BaseModel):
-    customers: list[Customer]
-    accounts: list[Account]
-    cards: list[Card]
-    transactions: list[Transaction]
-    replacement_orders: list[ReplacementOrder] = []
-    disputes: list[Dispute] = []
-    address_changes: list[AddressChange] = []
-    transfers: list[Transfer] = []
-    verified_customer_id: str | None = None
-    failed_verifications: int = 0
-    call_ended: str | None = None
-    ended_by: str | None = None
-
-    @classmethod
-    def from_fixture(cls, fixture: BankFixture | dict[str, Any] | None = None) -> "BankState":
-        if fixture is None:
-            fixture = default_fixture()
-        elif isinstance(fixture, dict):
-            fixture = BankFixture.from_dict(fixture)
-        # Deep copy: a fixture may be reused for many calls and must never be mutated by one.
-        seed = fixture.model_copy(deep=True)
-        return cls(
-            customers=seed.customers,
-            accounts=seed.accounts,
-            cards=seed.cards,
-            transactions=seed.transactions,
-        )
-
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-serialisable dump of the whole state."""
-        return self.model_dump(mode="json")
-
-    # ---- lookups -----------------------------------------------------------------------------
-
-    def customer(self, customer_id: str) -> Customer | None:
-        return next((c for c in self.customers if c.customer_id == customer_id), None)
-
-    def cards_of(self, customer_id: str) -> list[Card]:
-        return [c for c in self.cards if c.customer_id == customer_id]
-
-    def accounts_of(self, customer_id: str) -> list[Account]:
-        return [a for a in self.accounts if a.customer_id == customer_id]
-
-    @property
-    def verification_locked(self) -> bool:
-        return self.failed_verifications >= MAX_VERIFICATION_ATTEMPTS
-
-    # ---- policy helpers (raise _ToolError) ---------------------------------------------------
-
-    def _verified(self) -> Customer:
-        customer = self.customer(self.verified_customer_id or "")
-        if customer is None:
-            raise _ToolError("customer not verified: call verify_customer first")
-        return customer
-
-    def _own_customer(self, customer_id: str) -> Customer:
-        customer = self._verified()
-        if customer_id != customer.customer_id:
-            raise _ToolError(
-                f"customer {customer_id} is not the verified customer "
-                f"(verified: {customer.customer_id})"
-            )
-        return customer
-
-    def _own_card(self, card_ref: str) -> Card:
-        customer = self._verified()
-        own = self.cards_of(customer.customer_id)
-        # Accept the last four digits too: that is how callers (and models) name cards.
-        card = next((c for c in self.cards if c.card_id == card_ref), None) or next(
-            (c for c in own if c.last4 == card_ref), None
-        )
-        if card is None:
-            raise _ToolError(
-                f"unknown card '{card_ref}'; the verified customer's cards are: "
-                + ", ".join(f"{c.card_id} ({c.kind} ending {c.last4})" for c in own)
-            )
-        if card.customer_id != customer.customer_id:
-            raise _ToolError(f"card {card.card_id} does not belong to the verified customer")
-        return card
-
-    def _own_account(self, account_id: str) -> Account:
-        customer = self._verified()
-        account = next((a for a in self.accounts if a.account_id == account_id), None)
-        if account is None:
-            raise _ToolError(
-                f"unknown account '{account_id}'; the verified customer's accounts are: "
-                + ", ".join(a.account_id for a in self.accounts_of(customer.customer_id))
-            )
-        if account.customer_id != customer.customer_id:
-            raise _ToolError(f"account {account_id} does not belong to the verified customer")
-        return account
-
-    def _own_transaction(self, transaction_id: str) -> Transaction:
-        customer = self._verified()
-        txn = next((t for t in self.transactions if t.transaction_id == transaction_id), None)
-        if txn is None:
-            raise _ToolError(
-                f"unknown transaction '{transaction_id}'; "
-                "use get_recent_transactions to find the id"
-            )
-        own_accounts = {a.account_id for a in self.accounts_of(customer.customer_id)}
-        if txn.account_id not in own_accounts:
-            raise _ToolError(
-                f"transaction {transaction_id} does not belong to the verified customer"
-            )
-        return txn
-
-    def _new_last4(self, old_last4: str) -> str:
-        # Deterministic and unique: step away from the old number until nothing collides.
-        taken = {c.last4 for c in self.cards}
-        candidate = int(old_last4)
-        while True:
-            candidate = (candidate + 1111) % 10000
-            last4 = f"{candidate:04d}"
-            if last4 not in taken and f"CARD-{last4}" not in {c.card_id for c in self.cards}:
-                return last4
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,7 +127,7 @@ class ReasonArgs(_Args):
 
 
 # --------------------------------------------------------------------------------------------
-# Tool handlers: (state, args) -> output dict; refusals raise _ToolError
+# Tool handlers: (state, args) -> output dict; refusals raise ToolError
 # --------------------------------------------------------------------------------------------
 
 
@@ -511,7 +141,7 @@ def _card_view(card: Card) -> dict[str, Any]:
 
 def _verify_customer(state: BankState, args: VerifyCustomerArgs) -> dict[str, Any]:
     if state.verification_locked:
-        raise _ToolError(f"verification locked after {MAX_VERIFICATION_ATTEMPTS} failed attempts")
+        raise ToolError(f"verification locked after {MAX_VERIFICATION_ATTEMPTS} failed attempts")
     name = _normalise_name(args.full_name)
     for customer in state.customers:
         if _normalise_name(customer.full_name) != name:
@@ -563,7 +193,7 @@ def _get_card_status(state: BankState, args: CardArgs) -> dict[str, Any]:
 def _report_card(state: BankState, args: ReportCardArgs) -> dict[str, Any]:
     card = state._own_card(args.card_id)
     if card.status in ("replaced", "closed"):
-        raise _ToolError(f"card {card.card_id} is already {card.status}; it cannot be used")
+        raise ToolError(f"card {card.card_id} is already {card.status}; it cannot be used")
     already_blocked = card.status in BLOCKED_STATUSES
     card.status = "blocked_lost" if args.reason == "lost" else "blocked_stolen"
     return {
@@ -578,13 +208,13 @@ def _order_replacement(state: BankState, args: OrderReplacementArgs) -> dict[str
     card = state._own_card(args.card_id)
     if card.replaced_by is not None:
         order = next(o for o in state.replacement_orders if o.card_id == card.card_id)
-        raise _ToolError(
+        raise ToolError(
             f"a replacement for card {card.card_id} was already ordered "
             f"(order {order.order_id}, new card ending {order.new_last4})"
         )
     # Never ship a new card while the old one still works: the block must come first.
     if card.status not in BLOCKED_STATUSES:
-        raise _ToolError(
+        raise ToolError(
             f"card {card.card_id} is {card.status}: report the card lost or stolen first"
         )
     customer = state._verified()
@@ -642,15 +272,15 @@ def _dispute_transaction(state: BankState, args: DisputeArgs) -> dict[str, Any]:
     txn = state._own_transaction(args.transaction_id)
     if txn.status == "disputed":
         existing = next(d for d in state.disputes if d.transaction_id == txn.transaction_id)
-        raise _ToolError(
+        raise ToolError(
             f"transaction {txn.transaction_id} is already disputed (dispute {existing.dispute_id})"
         )
     if txn.status == "pending":
-        raise _ToolError(
+        raise ToolError(
             f"transaction {txn.transaction_id} is still pending; it can be disputed once it posts"
         )
     if txn.amount >= 0:
-        raise _ToolError(
+        raise ToolError(
             f"transaction {txn.transaction_id} is a credit; only charges can be disputed"
         )
     amount = round(-txn.amount, 2)
@@ -875,28 +505,6 @@ CS_TOOLS: list[dict[str, Any]] = [_tool_schema(t) for t in _CS_TOOL_LIST]
 CALLER_TOOLS: list[dict[str, Any]] = [_tool_schema(t) for t in _CALLER_TOOL_LIST]
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _describe_validation_error(tool: _Tool, exc: ValidationError) -> str:
-    valid = ", ".join(tool.args.model_fields)
-    parts = []
-    for err in exc.errors():
-        arg = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
-            parts.append(f"missing required argument '{arg}'")
-        elif err["type"] == "extra_forbidden":
-            parts.append(f"unknown argument '{arg}' (valid arguments: {valid})")
-        elif arg:
-            parts.append(f"argument '{arg}': {msg} (got {_short(err['input'])})")
-        else:
-            parts.append(msg)
-    return f"{tool.name}: " + "; ".join(parts)
-
-
 def _parse_arguments(tool: _Tool, arguments: str | dict[str, Any] | None) -> _Args:
     if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
         arguments = {}  # a tool without arguments may arrive as ""
@@ -904,16 +512,16 @@ def _parse_arguments(tool: _Tool, arguments: str | dict[str, Any] | None) -> _Ar
         try:
             arguments = json.loads(arguments)
         except json.JSONDecodeError as exc:
-            raise _ToolError(f"{tool.name}: arguments are not valid JSON ({exc})") from None
+            raise ToolError(f"{tool.name}: arguments are not valid JSON ({exc})") from None
     if not isinstance(arguments, dict):
-        raise _ToolError(
+        raise ToolError(
             f"{tool.name}: arguments must be a JSON object, got {type(arguments).__name__}"
         )
     try:
         # Strict: the schema promised types; "5" for an integer is a model bug worth surfacing.
         return tool.args.model_validate(arguments, strict=True)
     except ValidationError as exc:
-        raise _ToolError(_describe_validation_error(tool, exc)) from None
+        raise ToolError(describe_validation_error(exc, tool.name, model=tool.args)) from None
 
 
 def execute_tool(
@@ -931,11 +539,11 @@ def execute_tool(
     try:
         args = _parse_arguments(tool, arguments)
         if state.call_ended is not None and name != "end_call":
-            raise _ToolError(f"the call has already ended ({state.call_ended})")
+            raise ToolError(f"the call has already ended ({state.call_ended})")
         if tool.needs_verification:
             state._verified()
         return tool.handler(state, args)
-    except _ToolError as exc:
+    except ToolError as exc:
         return {"ok": False, "error": str(exc)}
     except Exception as exc:  # a bug here must not kill the call; report it to the model
         return {"ok": False, "error": f"{name}: internal error: {type(exc).__name__}: {exc}"}
