@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+import dualagent
 from dualagent.agents import INTENTS
+from dualagent.call.record import load_call
 from dualagent.evaluation.checks import STANDARD_CHECKS, StandardCheck
 from dualagent.personas import CallerType
 from dualagent.scenarios import (
@@ -317,3 +319,28 @@ def test_custom_bank_fixture(tmp_path: Path) -> None:
     )
     facts = scenario.caller_facts()
     assert (facts.full_name, facts.card_last4, scenario.customer_id()) == ("Ann Lee", "1234", "C1")
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.parametrize("name", list_scenarios())
+async def test_every_shipped_scenario_reaches_its_expected_outcome(
+    name: str, local_server, tmp_path: Path
+) -> None:
+    scenario = load_scenario(name)
+    result = await dualagent.simulate(
+        scenario=name, route="text", local_server=local_server, output_dir=tmp_path
+    )
+    record = load_call(result.path)
+    outcome = record.outcome_details
+    unmet = [c for c in outcome.get("criteria", []) if not c["passed"]]
+    met = [f for f in outcome.get("failures", []) if f["passed"]]
+    why = json.dumps({"unmet criteria": unmet, "failure conditions met": met}, indent=1)
+    assert record.status == "completed", record.error
+    assert outcome["scenario"] == name
+    assert (outcome["result"], outcome["expected_outcome"]) == (
+        scenario.expected_outcome,
+        scenario.expected_outcome,
+    ), why
+    assert outcome["as_expected"] is True
