@@ -4,20 +4,31 @@ Benchmarks, not tests: they print numbers with their targets and never fail a bu
 runs real calls on the embedded backend, as a user would (server in-process, fast pacing). The
 bridge-overhead figures are the CPU time the bridge's own thread spends per event (see
 ``dualagent.call.bridge.BridgeStats``), so the speech engines' threads are not counted against it.
+
+Batch figures: :func:`bench_throughput` (calls per minute per route and parallelism) and
+:func:`bench_memory` (peak RSS of concurrent calls, this process plus its recognition workers,
+via ``psutil``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dualagent.realtime.protocol import pcm16_duration_s
 
@@ -155,11 +166,74 @@ def bench_calls(n: int = 4) -> list[Figure]:
     ]
 
 
+def rss_mb() -> float:
+    """Resident memory (MB) of this process and all its children, now.
+
+    The children are the speech-recognition worker processes (``DUALAGENT_ASR_PROCESSES``):
+    their memory is part of what a call costs.
+    """
+    import psutil
+
+    process = psutil.Process()
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            total += child.memory_info().rss  # a worker that just ended is skipped
+    return total / 2**20
+
+
+def memory_probe(n: int, route: str = "audio") -> dict[str, float]:
+    """RSS (MB) with a warm server, and its peak during ``n`` concurrent calls (this process).
+
+    Meant for a fresh process (:func:`bench_memory` starts one per probe). The peak is sampled
+    every 20 ms while the calls run; the process's own high-water mark would be dominated by
+    the engines' warm-up, which happens before any call.
+    """
+    from dualagent import batch
+    from dualagent.realtime.local.server import LocalRealtimeServer
+
+    async def go() -> dict[str, float]:
+        async with LocalRealtimeServer() as server:
+            baseline = rss_mb()
+            samples = [baseline]
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.wait(0.02):
+                    samples.append(rss_mb())
+
+            sampler = threading.Thread(target=sample, name="dualagent-rss-sampler", daemon=True)
+            sampler.start()
+            try:
+                with tempfile.TemporaryDirectory(prefix="dualagent-mem-") as tmp:
+                    result = await batch.run(
+                        caller_types=["typical"],
+                        repeat=n,
+                        parallel=n,
+                        route=route,
+                        output_dir=tmp,
+                        progress=False,
+                        local_server=server,
+                        batch_id="mem",
+                    )
+            finally:
+                stop.set()
+                sampler.join()
+            return {
+                "calls": len(result.calls),
+                "errors": result.errors,
+                "baseline_mb": baseline,
+                "peak_mb": float(np.max(samples)),
+            }
+
+    return asyncio.run(go())
+
+
 def _probe(n: int, route: str) -> dict[str, Any]:
-    """``n`` concurrent calls in a fresh process (see :func:`dualagent.batch._memory_probe`)."""
+    """``n`` concurrent calls in a fresh process (:func:`memory_probe`)."""
     code = (
-        "import json; from dualagent.batch import _memory_probe; "
-        f"print(json.dumps(_memory_probe({n}, {route!r})))"
+        "import json; from dualagent.bench import memory_probe; "
+        f"print(json.dumps(memory_probe({n}, {route!r})))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=1800
@@ -167,6 +241,109 @@ def _probe(n: int, route: str) -> dict[str, Any]:
     if proc.returncode != 0:
         return {"calls": 0, "errors": n, "peak_mb": None, "baseline_mb": None}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(
+    n: int = 10, route: str = "audio", *, print_table: bool = True
+) -> dict[str, float | str | None]:
+    """Peak RSS of ``n`` concurrent full-audio calls vs 1, each in a fresh subprocess.
+
+    Each probe starts a warm shared server, notes its RSS (with the recognition workers), runs
+    the calls and samples the peak. Returns (and prints) the figures and the MB each extra
+    concurrent call costs.
+    """
+    one, many = _probe(1, route), _probe(n, route)
+
+    def mb(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    extra = None
+    if None not in (one["peak_mb"], many["peak_mb"], one["baseline_mb"], many["baseline_mb"]):
+        extra_1 = one["peak_mb"] - one["baseline_mb"]
+        extra_n = many["peak_mb"] - many["baseline_mb"]
+        extra = round((extra_n - extra_1) / max(1, n - 1), 1)
+    figures: dict[str, float | str | None] = {
+        "n": n,
+        "route": route,
+        "warm_server_mb": mb(one["baseline_mb"]),
+        "peak_1_call_mb": mb(one["peak_mb"]),
+        f"peak_{n}_calls_mb": mb(many["peak_mb"]),
+        "mb_per_extra_call": extra,
+        "errors": one["errors"] + many["errors"],
+    }
+    if print_table:
+        print(f"dualagent batch memory ({route} route, peak RSS, fresh process each)")
+        for key, value in figures.items():
+            print(f"  {key:<20} {value}")
+    return figures
+
+
+def bench_throughput(
+    routes: Sequence[str] = ("text", "audio"),
+    parallel: Sequence[int] = (1, 2, 4),
+    calls: int | dict[str, int] | None = None,
+    *,
+    print_table: bool = True,
+):  # -> pandas.DataFrame
+    """Calls per minute per route and parallelism, on one warm shared embedded server.
+
+    ``calls``: calls per measurement (an int, or per route; default text 48, audio 2 × the
+    largest parallelism). The four caller types take turns. Prints the table and returns it.
+    """
+    import pandas as pd
+
+    from dualagent import batch
+    from dualagent.personas import list_personas
+    from dualagent.realtime.local.server import LocalRealtimeServer
+
+    defaults = {"text": 48, "audio": 2 * max(parallel)}
+    per_route = (
+        calls if isinstance(calls, dict) else dict.fromkeys(routes, calls) if calls else defaults
+    )
+
+    async def measure() -> list[dict[str, Any]]:
+        rows = []
+        types = list_personas()
+        async with LocalRealtimeServer() as server:
+            with tempfile.TemporaryDirectory(prefix="dualagent-bench-") as tmp:
+                for route in routes:
+                    n = int(per_route.get(route) or defaults.get(route, 8))
+                    for p in parallel:
+                        started = time.perf_counter()
+                        result = await batch.run(
+                            caller_types=types,
+                            repeat=math.ceil(n / len(types)),
+                            parallel=p,
+                            route=route,
+                            output_dir=tmp,
+                            progress=False,
+                            local_server=server,
+                            batch_id=f"bench-{route}-p{p}",
+                        )
+                        wall = time.perf_counter() - started
+                        done = len(result.calls)
+                        call_wall = result.calls["wall_time_s"].dropna().to_numpy(dtype=float)
+                        rows.append(
+                            {
+                                "route": route,
+                                "parallel": p,
+                                "calls": done,
+                                "wall_s": round(wall, 2),
+                                "calls_per_min": round(done / wall * 60, 1),
+                                "errors": result.errors,
+                                "mean_call_wall_s": round(float(np.mean(call_wall)), 3)
+                                if len(call_wall)
+                                else None,
+                            }
+                        )
+                        shutil.rmtree(Path(tmp) / f"bench-{route}-p{p}", ignore_errors=True)
+        return rows
+
+    frame = pd.DataFrame(asyncio.run(measure()))
+    if print_table:
+        print(f"dualagent batch throughput ({os.cpu_count()} CPU cores)")
+        print(frame.to_string(index=False))
+    return frame
 
 
 def bench_concurrency(audio_calls: int = 10, text_calls: int = 100) -> list[Figure]:
@@ -177,8 +354,6 @@ def bench_concurrency(audio_calls: int = 10, text_calls: int = 100) -> list[Figu
     what each conversation holds. The growth from 1 call (which adds the second engine
     thread's working memory, a fixed cost) is printed too.
     """
-    from dualagent.batch import bench_throughput
-
     one, two, many = _probe(1, "audio"), _probe(2, "audio"), _probe(audio_calls, "audio")
     text = bench_throughput(routes=("text",), parallel=(16,), calls=text_calls, print_table=False)
     row = text.iloc[0]
