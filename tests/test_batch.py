@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 import dualagent.cli
-from dualagent.batch import BatchConfig, derive_seed, pass_hat_k
-from dualagent.batch import runner as batch
+from dualagent import analysis, batch
+from dualagent.batch import BatchConfig, derive_seed, pass_hat_k, runner
+from dualagent.call.record import call_success, load_call
 from dualagent.call.simulate import InputError
 
-REAL_SIMULATE = batch.simulate
+REAL_SIMULATE = runner.simulate
 
 
 def metadata(path: Path) -> dict:
@@ -27,7 +28,7 @@ def manifest(batch_dir: Path) -> dict:
     return json.loads((batch_dir / "batch.json").read_text(encoding="utf-8"))
 
 
-def cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+def cli(*args: str) -> int:
     try:
         return dualagent.cli.main(["batch", *args])
     except SystemExit as exc:  # argparse's own errors exit from parse_args
@@ -96,14 +97,10 @@ async def test_text_batch_records_every_call_and_summary_matches_the_recordings(
     summary = result.summary.set_index("item")
     for caller_type in ("typical", "frustrated"):
         own = [m for cid, m in metas.items() if cid.startswith(caller_type)]
-        ok = sum(
-            (m["outcome"]["result"] == "success")
-            if isinstance(m.get("outcome"), dict)
-            else m["status"] == "completed"
-            for m in own
-        )
+        assert all(isinstance(m.get("outcome"), dict) for m in own)  # every call is judged
+        ok = sum(m["outcome"]["result"] == "success" for m in own)
         row = summary.loc[caller_type]
-        assert row["n"] == 3
+        assert (row["n"], row["judged"]) == (3, 3)
         assert row["successes"] == ok
         assert row["success_rate"] == pytest.approx(ok / 3)
         assert row["pass^1"] == pytest.approx(ok / 3)
@@ -112,10 +109,17 @@ async def test_text_batch_records_every_call_and_summary_matches_the_recordings(
         assert row["mean_duration_s"] == pytest.approx(
             sum(m["timeline_s"] for m in own) / 3, abs=1e-3
         )
-        # Response latency: the gap between one speaker's end and the next one's start.
-        latencies = [m["metrics"]["response_latency_s"]["mean"] for m in own]
-        assert row["mean_latency_s"] == pytest.approx(sum(latencies) / 3, abs=1e-3)
+        # Two latencies, never mixed: the silence between turns on the call's timeline...
+        gaps = [m["metrics"]["response_latency_s"]["mean"] for m in own]
+        assert row["mean_turn_gap_s"] == pytest.approx(sum(gaps) / 3, abs=1e-3)
+        # ...and the backend's measured time from response.create to the first output.
+        engine = [sum(m["response_latencies_s"]) / len(m["response_latencies_s"]) for m in own]
+        assert row["mean_engine_latency_s"] == pytest.approx(sum(engine) / 3, abs=1e-3)
         assert row["errors"] == 0
+    calls = result.calls.set_index("call_id")
+    for call_id, meta in metas.items():
+        gap = meta["metrics"]["response_latency_s"]["mean"]
+        assert calls.loc[call_id, "mean_turn_gap_s"] == pytest.approx(gap, abs=1e-3)
 
     # The same figures are on disk for other tools.
     calls_csv = pd.read_csv(batch_dir / "calls.csv")
@@ -178,38 +182,39 @@ def test_pass_hat_k_hand_computed():
         pass_hat_k([(2, 2)], 0)
 
 
-def test_summary_uses_outcome_when_present_and_counts_failures_by_end_reason():
-    def entry(item, r, status, end_reason, outcome=None):
+def test_summary_counts_judged_calls_and_failures_by_end_reason(tmp_path):
+    """A batch folder written by hand: success is what the outcome says; a completed call that
+    was never judged is neither a success nor a failure; errors fail; pending calls are not trials.
+    """
+
+    def call(item, r, status, end_reason, outcome=None):
+        call_id = f"{item}-{r:03d}"
         meta = {
-            "conversation_id": f"{item}-{r:03d}",
+            "conversation_id": call_id,
             "status": status,
             "end_reason": end_reason,
             "turn_count": 10 + r,
             "timeline_s": 60.0,
-            "response_latencies_s": [0.5, 1.5],
+            "response_latencies_s": [0.5, 1.5],  # the backend: 1.0 s on average
+            "metrics": {"response_latency_s": {"mean": 0.2}},  # the timeline's gaps
         }
         if outcome:
             meta["outcome"] = {"result": outcome}
-        return {
-            "call_id": meta["conversation_id"],
-            "kind": "caller_type",
-            "item": item,
-            "repeat": r,
-            "seed": r,
-            "path": meta["conversation_id"],
-            **batch.call_record(meta),
-        }
+        (tmp_path / call_id).mkdir()
+        (tmp_path / call_id / "call_metadata.json").write_text(json.dumps(meta))
+        entry = {"call_id": call_id, "kind": "caller_type", "item": item, "repeat": r, "seed": r}
+        return {**entry, "path": call_id, **load_call(tmp_path / call_id).summary()}
 
     doc = {
         "batch_id": "x",
         "config": {"repeat": 4},
         "calls": [
-            entry("a", 0, "completed", "caller_hung_up", "success"),
-            entry("a", 1, "completed", "caller_hung_up", "failure"),  # completed, but not a success
-            entry("a", 2, "completed", "max_turns", "success"),
-            entry("a", 3, "error", "connection_failed"),
-            entry("b", 0, "completed", "caller_hung_up"),
-            entry("b", 1, "completed", "transferred"),
+            call("a", 0, "completed", "caller_hung_up", "success"),
+            call("a", 1, "completed", "caller_hung_up", "failure"),  # completed, not a success
+            call("a", 2, "completed", "max_turns", "success"),
+            call("a", 3, "error", "connection_failed"),  # no outcome, did not complete: failed
+            call("b", 0, "completed", "caller_hung_up", "success"),
+            call("b", 1, "completed", "transferred"),  # never judged: left out of the rates
             {
                 "call_id": "b-002",
                 "kind": "caller_type",
@@ -220,7 +225,9 @@ def test_summary_uses_outcome_when_present_and_counts_failures_by_end_reason():
             },
         ],
     }
-    result = batch._result(Path("/nowhere"), doc)
+    (tmp_path / "batch.json").write_text(json.dumps(doc))
+    result = batch.load_batch(tmp_path)
+    assert list(result.calls["success"]) == [True, False, True, False, True, None, None]
     rows = result.summary.set_index("item")
     assert rows.loc["a", "n"] == 4 and rows.loc["a", "successes"] == 2
     assert rows.loc["a", "pass^1"] == pytest.approx(0.5)
@@ -228,11 +235,20 @@ def test_summary_uses_outcome_when_present_and_counts_failures_by_end_reason():
     assert rows.loc["a", "errors"] == 1
     assert rows.loc["a", "failures_by_end_reason"] == {"caller_hung_up": 1, "connection_failed": 1}
     assert rows.loc["a", "mean_turns"] == pytest.approx(11.5)
-    assert rows.loc["a", "mean_latency_s"] == pytest.approx(1.0)
+    assert rows.loc["a", "mean_engine_latency_s"] == pytest.approx(1.0)
+    assert rows.loc["a", "mean_turn_gap_s"] == pytest.approx(0.2)
     assert rows.loc["b", "n"] == 2  # the pending call is not a trial
+    assert rows.loc["b", "judged"] == 1 and rows.loc["b", "successes"] == 1
     assert rows.loc["b", "success_rate"] == 1.0
+    assert rows.loc["b", "failures"] == 0  # the unjudged call is not a failure either
     assert math.isnan(rows.loc["b", "pass^4"])  # fewer than k trials
-    assert batch.overall(result.summary, 4)["pass^1"] == pytest.approx((0.5 + 1.0) / 2)
+    figures = batch.overall(result.summary, 4)
+    assert (figures["n"], figures["judged"], figures["successes"]) == (6, 5, 3)
+    assert figures["success_rate"] == pytest.approx(3 / 5)
+    assert figures["pass^1"] == pytest.approx((0.5 + 1.0) / 2)
+    # The same definition as everywhere else.
+    for entry, success in zip(doc["calls"][:6], result.calls["success"], strict=False):
+        assert success is call_success(entry["status"], entry.get("outcome"))
 
 
 # ------------------------------------------------------------------------------ resilience
@@ -250,7 +266,7 @@ async def test_failed_call_does_not_stop_the_batch_and_resume_reruns_only_it(
             raise RuntimeError("backend exploded")
         return await REAL_SIMULATE(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "simulate", flaky)
+    monkeypatch.setattr(runner, "simulate", flaky)  # where the runner looks it up
     first = await batch.run(
         caller_types=["typical", "frustrated"],
         repeat=3,
@@ -340,9 +356,9 @@ async def test_cancelling_a_batch_interrupts_calls_in_flight_and_marks_the_manif
     assert not (batch_dir / "typical-001").exists()
     assert (batch_dir / "summary.csv").exists()
     # Stopped cleanly: the interrupted call hung up both of its Realtime connections, with a
-    # completed closing handshake (1000; a stuck one is aborted after a timeout: 1006). A
-    # handshake left hanging would keep the server side open for its 10 s close timeout.
-    async with asyncio.timeout(8):
+    # completed closing handshake (1000; a handshake left hanging is aborted after the
+    # server's close timeout: 1006).
+    async with asyncio.timeout(60):  # a guard against hanging, not a stopwatch
         while local_server.connections & call_connections:
             await asyncio.sleep(0.05)
     assert [c.ws.close_code for c in call_connections] == [1000, 1000]
@@ -383,9 +399,7 @@ def test_config_files_load_and_bad_ones_name_file_field_and_reason(tmp_path):
         batch.load_config(bad)
 
     persona = tmp_path / "mine.yaml"
-    persona.write_text(
-        (Path(dualagent.__file__).parent / "data/personas/typical.yaml").read_text()
-    )
+    persona.write_text((Path(dualagent.__file__).parent / "data/personas/typical.yaml").read_text())
     ok = tmp_path / "ok.yaml"
     ok.write_text(
         "caller_types: [mine.yaml, hurried]\nroute: text\n"
@@ -396,8 +410,6 @@ def test_config_files_load_and_bad_ones_name_file_field_and_reason(tmp_path):
 
 
 async def test_scenario_batch_counts_successes_from_the_scenario_outcome(tmp_path, local_server):
-    if not batch._simulate_supports_scenarios():
-        pytest.skip("simulate() has no scenario= parameter in this version")
     result = await batch.run(
         scenarios=["lost_gold_card", "cannot_verify_identity"],
         repeat=2,
@@ -421,18 +433,40 @@ async def test_scenario_batch_counts_successes_from_the_scenario_outcome(tmp_pat
         )
 
 
-async def test_scenarios_are_checked_before_anything_is_written(tmp_path, monkeypatch):
-    if batch._simulate_supports_scenarios():
-        with pytest.raises(
-            InputError, match=r"unknown scenario 'no_such_scenario'; valid choices: .*"
-        ):
-            await batch.run(scenarios=["no_such_scenario"], output_dir=tmp_path, progress=False)
+async def test_batch_and_analysis_agree_on_success(tmp_path, local_server):
+    """One definition of success: the batch summary and dualagent.analysis read the same folder
+    the same way, call by call and in the rate."""
+    result = await batch.run(
+        caller_types=["typical", "frustrated"],
+        scenarios=["lost_gold_card", "cannot_verify_identity"],
+        repeat=2,
+        route="text",
+        output_dir=tmp_path,
+        batch_id="agree",
+        progress=False,
+        local_server=local_server,
+    )
+    calls = analysis.load_calls(result.path)
+    _, success = analysis.success_measure(calls)
+    by_analysis = {
+        cid: (None if pd.isna(ok) else bool(ok))
+        for cid, ok in zip(calls["conversation_id"], success, strict=True)
+    }
+    by_batch = {
+        cid: (None if ok is None or pd.isna(ok) else bool(ok))
+        for cid, ok in zip(result.calls["call_id"], result.calls["success"], strict=True)
+    }
+    assert by_analysis == by_batch
+    judged = [ok for ok in by_analysis.values() if ok is not None]
+    assert result.overall["success_rate"] == pytest.approx(sum(judged) / len(judged))
+    assert result.overall["judged"] == len(judged)
 
-    async def old_simulate(caller_type="typical", *, route="audio", seed=0): ...
 
-    monkeypatch.setattr(batch, "simulate", old_simulate)  # a simulate() without scenario=
-    with pytest.raises(InputError, match="scenario="):
-        await batch.run(scenarios=["lost_gold_card"], output_dir=tmp_path, progress=False)
+async def test_scenarios_are_checked_before_anything_is_written(tmp_path):
+    with pytest.raises(InputError, match=r"unknown scenario 'no_such_scenario'; valid choices: .*"):
+        await batch.run(
+            scenarios=["lost_gold_card", "no_such_scenario"], output_dir=tmp_path, progress=False
+        )
     assert not any(tmp_path.iterdir())
 
 
@@ -449,17 +483,15 @@ async def test_scenarios_are_checked_before_anything_is_written(tmp_path, monkey
         (["--notebook", "missing.ipynb"], "missing.ipynb"),
     ],
 )
-def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, args, expected):
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, expected):
     out = tmp_path / "runs"
-    assert cli(monkeypatch, "--output-dir", str(out), "--route", "text", *args) == 2
+    assert cli("--output-dir", str(out), "--route", "text", *args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err
     assert not out.exists()
 
 
-def test_cli_runs_a_batch_prints_the_summary_and_executes_the_notebook(
-    tmp_path, monkeypatch, capsys
-):
+def test_cli_runs_a_batch_prints_the_summary_and_executes_the_notebook(tmp_path, capsys):
     nbformat = pytest.importorskip("nbformat")
     notebook = tmp_path / "analyse.ipynb"
     nb = nbformat.v4.new_notebook()
@@ -481,7 +513,6 @@ def test_cli_runs_a_batch_prints_the_summary_and_executes_the_notebook(
     nbformat.write(nb, notebook)
     out = tmp_path / "runs"
     code = cli(
-        monkeypatch,
         "--caller-types",
         "hurried,elderly",
         "--repeat",

@@ -1,29 +1,43 @@
-"""Batches of calls: caller types or scenarios × repeat, run locally or on Dask, summarised."""
+"""Batches of calls: caller types or scenarios × repeat, run locally or on Dask, summarised.
 
-from dualagent.batch.runner import (
-    DEFAULT_OUTPUT_DIR,
+- :mod:`~dualagent.batch.config`: what a batch runs (:class:`BatchConfig`, YAML configs)
+- :mod:`~dualagent.batch.plan`: the calls, their ids and seeds
+- :mod:`~dualagent.batch.manifest`: the batch folder (``batch.json``, calls, summary, pass^k)
+- :mod:`~dualagent.batch.runner`: :func:`run`, the calls N at a time, cancellation, progress
+- :mod:`~dualagent.batch.dask`: the calls as Dask tasks
+- :mod:`~dualagent.batch.notebook`: a papermill notebook afterwards
+"""
+
+from dualagent.batch.config import (
     BatchConfig,
-    BatchResult,
     ConfigError,
-    call_record,
-    derive_seed,
-    format_summary,
+    config_from_dict,
     list_configs,
-    load_batch,
     load_config,
+)
+from dualagent.batch.manifest import (
+    DEFAULT_OUTPUT_DIR,
+    BatchResult,
+    calls_frame,
+    format_summary,
+    load_batch,
     overall,
     pass_hat_k,
-    plan_calls,
-    run,
     summarize,
+    write_results,
 )
+from dualagent.batch.plan import CallSpec, default_parallel, derive_seed, plan_calls
+from dualagent.batch.runner import run
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
     "BatchConfig",
     "BatchResult",
+    "CallSpec",
     "ConfigError",
-    "call_record",
+    "calls_frame",
+    "config_from_dict",
+    "default_parallel",
     "derive_seed",
     "format_summary",
     "list_configs",
@@ -34,4 +48,5 @@ __all__ = [
     "plan_calls",
     "run",
     "summarize",
+    "write_results",
 ]
