@@ -10,7 +10,9 @@ function tools. Every call is recorded (audio, transcript, tool calls, metrics) 
 
 __version__ = "0.1.0"
 
-from dualagent.call.simulate import CallResult, InputError, run, simulate
+from dualagent.call.options import CallOptions, InputError
+from dualagent.call.result import CallResult
+from dualagent.call.simulate import run, simulate
 from dualagent.personas import (
     CallerGoal,
     CallerPersonality,
@@ -21,6 +23,7 @@ from dualagent.personas import (
 )
 
 __all__ = [
+    "CallOptions",
     "CallResult",
     "CallerGoal",
     "CallerPersonality",

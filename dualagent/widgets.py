@@ -3,7 +3,8 @@
     from dualagent.widgets import CallApp
     CallApp()            # or CallApp().display()
 
-Pick a caller type, a duration, a route and a seed; press **Run call**. The transcript fills
+Pick a scenario (or none), a caller type, a duration, a route and a seed; press **Run call**.
+The controls are a view of :class:`~dualagent.call.options.CallOptions` (``app.options()``). The transcript fills
 while the call runs and a progress bar counts conversation turns against the persona's limit.
 When the call ends you get its outcome, audio players (stereo, caller, agent) and the timeline.
 
@@ -23,8 +24,11 @@ import ipywidgets as w
 
 from dualagent import analysis
 from dualagent.analysis import plots
-from dualagent.call.simulate import DEFAULT_OUTPUT_DIR, ROUTES, CallResult, simulate
+from dualagent.call.options import DEFAULT_OUTPUT_DIR, ROUTES, CallOptions
+from dualagent.call.result import CallResult
+from dualagent.call.simulate import simulate
 from dualagent.personas import list_personas, load_persona
+from dualagent.scenarios import list_scenarios, load_scenario
 
 MAX_EMBED_BYTES = 25_000_000  # larger recordings get a path instead of an inline player
 SPEAKER_STYLE = {"caller": ("CALLER", "#2a6fb0"), "cs": ("AGENT", "#e07b24")}
@@ -99,6 +103,7 @@ class CallApp:
         self,
         *,
         caller_type: str = "typical",
+        scenario: str | None = None,
         duration: int = 60,
         route: str = "audio",
         seed: int = 0,
@@ -115,12 +120,17 @@ class CallApp:
         self._turns = 0
         self._started = 0.0
 
+        self.scenario = w.Dropdown(
+            options=[("(none)", None), *list_scenarios()], value=None, description="Scenario"
+        )
         self.caller_type = w.Dropdown(
             options=list_personas(), value=caller_type, description="Caller type"
         )
         self.duration = w.IntSlider(
             value=duration, min=10, max=600, step=10, description="Duration (s)"
         )
+        self.scenario.observe(self._on_scenario, names="value")
+        self.scenario.value = scenario
         self.route = w.ToggleButtons(options=list(ROUTES), value=route, description="Route")
         self.route.style.button_width = "70px"
         self.seed = w.IntText(value=seed, description="Seed", layout=w.Layout(width="160px"))
@@ -143,7 +153,7 @@ class CallApp:
         )
         controls = w.VBox(
             [
-                w.HBox([self.caller_type, self.route]),
+                w.HBox([self.scenario, self.caller_type, self.route]),
                 w.HBox([self.duration, self.seed, self.run_button]),
                 w.HBox([self.progress, self.progress_label]),
                 self.status,
@@ -174,8 +184,32 @@ class CallApp:
             loop = asyncio.get_event_loop()
         self.task = loop.create_task(self.run_call())
 
+    def _on_scenario(self, change: dict[str, Any]) -> None:
+        """A scenario brings its own caller and limit: show them (the user may still change them)."""
+        if change["new"] is None:
+            return
+        scenario = load_scenario(change["new"])
+        self.caller_type.value = scenario.resolve_persona().name
+        if scenario.duration_s:
+            self.duration.value = int(min(max(scenario.duration_s, 10), 600))
+
+    def options(self) -> CallOptions:
+        """The call the controls describe."""
+        return CallOptions.build(
+            scenario=self.scenario.value,
+            caller_type=self.caller_type.value,
+            duration=float(self.duration.value),
+            route=self.route.value,
+            seed=int(self.seed.value),
+            output_dir=self.output_dir,
+        )
+
     @property
     def max_turns(self) -> int:
+        if self.scenario.value is not None:
+            scenario = load_scenario(self.scenario.value)
+            if scenario.resolve_persona().name == self.caller_type.value:
+                return scenario.turn_limit
         return load_persona(self.caller_type.value).goal.max_conversation_turns
 
     def on_log(self, entry: Any) -> None:
@@ -228,13 +262,7 @@ class CallApp:
             server = await self._server()
             self.status.value = f"<i>Calling: {html.escape(self.caller_type.value)} caller, {self.route.value} route…</i>"
             self.result = await simulate(
-                self.caller_type.value,
-                duration=float(self.duration.value),
-                route=self.route.value,
-                seed=int(self.seed.value),
-                output_dir=self.output_dir,
-                local_server=server,
-                on_log=self.on_log,
+                options=self.options(), local_server=server, on_log=self.on_log
             )
         except Exception as exc:  # shown in the app: a notebook user must see why
             self.progress.bar_style = "danger"

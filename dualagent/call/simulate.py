@@ -1,145 +1,124 @@
 """Run one simulated call: ``await simulate(...)`` in a notebook, ``run(...)`` in a script.
 
-This is where user input is checked (every bad value fails before anything is written, with
-the valid choices in the message), backends are chosen, sessions are rendered, and the bridge
-and recorder are put together.
+``simulate(**options)`` builds :class:`~dualagent.call.options.CallOptions`, plans the call
+(:func:`~dualagent.call.plan.plan_call`: every check before anything is written) and runs the
+plan (:func:`run_plan`): backends, bridge and recorder, then evaluation, metrics and costs
+written into the recording.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dualagent import __version__, agents, bank
+from dualagent import bank
 from dualagent.call.bridge import DualAgentBridge, Endpoint
-from dualagent.call.core import Agent, CallSettings, Log
-from dualagent.call.line import LineModel, make_line
+from dualagent.call.core import Agent, Log
+from dualagent.call.options import (  # noqa: F401  (names batch/ still imports from here)
+    DEFAULT_OUTPUT_DIR,
+    MAX_DURATION_S,
+    PACES,
+    ROUTES,
+    CallOptions,
+    InputError,
+)
+from dualagent.call.plan import CallPlan, plan_call, resolve_persona  # noqa: F401
 from dualagent.call.record import load_call
-from dualagent.call.recording import AUDIO_FORMATS, CallRecorder, validate_conversation_id
+from dualagent.call.recording import CallRecorder
+from dualagent.call.result import CallResult
 from dualagent.evaluation.checks import evaluate
 from dualagent.evaluation.judge import judge_call, judge_enabled
 from dualagent.evaluation.metrics import compute_metrics
 from dualagent.evaluation.pricing import estimate_cost_usd
-from dualagent.personas import Persona, PersonaError, load_persona
-from dualagent.realtime.local.server import LocalRealtimeServer
-from dualagent.scenarios import Scenario, ScenarioError, load_scenario
+from dualagent.personas import Persona
+from dualagent.scenarios import Scenario
 
-ROUTES = ("audio", "text")
-PACES = ("fast", "realtime")
-MAX_DURATION_S = 30 * 60
-DEFAULT_OUTPUT_DIR = "agent_conversations"
+if TYPE_CHECKING:  # the server (and its speech engines) load only when a call needs them
+    from dualagent.realtime.local.server import LocalRealtimeServer
+
 OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
-DEFAULT_OPENAI_MODEL = "gpt-realtime"
+
+__all__ = ["CallOptions", "CallResult", "InputError", "run", "run_plan", "simulate"]
 
 
-class InputError(ValueError):
-    """A bad argument from the user: the message names the value and the valid choices."""
+async def simulate(
+    caller_type: str | Persona | None = None,
+    *,
+    options: CallOptions | None = None,
+    local_server: LocalRealtimeServer | None = None,
+    on_log: Callable[[Log], None] | None = None,
+    **fields: Any,
+) -> CallResult:
+    """Run one call between a persona-driven caller and the agent under test; record it all.
+
+    ``fields`` are :class:`~dualagent.call.options.CallOptions` fields (``scenario``,
+    ``duration``, ``route``, ``seed``, ``output_dir``...; or pass ``options=``). A scenario (a
+    built-in name, a YAML path or a :class:`Scenario`) sets the persona, intent, bank, caller
+    facts, line and limits; explicit values override it. Every value is checked before
+    anything is written; a bad one raises :class:`InputError` naming the value and the valid
+    choices. At the end the call is evaluated against the scenario's checks (or the persona's
+    goal) and its metrics are computed; both go into call_metadata.json.
+
+    ``local_server`` shares one running embedded server between calls; ``on_log`` receives
+    the live transcript and tool calls as they happen.
+    """
+    if caller_type is not None:
+        fields["caller_type"] = caller_type
+    if options is not None:
+        if fields:
+            options = CallOptions.build(**{**options.explicit(), **fields})
+    else:
+        options = CallOptions.build(**fields)
+    plan = plan_call(options)
+    return await run_plan(plan, local_server=local_server, on_log=on_log)
 
 
-@dataclass
-class CallResult:
-    """What a finished call left behind, with notebook conveniences."""
+async def run_plan(
+    plan: CallPlan,
+    *,
+    local_server: LocalRealtimeServer | None = None,
+    on_log: Callable[[Log], None] | None = None,
+) -> CallResult:
+    """Run a planned call: backends, bridge, recorder; then judge what was recorded."""
+    state = bank.BankState.from_fixture(plan.fixture)
 
-    path: Path
-    metadata: dict[str, Any]
+    def execute_tool(agent: Agent, name: str, arguments: str) -> dict[str, Any]:
+        # Looked up at call time so tests can break the bank on purpose.
+        return bank.execute_tool(state, name, arguments, agent=agent)
 
-    @property
-    def conversation_id(self) -> str:
-        return self.metadata["conversation_id"]
-
-    @property
-    def status(self) -> str:
-        return self.metadata.get("status", "unknown")
-
-    @property
-    def end_reason(self) -> str | None:
-        return self.metadata.get("end_reason")
-
-    @property
-    def turns(self) -> list[dict[str, Any]]:
-        return json.loads((self.path / "transcript.json").read_text())["turns"]
-
-    @property
-    def function_calls(self) -> list[dict[str, Any]]:
-        return json.loads((self.path / "function_calls.json").read_text())["calls"]
-
-    @property
-    def transcript(self):  # -> pandas.DataFrame
-        """One row per turn: speaker, text, heard, start_s, end_s, interrupted, latency."""
-        import pandas as pd
-
-        return pd.DataFrame(self.turns)
-
-    def audio_path(self, channel: str = "stereo_recording") -> Path:
-        fmt = self.metadata.get("audio_format", "wav")
-        return self.path / f"{channel}.{fmt}"
-
-    def audio(self, channel: str = "stereo_recording"):  # -> IPython.display.Audio
-        """An inline player for the recording (``caller_audio``, ``cs_audio`` or stereo)."""
-        from IPython.display import Audio
-
-        return Audio(filename=str(self.audio_path(channel)))
-
-    def summary(self) -> dict[str, Any]:
-        meta = self.metadata
-        return {
-            "conversation_id": meta.get("conversation_id"),
-            "path": str(self.path),
-            "status": meta.get("status"),
-            "end_reason": meta.get("end_reason"),
-            "caller_type": meta.get("caller_type"),
-            "turns": meta.get("turn_count"),
-            "duration_s": meta.get("timeline_s"),
-            "wall_time_s": meta.get("wall_time_s"),
-            "tool_calls": [c["name"] for c in self.function_calls],
-            "outcome": (meta.get("outcome") or {}).get("result"),
-            "error": meta.get("error"),
+    server_cm = local_backend(local_server) if plan.needs_local_server else contextlib.nullcontext()
+    async with server_cm as server:
+        local_url = server.url if server is not None else None
+        endpoints = {
+            agent: endpoint_for(plan.backends[agent], plan.models[agent], local_url)
+            for agent in ("caller", "cs")
         }
-
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td><b>{t['speaker']}</b></td><td>{t['start_s']:.1f}s</td><td>{t['text']}</td></tr>"
-            for t in self.turns
+        recorder = CallRecorder(
+            plan.output_dir,
+            plan.conversation_id,
+            audio_format=plan.options.audio_format,
+            metadata=plan.metadata,
         )
-        s = self.summary()
-        return (
-            f"<p><b>{s['conversation_id']}</b>: {s['status']} ({s['end_reason']}), "
-            f"{s['turns']} turns, {s['duration_s']} s</p><table>{rows}</table>"
+        bridge = DualAgentBridge(
+            endpoints=endpoints,
+            sessions=plan.sessions,
+            settings=plan.settings,
+            execute_tool=execute_tool,
+            recorder=recorder,
+            pace=plan.pace,  # type: ignore[arg-type]
+            idle_timeout_s=plan.options.idle_timeout_s,
+            on_log=on_log,
         )
-
-
-# ------------------------------------------------------------------------------ validation
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
-    if value not in choices:
-        raise InputError(f"invalid {name} {value!r}; valid choices: {', '.join(choices)}")
-    return value
-
-
-def resolve_persona(caller_type: str | Persona) -> Persona:
-    if isinstance(caller_type, Persona):
-        return caller_type
-    try:
-        return load_persona(caller_type)
-    except PersonaError as exc:
-        raise InputError(str(exc)) from None
-
-
-def check_backend(backend: str) -> str:
-    if backend in ("local", "openai") or backend.startswith(("ws://", "wss://")):
-        return backend
-    raise InputError(
-        f"invalid backend {backend!r}; valid choices: local, openai, or a ws:// / wss:// URL"
-    )
+        try:
+            await bridge.run()
+        finally:
+            _write_final_state(recorder, state)
+            _write_costs(recorder, plan.models)
+            _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
+    return CallResult(recorder.directory)
 
 
 def endpoint_for(backend: str, model: str, local_url: str | None) -> Endpoint:
@@ -159,9 +138,6 @@ def endpoint_for(backend: str, model: str, local_url: str | None) -> Endpoint:
     return Endpoint(backend if "model=" in backend else f"{backend}{separator}model={model}")
 
 
-# ------------------------------------------------------------------------------ backends
-
-
 @contextlib.asynccontextmanager
 async def local_backend(
     server: LocalRealtimeServer | None = None,
@@ -170,177 +146,10 @@ async def local_backend(
     if server is not None:
         yield server
         return
+    from dualagent.realtime.local.server import LocalRealtimeServer
+
     async with LocalRealtimeServer() as started:
         yield started
-
-
-# ------------------------------------------------------------------------------ the call
-
-
-async def simulate(
-    caller_type: str | Persona | None = None,
-    *,
-    scenario: str | Path | Scenario | None = None,
-    line: str | None = None,
-    duration: float | None = None,
-    max_turns: int | None = None,
-    route: str = "audio",
-    pace: str | None = None,
-    backend: str = "local",
-    caller_backend: str | None = None,
-    cs_backend: str | None = None,
-    caller_model: str | None = None,
-    cs_model: str | None = None,
-    caller_voice: str | None = None,
-    cs_voice: str | None = None,
-    output_dir: str | Path = DEFAULT_OUTPUT_DIR,
-    conversation_id: str | None = None,
-    audio_format: str = "wav",
-    seed: int = 0,
-    intent: str | None = None,
-    fixture: bank.BankFixture | None = None,
-    customer_id: str | None = None,
-    local_server: LocalRealtimeServer | None = None,
-    on_log: Callable[[Log], None] | None = None,
-    idle_timeout_s: float = 60.0,
-    llm_judge: bool | None = None,
-) -> CallResult:
-    """Run one call between a persona-driven caller and the banking CS agent; record it all.
-
-    ``scenario`` (a built-in name, a YAML path or a :class:`Scenario`) sets the persona, intent,
-    bank, caller facts, line and limits; explicit arguments override it. Without a scenario the
-    caller is ``caller_type`` (default: typical) with a lost gold card. Every argument is
-    validated before anything is written; a bad one raises :class:`InputError` naming the
-    value and the valid choices. At the end the call is evaluated against the scenario's checks
-    (or the persona's goal) and its metrics are computed; both go into call_metadata.json.
-    """
-    sc = resolve_scenario(scenario)
-    if sc is not None and caller_type is None:
-        persona = sc.resolve_persona()
-    else:
-        persona = resolve_persona(caller_type or "typical")
-    intent = intent or (sc.intent if sc else "lost_card")
-    duration = (
-        duration if duration is not None else (sc.duration_s if sc and sc.duration_s else 300.0)
-    )
-    max_turns = max_turns or (sc.turn_limit if sc else None)
-    line_spec = line_condition(line if line is not None else (sc.line if sc else None))
-    check_choice("route", route, ROUTES)
-    caller_backend = check_backend(caller_backend or backend)
-    cs_backend = check_backend(cs_backend or backend)
-    # Hosted models behave as on a phone line only when audio arrives at speaking speed.
-    hosted = any(b == "openai" or b.startswith("wss://") for b in (caller_backend, cs_backend))
-    pace = check_choice("pace", pace or ("realtime" if hosted else "fast"), PACES)
-    check_choice("audio_format", audio_format, tuple(AUDIO_FORMATS))
-    check_choice("intent", intent, agents.INTENTS)
-    if not 1 <= duration <= MAX_DURATION_S:
-        raise InputError(f"invalid duration {duration!r}; valid: 1 to {MAX_DURATION_S} seconds")
-    turns_limit = max_turns or persona.goal.max_conversation_turns
-    if turns_limit < 1:
-        raise InputError(f"invalid max_turns {max_turns!r}; valid: a positive number")
-    conversation_id = (
-        conversation_id
-        or f"{persona.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    )
-    try:
-        validate_conversation_id(conversation_id)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    out = Path(output_dir)
-    if (out / conversation_id).exists() and any((out / conversation_id).iterdir()):
-        raise InputError(
-            f"conversation {conversation_id!r} already exists in {out}; choose another --conversation-id"
-        )
-
-    if sc is not None and fixture is None and customer_id is None:
-        fixture, facts = sc.bank_fixture(), sc.caller_facts()
-    else:
-        fixture = fixture or bank.default_fixture()
-        try:
-            facts = agents.caller_facts_from_fixture(fixture, customer_id)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-    state = bank.BankState.from_fixture(fixture)
-    modalities = ["text"] if route == "text" else ["audio"]
-    models = {
-        "caller": caller_model
-        or (agents.LOCAL_CALLER_MODEL if caller_backend == "local" else DEFAULT_OPENAI_MODEL),
-        "cs": cs_model
-        or (agents.LOCAL_CS_MODEL if cs_backend == "local" else DEFAULT_OPENAI_MODEL),
-    }
-    sessions = {
-        "caller": agents.caller_session(
-            persona,
-            facts,
-            intent=intent,
-            seed=seed,
-            model=models["caller"],
-            voice=caller_voice,
-            output_modalities=modalities,
-        ),
-        "cs": agents.cs_session(
-            seed=seed, model=models["cs"], voice=cs_voice, output_modalities=modalities
-        ),
-    }
-    settings = CallSettings(
-        route=route,  # type: ignore[arg-type]
-        max_turns=turns_limit,
-        max_duration_s=duration,
-        speaking_rate={"caller": persona.personality.speaking_rate, "cs": 1.0},
-        line=line_spec,
-        interrupt_probability=persona.personality.tendency_to_interrupt,
-        seed=seed,
-    )
-
-    def execute_tool(agent: Agent, name: str, arguments: str) -> dict[str, Any]:
-        return bank.execute_tool(state, name, arguments, agent=agent)
-
-    metadata = {
-        "package_version": __version__,
-        "caller_type": persona.personality.type.value if persona.personality.type else persona.name,
-        "persona": persona.model_dump(mode="json"),
-        "scenario": sc.metadata()
-        if sc is not None
-        else {"name": f"{intent}-default", "intent": intent, "customer": facts.as_dict()},
-        "line": line_spec.describe(),
-        "backend": {"caller": _public_backend(caller_backend), "cs": _public_backend(cs_backend)},
-        "models": models,
-        "voices": {a: sessions[a].audio.output.voice for a in ("caller", "cs")},  # type: ignore[union-attr]
-        "route": route,
-        "pace": pace,
-        "seed": seed,
-        "max_turns": turns_limit,
-        "duration_limit_s": duration,
-        "audio_format": audio_format,
-    }
-    needs_local = "local" in (caller_backend, cs_backend)
-    server_cm = local_backend(local_server) if needs_local else contextlib.nullcontext(None)
-    async with server_cm as server:
-        local_url = server.url if server is not None else None
-        endpoints = {
-            "caller": endpoint_for(caller_backend, models["caller"], local_url),
-            "cs": endpoint_for(cs_backend, models["cs"], local_url),
-        }
-        recorder = CallRecorder(out, conversation_id, audio_format=audio_format, metadata=metadata)
-        bridge = DualAgentBridge(
-            endpoints=endpoints,
-            sessions=sessions,
-            settings=settings,
-            execute_tool=execute_tool,
-            recorder=recorder,
-            pace=pace,  # type: ignore[arg-type]
-            idle_timeout_s=idle_timeout_s,
-            on_log=on_log,
-        )
-        try:
-            await bridge.run()
-        finally:
-            _write_final_state(recorder, state)
-            _write_costs(recorder, models)
-            _write_evaluation(recorder, sc or persona, intent, llm_judge)
-    return CallResult(
-        recorder.directory, json.loads((recorder.directory / "call_metadata.json").read_text())
-    )
 
 
 def _write_costs(recorder: CallRecorder, models: dict[str, str]) -> None:
@@ -373,30 +182,9 @@ def _write_evaluation(
         recorder.update_metadata(llm_judge=judge_call(record.turns, criteria))
 
 
-def resolve_scenario(scenario: str | Path | Scenario | None) -> Scenario | None:
-    if scenario is None or isinstance(scenario, Scenario):
-        return scenario
-    try:
-        return load_scenario(scenario)
-    except ScenarioError as exc:
-        raise InputError(str(exc)) from None
-
-
-def line_condition(spec: Any) -> LineModel:
-    try:
-        return make_line(spec)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
 def _write_final_state(recorder: CallRecorder, state: bank.BankState) -> None:
     with contextlib.suppress(Exception):
         recorder.update_metadata(bank_state=state.snapshot())
-
-
-def _public_backend(backend: str) -> str:
-    """The backend as it may be written to disk (no query strings: they can hold secrets)."""
-    return backend.split("?")[0]
 
 
 def run(caller_type: str | Persona | None = None, **kwargs: Any) -> CallResult:

@@ -20,7 +20,6 @@ from dualagent import __version__
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-
 class UsageError(Exception):
     """Bad input from the command line (exit 2)."""
 
@@ -49,31 +48,14 @@ def _make_logger(verbose: bool, quiet: bool) -> Callable[[Any], None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dualagent.call.simulate import InputError, simulate
+    from dualagent.call.options import CallOptions, InputError, cli_fields
+    from dualagent.call.simulate import simulate
 
+    given = {name: getattr(args, name) for name in cli_fields() if hasattr(args, name)}
     try:
+        options = CallOptions.build(**given)
         result = asyncio.run(
-            simulate(
-                args.caller_type,
-                scenario=args.scenario,
-                line=args.line,
-                duration=args.duration,
-                max_turns=args.max_turns,
-                route=args.route,
-                pace=args.pace,
-                backend=args.backend,
-                caller_backend=args.caller_backend,
-                cs_backend=args.cs_backend,
-                caller_model=args.caller_model,
-                cs_model=args.cs_model,
-                caller_voice=args.caller_voice,
-                cs_voice=args.cs_voice,
-                output_dir=args.output_dir,
-                conversation_id=args.conversation_id,
-                audio_format=args.audio_format,
-                seed=args.seed,
-                on_log=_make_logger(args.verbose, args.json),
-            )
+            simulate(options=options, on_log=_make_logger(args.verbose, args.json))
         )
     except InputError as exc:
         raise UsageError(str(exc)) from None
@@ -190,10 +172,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dualagent.call.recording import AUDIO_FORMATS
-    from dualagent.call.simulate import DEFAULT_OUTPUT_DIR, PACES, ROUTES
-    from dualagent.personas import list_personas
-    from dualagent.scenarios import list_scenarios
+    from dualagent.call.options import add_cli_flags
 
     parser = _Parser(
         prog="dualagent", description="Two voice agents call each other; every call is recorded."
@@ -203,69 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run one simulated call and record it")
-    run.add_argument(
-        "--scenario",
-        default=None,
-        metavar="NAME|PATH",
-        help=f"a scenario: {', '.join(list_scenarios())}, or a scenario .yaml path",
-    )
-    run.add_argument(
-        "--line",
-        default=None,
-        metavar="LINE",
-        help="phone line between the agents: clean, telephone, noisy[:SNR_DB] (default: the scenario's, else clean)",
-    )
-    run.add_argument(
-        "--caller-type",
-        default=None,
-        metavar="TYPE",
-        help=f"persona: {', '.join(list_personas())}, or a persona .yaml path (default: the scenario's, else typical)",
-    )
-    run.add_argument(
-        "--duration",
-        type=float,
-        default=300.0,
-        help="call length limit in seconds (max 1800; default 300)",
-    )
-    run.add_argument(
-        "--max-turns",
-        type=int,
-        default=None,
-        help="conversation turn limit (default: the persona's)",
-    )
-    run.add_argument(
-        "--route",
-        default="audio",
-        choices=ROUTES,
-        help="audio: real speech both ways; text: transcripts only (fast)",
-    )
-    run.add_argument(
-        "--pace",
-        default=None,
-        choices=PACES,
-        help="fast (default for local) or realtime (default for hosted)",
-    )
-    run.add_argument(
-        "--backend",
-        default="local",
-        help="local (default), openai, or a ws:// URL of a Realtime server",
-    )
-    run.add_argument("--caller-backend", default=None, help="backend for the caller only")
-    run.add_argument("--cs-backend", default=None, help="backend for the CS agent only")
-    run.add_argument("--caller-model", default=None)
-    run.add_argument("--cs-model", default=None)
-    run.add_argument("--caller-voice", default=None)
-    run.add_argument("--cs-voice", default=None)
-    run.add_argument(
-        "--output-dir",
-        default=DEFAULT_OUTPUT_DIR,
-        help=f"where recordings go (default: {DEFAULT_OUTPUT_DIR})",
-    )
-    run.add_argument(
-        "--conversation-id", default=None, help="folder name: letters, digits, - and _"
-    )
-    run.add_argument("--audio-format", default="wav", choices=tuple(AUDIO_FORMATS))
-    run.add_argument("--seed", type=int, default=0, help="same seed, same call (local backend)")
+    add_cli_flags(run)  # one flag per CallOptions field
     run.add_argument("--verbose", "-v", action="store_true", help="also show tool calls")
     run.add_argument(
         "--json", action="store_true", help="print one JSON summary line instead of the transcript"

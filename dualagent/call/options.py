@@ -1,0 +1,254 @@
+"""Every parameter of one call, defined once: :class:`CallOptions`.
+
+``simulate()``, ``dualagent run`` (its flags are derived from the fields, see
+:func:`add_cli_flags`), batch configs and the notebook widgets all build a ``CallOptions``.
+Validation and the precedence rule live here and nowhere else:
+
+    an explicit value  >  the scenario's value  >  the default.
+
+A field left unset is ``None`` (or absent) and means "the scenario's, else the default"; the
+resolved values are in the :class:`~dualagent.call.plan.CallPlan` that :func:`plan_call` makes.
+Bad values raise :class:`~dualagent.errors.InputError` with one line naming the value and the
+valid choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = ["CallOptions", "InputError", "add_cli_flags", "cli_fields"]
+
+from dualagent.errors import InputError, describe_validation_error
+from dualagent.personas import Persona
+from dualagent.scenarios import Scenario
+
+Route = Literal["audio", "text"]
+Pace = Literal["fast", "realtime"]
+AudioFormat = Literal["wav", "flac", "ogg"]
+
+ROUTES: tuple[str, ...] = get_args(Route)
+PACES: tuple[str, ...] = get_args(Pace)
+AUDIO_FORMATS: tuple[str, ...] = get_args(AudioFormat)
+MAX_DURATION_S = 30 * 60
+DEFAULT_DURATION_S = 300.0
+DEFAULT_OUTPUT_DIR = "agent_conversations"
+BACKEND_CHOICES = "local, openai, or a ws:// / wss:// URL"
+
+# Fields that are not command-line flags, and why (a test holds the CLI to this list).
+NOT_FLAGS: dict[str, str] = {
+    "fixture": "a bank fixture object (Python only; scenarios carry their own bank)",
+}
+
+
+def _flag(help: str, metavar: str | None = None) -> dict[str, Any]:
+    return {"help": help, **({"metavar": metavar} if metavar else {})}
+
+
+class CallOptions(BaseModel):
+    """What one call takes. Unset fields fall back to the scenario's value, then the default."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    # -- who calls, about what ----------------------------------------------------------------
+    caller_type: str | Persona | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "persona: typical, frustrated, elderly, hurried, or a persona .yaml path "
+            "(default: the scenario's, else typical)",
+            "TYPE",
+        ),
+    )
+    scenario: str | Scenario | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "a built-in scenario (dualagent scenarios) or a scenario .yaml path", "NAME|PATH"
+        ),
+    )
+    intent: str | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "what the caller wants (default: the scenario's, else lost_card)", "INTENT"
+        ),
+    )
+    customer_id: str | None = Field(
+        default=None,
+        json_schema_extra=_flag("the bank customer the caller is (default: the first)", "ID"),
+    )
+    fixture: Any = Field(default=None, description="a dualagent.bank.BankFixture")
+
+    # -- limits and conditions ----------------------------------------------------------------
+    duration: float | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            f"call length limit in seconds, 1 to {MAX_DURATION_S} "
+            f"(default: the scenario's, else {DEFAULT_DURATION_S:.0f})",
+            "SECONDS",
+        ),
+    )
+    max_turns: int | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "conversation turn limit (default: the scenario's, else the persona's)", "N"
+        ),
+    )
+    line: str | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "phone line between the agents: clean, telephone, noisy[:SNR_DB] "
+            "(default: the scenario's, else clean)",
+            "LINE",
+        ),
+    )
+    route: Route = Field(
+        default="audio",
+        json_schema_extra=_flag("audio: real speech both ways; text: transcripts only (fast)"),
+    )
+    pace: Pace | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "fast (default for local backends) or realtime (default for hosted)"
+        ),
+    )
+    seed: int = Field(default=0, json_schema_extra=_flag("same seed, same call (local backend)"))
+
+    # -- where the agents run -----------------------------------------------------------------
+    backend: str = Field(
+        default="local",
+        json_schema_extra=_flag(
+            f"where both agents run: {BACKEND_CHOICES} (default: local)", "BACKEND"
+        ),
+    )
+    caller_backend: str | None = Field(
+        default=None, json_schema_extra=_flag("backend for the caller only", "BACKEND")
+    )
+    cs_backend: str | None = Field(
+        default=None, json_schema_extra=_flag("backend for the agent under test only", "BACKEND")
+    )
+    caller_model: str | None = Field(
+        default=None, json_schema_extra=_flag("the caller's model", "MODEL")
+    )
+    cs_model: str | None = Field(
+        default=None, json_schema_extra=_flag("the agent's model", "MODEL")
+    )
+    caller_voice: str | None = Field(
+        default=None, json_schema_extra=_flag("the caller's voice", "VOICE")
+    )
+    cs_voice: str | None = Field(
+        default=None, json_schema_extra=_flag("the agent's voice", "VOICE")
+    )
+    idle_timeout_s: float = Field(
+        default=60.0,
+        json_schema_extra=_flag(
+            "end the call when no event arrives for this long (seconds)", "SECONDS"
+        ),
+    )
+
+    # -- what is written ----------------------------------------------------------------------
+    output_dir: str | Path = Field(
+        default=DEFAULT_OUTPUT_DIR,
+        json_schema_extra=_flag(f"where recordings go (default: {DEFAULT_OUTPUT_DIR})", "DIR"),
+    )
+    conversation_id: str | None = Field(
+        default=None,
+        json_schema_extra=_flag("folder name: letters, digits, - and _ (default: generated)", "ID"),
+    )
+    audio_format: AudioFormat = Field(
+        default="wav", json_schema_extra=_flag("wav (default), flac or ogg")
+    )
+    llm_judge: bool | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "ask an LLM judge for a second opinion (needs OPENAI_API_KEY; default: DUALAGENT_LLM_JUDGE=1)"
+        ),
+    )
+
+    # -- checks -------------------------------------------------------------------------------
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_in_range(cls, value: float | None) -> float | None:
+        if value is not None and not 1 <= value <= MAX_DURATION_S:
+            raise ValueError(f"out of range; valid: 1 to {MAX_DURATION_S} seconds")
+        return value
+
+    @field_validator("max_turns")
+    @classmethod
+    def _positive_turns(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("not allowed; valid: a positive number")
+        return value
+
+    @field_validator("idle_timeout_s")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("not allowed; valid: more than 0 seconds")
+        return value
+
+    @field_validator("backend", "caller_backend", "cs_backend")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value is None or value in ("local", "openai") or value.startswith(("ws://", "wss://")):
+            return value
+        raise ValueError(f"unknown backend {value!r}; valid choices: {BACKEND_CHOICES}")
+
+    @classmethod
+    def build(cls, **values: Any) -> CallOptions:
+        """``CallOptions(**values)``, with a bad value raised as a one-line :class:`InputError`."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise InputError(describe_validation_error(exc, model=cls)) from None
+
+    def explicit(self) -> dict[str, Any]:
+        """The fields the user set (what overrides a scenario), JSON-ready where possible."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+# ------------------------------------------------------------------------------ the CLI view
+
+
+def cli_fields() -> dict[str, Any]:
+    """The fields that are ``dualagent run`` flags, by name (all but :data:`NOT_FLAGS`)."""
+    return {
+        name: field for name, field in CallOptions.model_fields.items() if name not in NOT_FLAGS
+    }
+
+
+def add_cli_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per :class:`CallOptions` field (``--caller-type`` for ``caller_type``...).
+
+    Every flag defaults to "not given" (``argparse.SUPPRESS``), so only what the user typed
+    reaches :meth:`CallOptions.build` and the precedence rule stays in one place.
+    """
+    for name, field in cli_fields().items():
+        extra = dict(field.json_schema_extra or {})  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": extra.get("help")}
+        if "metavar" in extra:
+            kwargs["metavar"] = extra["metavar"]
+        kind, choices = _cli_type(field.annotation)
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = kind
+            if choices:
+                kwargs["choices"] = choices
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, **kwargs)
+
+
+def _cli_type(annotation: Any) -> tuple[type, tuple[str, ...] | None]:
+    """The argparse type (and choices) for a field's annotation."""
+    args = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    if args and all(isinstance(a, str) for a in args):  # the annotation is a Literal
+        return str, tuple(args)
+    for arg in args:
+        if get_args(arg) and all(isinstance(a, str) for a in get_args(arg)):  # a Literal
+            return str, get_args(arg)
+    for kind in (bool, int, float):
+        if kind in args:
+            return kind, None
+    return str, None

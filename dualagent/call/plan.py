@@ -1,0 +1,218 @@
+"""From options to a plan: ``plan_call(CallOptions) -> CallPlan``, all checks done, no I/O.
+
+Planning resolves every default (explicit value > scenario > default), loads the persona and
+scenario, renders both sessions, and checks everything a user can get wrong, so that a bad
+value fails before anything is written. Running the plan is :func:`dualagent.call.simulate.run_plan`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dualagent import __version__, agents, bank
+from dualagent.call.core import CallSettings
+from dualagent.call.line import LineModel, make_line
+from dualagent.call.options import (
+    DEFAULT_DURATION_S,
+    CallOptions,
+    InputError,
+)
+from dualagent.call.recording import validate_conversation_id
+from dualagent.personas import Persona, PersonaError, load_persona
+from dualagent.realtime import protocol as p
+from dualagent.scenarios import Scenario, ScenarioError, load_scenario
+
+DEFAULT_OPENAI_MODEL = "gpt-realtime"
+
+
+@dataclass
+class CallPlan:
+    """Everything a call needs, resolved and checked; ``metadata`` is what the recording says."""
+
+    options: CallOptions
+    persona: Persona
+    scenario: Scenario | None
+    intent: str
+    conversation_id: str
+    output_dir: Path
+    backends: dict[str, str]
+    models: dict[str, str]
+    sessions: dict[str, p.SessionConfig]
+    settings: CallSettings
+    fixture: bank.BankFixture
+    line: LineModel
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def route(self) -> str:
+        return self.options.route
+
+    @property
+    def pace(self) -> str:
+        return str(self.metadata["pace"])
+
+    @property
+    def needs_local_server(self) -> bool:
+        return "local" in self.backends.values()
+
+    @property
+    def judge(self) -> Scenario | Persona:
+        """What the call is evaluated against: the scenario's checks, else the persona's goal."""
+        return self.scenario if self.scenario is not None else self.persona
+
+
+def plan_call(options: CallOptions) -> CallPlan:
+    """Resolve and check ``options``; raise :class:`InputError` (one line) on a bad value."""
+    sc = resolve_scenario(options.scenario)
+    if sc is not None and options.caller_type is None:
+        persona = sc.resolve_persona()
+    else:
+        persona = resolve_persona(options.caller_type or "typical")
+        if sc is not None and sc.goal is not None:  # another caller, the scenario's goal
+            persona = persona.model_copy(update={"goal": sc.goal})
+    intent = options.intent or (sc.intent if sc else "lost_card")
+    if intent not in agents.INTENTS:
+        raise InputError(f"invalid intent {intent!r}; valid choices: {', '.join(agents.INTENTS)}")
+    duration_s = _first(options.duration, sc.duration_s if sc else None, DEFAULT_DURATION_S)
+    max_turns = _first(
+        options.max_turns, sc.turn_limit if sc else None, persona.goal.max_conversation_turns
+    )
+    line = line_condition(_first(options.line, sc.line if sc else None))
+    backends = {
+        "caller": options.caller_backend or options.backend,
+        "cs": options.cs_backend or options.backend,
+    }
+    # Hosted models behave as on a phone line only when audio arrives at speaking speed.
+    hosted = any(b == "openai" or b.startswith("wss://") for b in backends.values())
+    pace = options.pace or ("realtime" if hosted else "fast")
+
+    conversation_id = (
+        options.conversation_id
+        or f"{persona.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    )
+    try:
+        validate_conversation_id(conversation_id)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    output_dir = Path(options.output_dir)
+    folder = output_dir / conversation_id
+    if folder.exists() and any(folder.iterdir()):
+        raise InputError(
+            f"conversation {conversation_id!r} already exists in {output_dir}; "
+            "choose another --conversation-id"
+        )
+
+    if sc is not None and options.fixture is None and options.customer_id is None:
+        fixture, facts = sc.bank_fixture(), sc.caller_facts()
+    else:
+        fixture = options.fixture or bank.default_fixture()
+        try:
+            facts = agents.caller_facts_from_fixture(fixture, options.customer_id)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+    modalities = ["text"] if options.route == "text" else ["audio"]
+    models = {
+        "caller": options.caller_model
+        or (agents.LOCAL_CALLER_MODEL if backends["caller"] == "local" else DEFAULT_OPENAI_MODEL),
+        "cs": options.cs_model
+        or (agents.LOCAL_CS_MODEL if backends["cs"] == "local" else DEFAULT_OPENAI_MODEL),
+    }
+    sessions = {
+        "caller": agents.caller_session(
+            persona,
+            facts,
+            intent=intent,
+            seed=options.seed,
+            model=models["caller"],
+            voice=options.caller_voice,
+            output_modalities=modalities,
+        ),
+        "cs": agents.cs_session(
+            seed=options.seed,
+            model=models["cs"],
+            voice=options.cs_voice,
+            output_modalities=modalities,
+        ),
+    }
+    settings = CallSettings(
+        route=options.route,
+        max_turns=max_turns,
+        max_duration_s=duration_s,
+        speaking_rate={"caller": persona.personality.speaking_rate, "cs": 1.0},
+        line=line,
+        interrupt_probability=persona.personality.tendency_to_interrupt,
+        seed=options.seed,
+    )
+    metadata = {
+        "package_version": __version__,
+        "caller_type": persona.personality.type.value if persona.personality.type else persona.name,
+        "persona": persona.model_dump(mode="json"),
+        "scenario": sc.metadata()
+        if sc is not None
+        else {"name": f"{intent}-default", "intent": intent, "customer": facts.as_dict()},
+        "line": line.describe(),
+        "backend": {agent: public_backend(b) for agent, b in backends.items()},
+        "models": models,
+        "voices": {a: sessions[a].audio.output.voice for a in ("caller", "cs")},  # type: ignore[union-attr]
+        "route": options.route,
+        "pace": pace,
+        "seed": options.seed,
+        "max_turns": max_turns,
+        "duration_limit_s": duration_s,
+        "audio_format": options.audio_format,
+    }
+    return CallPlan(
+        options=options,
+        persona=persona,
+        scenario=sc,
+        intent=intent,
+        conversation_id=conversation_id,
+        output_dir=output_dir,
+        backends=backends,
+        models=models,
+        sessions=sessions,
+        settings=settings,
+        fixture=fixture,
+        line=line,
+        metadata=metadata,
+    )
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is set: the precedence rule (explicit > scenario > default)."""
+    return next((v for v in values if v is not None), None)
+
+
+def resolve_persona(caller_type: str | Persona) -> Persona:
+    if isinstance(caller_type, Persona):
+        return caller_type
+    try:
+        return load_persona(caller_type)
+    except PersonaError as exc:
+        raise InputError(str(exc)) from None
+
+
+def resolve_scenario(scenario: str | Path | Scenario | None) -> Scenario | None:
+    if scenario is None or isinstance(scenario, Scenario):
+        return scenario
+    try:
+        return load_scenario(scenario)
+    except ScenarioError as exc:
+        raise InputError(str(exc)) from None
+
+
+def line_condition(spec: Any) -> LineModel:
+    try:
+        return make_line(spec)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def public_backend(backend: str) -> str:
+    """The backend as it may be written to disk (no query strings: they can hold secrets)."""
+    return backend.split("?")[0]
