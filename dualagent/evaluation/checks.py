@@ -61,6 +61,7 @@ __all__ = [
     "call_context",
     "normalize_criterion",
     "run_check",
+    "tool_call_succeeded",
 ]
 
 CALLERS_CARD = "caller's card"
@@ -101,6 +102,11 @@ def _known_tool(name: str) -> str:
     return name
 
 
+def _listify(value: Any) -> Any:
+    """A single string where a list is expected is a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
 class ToolCalled(_Spec):
     """A call of tool ``name`` whose arguments (and output) contain the given values."""
 
@@ -132,10 +138,7 @@ class CardStatusIs(_Spec):
     card: str = Field(CALLERS_CARD, description='card id, last four digits or "caller\'s card"')
     status: list[str] = Field(min_length=1)
 
-    @field_validator("status", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+    _status_list = field_validator("status", mode="before")(_listify)
 
     @field_validator("status")
     @classmethod
@@ -203,10 +206,7 @@ class Said(_Spec):
     phrases: list[str] = Field(min_length=1)
     field: Literal["text", "heard"] = "text"
 
-    @field_validator("phrases", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
+    _phrase_list = field_validator("phrases", mode="before")(_listify)
 
 
 class EndReasonIn(_Spec):
@@ -411,7 +411,8 @@ def run_check(
 Verdict = tuple[bool, str]
 
 
-def _successful(call: dict[str, Any]) -> bool:
+def tool_call_succeeded(call: dict[str, Any]) -> bool:
+    """A recorded function call succeeded: neither the call nor its output says ``ok: false``."""
     output = call.get("output")
     output_ok = not isinstance(output, dict) or output.get("ok", True) is not False
     return call.get("ok", True) is not False and output_ok
@@ -443,7 +444,7 @@ def _calls_named(record: CallRecord, name: str, agent: str | None) -> list[dict[
 
 
 def _describe_call(call: dict[str, Any]) -> str:
-    status = "ok" if _successful(call) else "failed"
+    status = "ok" if tool_call_succeeded(call) else "failed"
     return f"{call.get('agent', '?')}:{call.get('name')}({_short(call.get('arguments'))}) {status} at t={call.get('t_s')}s"
 
 
@@ -451,7 +452,7 @@ def _check_tool_called(spec: ToolCalled, record: CallRecord, ctx: CallContext) -
     calls = _calls_named(record, spec.name, spec.agent)
     state = record.bank_state
     for call in calls:
-        if spec.must_succeed and not _successful(call):
+        if spec.must_succeed and not tool_call_succeeded(call):
             continue
         if _contains(spec.arguments, call.get("arguments"), ctx, state) and _contains(
             spec.output, call.get("output"), ctx, state
@@ -466,7 +467,7 @@ def _check_tool_called(spec: ToolCalled, record: CallRecord, ctx: CallContext) -
 def _check_tool_not_called(spec: ToolNotCalled, record: CallRecord, ctx: CallContext) -> Verdict:
     calls = _calls_named(record, spec.name, spec.agent)
     if spec.successful_only:
-        calls = [c for c in calls if _successful(c)]
+        calls = [c for c in calls if tool_call_succeeded(c)]
     if calls:
         return False, f"{spec.name} was called: " + "; ".join(map(_describe_call, calls))
     return True, f"no {'successful ' if spec.successful_only else ''}{spec.name} call"
@@ -590,7 +591,7 @@ def _check_dispute_opened(spec: DisputeOpened, record: CallRecord, ctx: CallCont
 
 
 def _transfers(record: CallRecord) -> list[dict[str, Any]]:
-    return [c for c in _calls_named(record, "transfer_to_human", None) if _successful(c)]
+    return [c for c in _calls_named(record, "transfer_to_human", None) if tool_call_succeeded(c)]
 
 
 def _check_transferred(spec: TransferredToHuman, record: CallRecord, ctx: CallContext) -> Verdict:
@@ -633,7 +634,7 @@ def _check_verified(spec: Verified, record: CallRecord, ctx: CallContext) -> Ver
     calls = _calls_named(record, "verify_customer", "cs")
     for call in calls:
         output = call.get("output") or {}
-        if not (_successful(call) and output.get("verified") is True):
+        if not (tool_call_succeeded(call) and output.get("verified") is True):
             continue
         if spec.customer_id and output.get("customer_id") != spec.customer_id:
             continue

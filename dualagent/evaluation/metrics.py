@@ -21,6 +21,7 @@ from typing import Any
 import jiwer
 import numpy as np
 
+from dualagent.evaluation.checks import tool_call_succeeded
 from dualagent.text import number_words, words
 
 __all__ = [
@@ -230,17 +231,10 @@ def word_error_rates(turns: Sequence[Turn]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _ok(call: dict[str, Any]) -> bool:
-    output = call.get("output")
-    return call.get("ok", True) is not False and not (
-        isinstance(output, dict) and output.get("ok") is False
-    )
-
-
 def _tool_stats(function_calls: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "count": len(function_calls),
-        "errors": sum(1 for c in function_calls if not _ok(c)),
+        "errors": sum(1 for c in function_calls if not tool_call_succeeded(c)),
         "by_name": dict(Counter(str(c.get("name")) for c in function_calls)),
     }
 
@@ -251,7 +245,9 @@ def _time_to_outcome(
     tool = OUTCOME_TOOLS.get(intent or "")
     if tool is None:
         return None, None
-    times = [c.get("t_s") for c in function_calls if c.get("name") == tool and _ok(c)]
+    times = [
+        c.get("t_s") for c in function_calls if c.get("name") == tool and tool_call_succeeded(c)
+    ]
     times = [t for t in times if isinstance(t, int | float)]
     return tool, _r(min(times)) if times else None
 
