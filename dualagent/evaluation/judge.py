@@ -1,8 +1,9 @@
 """Optional LLM judge: a language model reads the transcript and grades each criterion.
 
-Off by default and never needed: the rule-based checks in :mod:`dualagent.evaluation.checks` decide the
-outcome. The judge adds a second opinion (``call_metadata.json["llm_judge"]``) when asked for
-(``simulate(..., llm_judge=True)`` or ``DUALAGENT_LLM_JUDGE=1``) and ``OPENAI_API_KEY`` is set.
+Off by default and never needed: the rule-based checks (:mod:`dualagent.evaluation.checks`)
+decide the outcome (:mod:`dualagent.evaluation.outcome`). The judge adds a second opinion
+(``call_metadata.json["llm_judge"]``) when asked for (``simulate(..., llm_judge=True)`` or
+``DUALAGENT_LLM_JUDGE=1``) and ``OPENAI_API_KEY`` is set.
 Its client is injectable, so it is tested without the hosted service.
 """
 

@@ -78,7 +78,9 @@ def _goal_from_metadata(record: CallRecord) -> CallerGoal:
     return CallerGoal.model_validate(goal)
 
 
-def _judge(text: str, spec: CheckSpec | None, record: CallRecord, ctx: CallContext) -> CheckResult:
+def _run_criterion(
+    text: str, spec: CheckSpec | None, record: CallRecord, ctx: CallContext
+) -> CheckResult:
     if spec is None:
         known = ", ".join(STANDARD_CHECKS)
         evidence = f"no check for {text!r} (define one in a scenario; standard criteria: {known})"
@@ -104,8 +106,8 @@ def evaluate(
         scenario = scenario_or_goal
         success, failure = scenario.check_plan()
     ctx = call_context(record, scenario)
-    criteria = [_judge(text, spec, record, ctx) for text, spec in success]
-    failures = [_judge(text, spec, record, ctx) for text, spec in failure]
+    criteria = [_run_criterion(text, spec, record, ctx) for text, spec in success]
+    failures = [_run_criterion(text, spec, record, ctx) for text, spec in failure]
     result: Result = (
         "failure"
         if any(f.passed for f in failures)
