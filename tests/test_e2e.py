@@ -106,9 +106,11 @@ async def test_every_caller_type_has_a_full_audio_call(caller_type, local_server
     # Speaking rate follows the persona: an elderly caller talks slower than a hurried one.
     caller_turns = [t for t in turns if t["speaker"] == "caller"]
     assert all(t["end_s"] > t["start_s"] for t in caller_turns)
-    # Faster than real time (the issue asks for >= 3x on 2 cores; asserted loosely here, the
-    # benchmark reports the figure).
-    assert result.metadata["timeline_s"] > result.metadata["wall_time_s"]
+    # The recording is the call: the stereo file lasts as long as the call's timeline (speed
+    # is the benchmark's business, not a test's: `dualagent bench`).
+    stereo = sf.info(result.audio_path())
+    assert stereo.channels == 2
+    assert stereo.duration == pytest.approx(result.metadata["timeline_s"], abs=0.5)
 
 
 async def test_text_route_call_is_complete_without_audio(local_server, tmp_path) -> None:
