@@ -14,6 +14,7 @@ import pytest_asyncio
 
 import dualagent
 from dualagent import analysis
+from dualagent.call.record import load_call
 
 CALLS = [("typical", 0), ("frustrated", 1), ("hurried", 0)]
 
@@ -97,8 +98,9 @@ def test_load_calls_has_one_row_per_call_with_metadata_flattened(recorded):
             "sessions_ready_s",
         ):
             assert row[key] == pytest.approx(meta[key])
-        latencies = meta["response_latencies_s"]
-        assert row["mean_response_latency_s"] == pytest.approx(sum(latencies) / len(latencies))
+        latencies = meta["response_latencies_s"]  # measured by the recorder: engine latency
+        assert row["mean_engine_latency_s"] == pytest.approx(sum(latencies) / len(latencies))
+        assert row["max_engine_latency_s"] == pytest.approx(max(latencies))
         turns = result.turns
         caller_talk = sum(t["end_s"] - t["start_s"] for t in turns if t["speaker"] == "caller")
         cs_talk = sum(t["end_s"] - t["start_s"] for t in turns if t["speaker"] == "cs")
@@ -109,7 +111,9 @@ def test_load_calls_has_one_row_per_call_with_metadata_flattened(recorded):
         assert pd.isna(row["load_error"])
         if "outcome" in meta:  # evaluated calls: outcome and metrics are flattened
             assert row["outcome.result"] == meta["outcome"]["result"]
-        if "metrics" in meta:
+        if "metrics" in meta:  # the turn gap is the evaluation's, on the call timeline
+            gap = meta["metrics"]["response_latency_s"]["mean"]
+            assert row["mean_turn_gap_s"] == pytest.approx(gap)
             assert row["metrics.talk_ratio"] == meta["metrics"]["talk_ratio"]
             assert row["metrics.talk_ratio"] == pytest.approx(row["caller_talk_ratio"], abs=1e-3)
             assert not any(isinstance(v, list) for k, v in row.items() if k.startswith("metrics."))
@@ -248,3 +252,72 @@ def test_transcript_text_shows_said_and_misheard(recorded):
     assert re.match(r"\[ +\d+\.\ds\] AGENT : Thank you for calling", text.splitlines()[0])
     assert "heard: i lost my old car" in text
     assert text.count("heard:") == 1  # identical text is not repeated
+
+
+def test_a_call_without_recorded_metrics_gets_the_same_timing_figures(recorded, tmp_path):
+    """Talk time, overlap, interruptions and turn gap have one definition, the evaluation's: a
+    call never evaluated gets them computed from its turns by the same function."""
+    _, results = recorded
+    folder = tmp_path / "not-evaluated"
+    shutil.copytree(results[1].path, folder)
+    meta = json.loads((folder / "call_metadata.json").read_text())
+    assert "metrics" in meta  # simulate() evaluates the call
+    del meta["metrics"]
+    meta["conversation_id"] = folder.name
+    (folder / "call_metadata.json").write_text(json.dumps(meta))
+
+    evaluated = analysis.load_calls(results[1]).iloc[0]
+    bare = analysis.load_calls(folder).iloc[0]
+    assert not any(str(k).startswith("metrics.") for k in bare.index)
+    for column in (
+        "mean_turn_gap_s",
+        "caller_talk_s",
+        "cs_talk_s",
+        "caller_talk_ratio",
+        "interruption_count",
+        "overlap_s",
+    ):
+        assert not pd.isna(bare[column]) and bare[column] == pytest.approx(evaluated[column])
+    assert bare["mean_engine_latency_s"] == evaluated["mean_engine_latency_s"]
+
+
+def test_success_per_call_is_the_records_definition(recorded, tmp_path):
+    """Analysis and batch summaries judge a call the same way: CallRecord.success."""
+    _, results = recorded
+    cases = {  # folder: (status, outcome result or None, expected success)
+        "succeeded": ("completed", "success", True),
+        "failed": ("completed", "failure", False),
+        "not-judged": ("completed", None, None),
+        "crashed": ("error", None, False),
+        "cut-short": ("interrupted", "incomplete", False),
+    }
+    for name, (status, result, _) in cases.items():
+        folder = tmp_path / name
+        shutil.copytree(results[0].path, folder)
+        meta = json.loads((folder / "call_metadata.json").read_text())
+        meta.update(conversation_id=name, status=status)
+        meta.pop("outcome", None)
+        if result:
+            meta["outcome"] = {"result": result}
+        (folder / "call_metadata.json").write_text(json.dumps(meta))
+
+    calls = analysis.load_calls(tmp_path)
+    kind, success = analysis.success_measure(calls)
+    assert kind == "success rate"
+    verdicts = {
+        cid: None if pd.isna(v) else bool(v)
+        for cid, v in zip(calls["conversation_id"], success, strict=True)
+    }
+    assert verdicts == {name: expected for name, (_, _, expected) in cases.items()}
+    for path, cid in zip(calls["path"], calls["conversation_id"], strict=True):
+        assert verdicts[cid] == load_call(path).success
+    summary = analysis.summarize_by_caller_type(calls).iloc[0]
+    assert (summary["calls"], summary["rated"], summary["successes"]) == (5, 4, 1)
+
+    for name in cases:  # no call judged: the measure is named for what it counts
+        meta_path = tmp_path / name / "call_metadata.json"
+        meta = json.loads(meta_path.read_text())
+        meta.pop("outcome", None)
+        meta_path.write_text(json.dumps(meta))
+    kind, completed = analysis.success_measure(analysis.load_calls(tmp_path))
+    assert kind == "completion rate" and int(completed.sum()) == 3

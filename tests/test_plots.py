@@ -72,7 +72,7 @@ def test_compare_caller_types_shows_every_type_in_six_panels(batch):
         "Completion rate (Wilson 95% CI)",
         "Conversation turns",
         "Call duration",
-        "Response latency",
+        "Turn gap",
         "Talk ratio",
         "Interruptions",
     ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -59,15 +59,27 @@ class _Collect(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
 
 
 def parse(page: str) -> list[tuple[str, dict[str, str | None]]]:
     parser = _Collect()
     parser.feed(page)
     return parser.tags
+
+
+def shown_text(page: str) -> str:
+    """The text a browser shows (markup gone, character references decoded)."""
+    parser = _Collect()
+    parser.feed(page)
+    parser.close()
+    return "".join(parser.text)
 
 
 # ------------------------------------------------------------------------------ report
@@ -81,7 +93,7 @@ def test_report_contains_every_call_with_transcript_audio_and_plots(results, tmp
     sections = {a["id"] for t, a in tags if t == "section"}
     assert sections == {r.conversation_id for r in done} | {"crashed-call"}
     for result in done:
-        assert html.escape(result.turns[1]["text"]) in page  # transcripts, escaped
+        assert result.turns[1]["text"] in shown_text(page)  # transcripts, shown as said
     assert "server went away &lt;unexpectedly&gt;" in page and "<unexpectedly>" not in page
     images = [a["src"] for t, a in tags if t == "img"]
     assert len(images) >= 1 + 3 + 3  # comparison, per-type timelines, per-call timelines
@@ -98,6 +110,27 @@ def test_report_contains_every_call_with_transcript_audio_and_plots(results, tmp
         ).resolve() == result.audio_path().resolve()  # relative link works
     assert "Summary by caller type" in page
     assert re.search(r"(success|completion) rate \[95% CI\]", page)
+
+
+def test_markup_in_a_recording_is_shown_as_text(results, tmp_path):
+    """A transcript is what a model said; the report shows it, it never runs it."""
+    _, done = results
+    folder = tmp_path / "calls" / "hostile-call"
+    shutil.copytree(done[0].path, folder)
+    transcript = json.loads((folder / "transcript.json").read_text())
+    transcript["turns"][1]["text"] = "My card <script>alert(1)</script> is gone"
+    transcript["turns"][2]["heard"] = "<script>alert(1)</script>"
+    (folder / "transcript.json").write_text(json.dumps(transcript))
+    meta = json.loads((folder / "call_metadata.json").read_text())
+    meta["conversation_id"] = 'hostile"><script>alert(1)</script>'
+    (folder / "call_metadata.json").write_text(json.dumps(meta))
+
+    page = build_report(tmp_path / "calls", tmp_path / "report.html", timelines=False).read_text()
+    assert "<script>alert(1)</script>" not in page and "<script" not in page
+    assert "My card &lt;script&gt;alert(1)&lt;/script&gt; is gone" in page
+    assert "heard: &lt;script&gt;alert(1)&lt;/script&gt;" in page
+    sections = [a for t, a in parse(page) if t == "section"]
+    assert [a["id"] for a in sections] == [meta["conversation_id"]]  # an attribute, intact
 
 
 def test_large_recordings_are_linked_not_embedded(results, tmp_path):

@@ -10,6 +10,8 @@ Plain functions from paths to DataFrames, one row per call, turn, tool call or e
 
 Every loader accepts a root folder (searched recursively for call folders, i.e. folders holding
 ``call_metadata.json``), one call folder, a :class:`dualagent.CallResult`, or a list of these.
+Each call is read by :func:`dualagent.call.record.load_call`, the one reader of a recording, and
+judged by its :func:`~dualagent.call.record.call_success`, the one definition of success.
 
 Columns are named like the JSON fields of the recording (see ``docs/recording-format.md``);
 nested fields are flattened with dots (``scenario.name``, ``outcome.result``, ``metrics.<key>``),
@@ -20,7 +22,6 @@ running, crashed, truncated or missing JSON): the call shows up with its ``statu
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -29,11 +30,11 @@ from typing import Any
 
 import pandas as pd
 
-METADATA_FILE = "call_metadata.json"
-UNREADABLE = "unreadable"
+from dualagent.call.record import METADATA_FILE, CallRecord, call_success, is_call_folder, load_call
+from dualagent.evaluation.metrics import compute_metrics
 
 PathLike = str | Path
-Source = PathLike | Any  # also a CallResult (anything with a ``.path``)
+Source = PathLike | Any  # also a CallResult or CallRecord (anything with a ``.path``)
 
 CALL_COLUMNS = [
     "conversation_id",
@@ -54,8 +55,9 @@ CALL_COLUMNS = [
     "wall_time_s",
     "tool_call_count",
     "sessions_ready_s",
-    "mean_response_latency_s",
-    "max_response_latency_s",
+    "mean_turn_gap_s",
+    "mean_engine_latency_s",
+    "max_engine_latency_s",
     "caller_talk_s",
     "cs_talk_s",
     "caller_talk_ratio",
@@ -96,6 +98,10 @@ EVENT_COLUMNS = ["conversation_id", "caller_type", "t_s", "agent", "direction", 
 # Order in which the built-in personas appear in tables and plots; others follow by name.
 CALLER_TYPE_ORDER = ["typical", "frustrated", "elderly", "hurried"]
 
+# The evaluation's metrics (``metadata["metrics"]``) that the timing columns of a call row are
+# taken from; a recording without them gets them computed from its turns, by the same function.
+TIMING_METRICS = ("talk_time_s", "talk_ratio", "overlaps", "interruptions", "response_latency_s")
+
 
 # ------------------------------------------------------------------------------ discovery
 
@@ -108,9 +114,9 @@ def find_conversations(root: PathLike) -> list[Path]:
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"no such folder: {root}")
-    if (root / METADATA_FILE).is_file():
+    if is_call_folder(root):
         return [root]
-    return sorted(p.parent for p in root.rglob(METADATA_FILE) if p.is_file())
+    return sorted(p.parent for p in root.rglob(METADATA_FILE) if is_call_folder(p.parent))
 
 
 def _conversation_dirs(source: Source | Iterable[Source]) -> list[Path]:
@@ -128,39 +134,16 @@ def _conversation_dirs(source: Source | Iterable[Source]) -> list[Path]:
     return found
 
 
-def _read_json(path: Path) -> tuple[Any, str | None]:
-    """The parsed JSON at ``path`` and None, or None and a one-line reason it could not be read."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except FileNotFoundError:
-        return None, f"missing {path.name}"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"unreadable {path.name}: {exc}"
+def _records(source: Source | Iterable[Source]) -> list[CallRecord]:
+    """Every call of ``source`` as read by :func:`dualagent.call.record.load_call` (a
+    :class:`~dualagent.call.record.CallRecord` given as the source is used as it is)."""
+    if isinstance(source, CallRecord):
+        return [source]
+    return [load_call(folder) for folder in _conversation_dirs(source)]
 
 
-def _metadata(folder: Path) -> tuple[dict[str, Any], str | None]:
-    meta, error = _read_json(folder / METADATA_FILE)
-    if not isinstance(meta, dict):
-        return {}, error or f"unexpected content in {METADATA_FILE}"
-    return meta, None
-
-
-def _entries(folder: Path, filename: str, key: str) -> tuple[list[dict[str, Any]], str | None]:
-    """The list under ``key`` in one of the call's JSON files (empty if missing or broken)."""
-    data, error = _read_json(folder / filename)
-    if error:
-        return [], error
-    entries = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        return [], f"no {key!r} list in {filename}"
-    return [e for e in entries if isinstance(e, dict)], None
-
-
-def _ids(folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "conversation_id": meta.get("conversation_id") or folder.name,
-        "caller_type": meta.get("caller_type"),
-    }
+def _ids(record: CallRecord) -> dict[str, Any]:
+    return {"conversation_id": record.conversation_id, "caller_type": record.caller_type}
 
 
 # ------------------------------------------------------------------------------ flattening
@@ -179,98 +162,89 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _number(value: Any) -> float:
+    """``value`` as a float; NaN when it is missing or not a number."""
+    if isinstance(value, bool):
+        return math.nan
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return math.nan
-    return number
 
 
-def _turn_stats(turns: list[dict[str, Any]]) -> dict[str, Any]:
-    """Talk time per side, talk ratio, interruptions and overlap from one call's turns."""
-    talk = {"caller": 0.0, "cs": 0.0}
-    spans: dict[str, list[tuple[float, float]]] = {"caller": [], "cs": []}
-    for turn in turns:
-        start, end = _number(turn.get("start_s")), _number(turn.get("end_s"))
-        speaker = turn.get("speaker")
-        if speaker in talk and not (math.isnan(start) or math.isnan(end)) and end > start:
-            talk[speaker] += end - start
-            spans[speaker].append((start, end))
-    overlap = sum(
-        max(0.0, min(a_end, b_end) - max(a_start, b_start))
-        for a_start, a_end in spans["caller"]
-        for b_start, b_end in spans["cs"]
-    )
-    total = talk["caller"] + talk["cs"]
+def _timing_metrics(record: CallRecord) -> dict[str, Any]:
+    """The evaluation's metrics of the call: as recorded, completed from the turns with
+    :func:`dualagent.evaluation.metrics.compute_metrics` when the recording lacks some of them
+    (a call never evaluated). Empty when there is neither."""
+    recorded = record.metrics
+    if all(key in recorded for key in TIMING_METRICS) or not record.turns:
+        return recorded
+    try:
+        computed = compute_metrics(record.turns, record.function_calls, record.metadata)
+    except (TypeError, ValueError, KeyError, AttributeError):  # malformed turns: no figures
+        return recorded
+    return {**computed, **recorded}
+
+
+def _timing(record: CallRecord) -> dict[str, float]:
+    """Talk time per side, talk ratio, interruptions, overlap and turn gap of one call."""
+    metrics = _timing_metrics(record)
+    talk = metrics.get("talk_time_s")
+    talk = talk if isinstance(talk, dict) else {}
+    overlaps = metrics.get("overlaps")
+    overlaps = overlaps if isinstance(overlaps, dict) else {}
+    gaps = metrics.get("response_latency_s")
+    gaps = gaps if isinstance(gaps, dict) else {}
+    turn_gap = record.mean_turn_gap_s
     return {
-        "caller_talk_s": round(talk["caller"], 3) if turns else math.nan,
-        "cs_talk_s": round(talk["cs"], 3) if turns else math.nan,
-        "caller_talk_ratio": talk["caller"] / total if total > 0 else math.nan,
-        "interruption_count": sum(1 for t in turns if t.get("interrupted")) if turns else math.nan,
-        "overlap_s": round(overlap, 3) if turns else math.nan,
+        "mean_turn_gap_s": _number(turn_gap if turn_gap is not None else gaps.get("mean")),
+        "caller_talk_s": _number(talk.get("caller")),
+        "cs_talk_s": _number(talk.get("cs")),
+        "caller_talk_ratio": _number(metrics.get("talk_ratio")),
+        "interruption_count": _number(metrics.get("interruptions")),
+        "overlap_s": _number(overlaps.get("total_s")),
     }
 
 
-def _latency_stats(meta: dict[str, Any], turns: list[dict[str, Any]]) -> dict[str, float]:
-    values = meta.get("response_latencies_s")
-    if not isinstance(values, list) or not values:
-        values = [t.get("response_latency_s") for t in turns]
-    numbers = [n for n in (_number(v) for v in values) if not math.isnan(n)]
-    if not numbers:
-        return {"mean_response_latency_s": math.nan, "max_response_latency_s": math.nan}
-    return {
-        "mean_response_latency_s": sum(numbers) / len(numbers),
-        "max_response_latency_s": max(numbers),
-    }
+def _count(record: CallRecord, key: str, value: int, entries: list[Any]) -> float:
+    """A count from the record; NaN when neither the metadata nor the entries give it."""
+    known = isinstance(record.metadata.get(key), int | float) or bool(entries)
+    return float(value) if known else math.nan
 
 
-def call_row(folder: PathLike) -> dict[str, Any]:
-    """One call folder as a flat dict (the row :func:`load_calls` builds for it)."""
-    folder = Path(folder)
-    meta, meta_error = _metadata(folder)
-    turns, turns_error = _entries(folder, "transcript.json", "turns")
-    scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
-    outcome = meta.get("outcome") if isinstance(meta.get("outcome"), dict) else {}
-    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+def call_row(source: PathLike | CallRecord) -> dict[str, Any]:
+    """One call (its folder, or its :class:`~dualagent.call.record.CallRecord`) as a flat dict:
+    the row :func:`load_calls` builds for it."""
+    record = source if isinstance(source, CallRecord) else load_call(source)
+    meta = record.metadata
     row: dict[str, Any] = {
-        **_ids(folder, meta),
-        "scenario.name": scenario.get("name"),
-        "scenario.intent": scenario.get("intent"),
-        "status": meta.get("status") or UNREADABLE,
-        "outcome.result": outcome.get("result"),
+        **_ids(record),
+        "scenario.name": record.scenario_name,
+        "scenario.intent": record.intent,
+        "status": record.status,
+        "end_reason": record.end_reason,
+        "error": record.error,
+        "outcome.result": record.outcome,
     }
-    for key in (
-        "end_reason",
-        "error",
-        "route",
-        "pace",
-        "seed",
-        "audio_format",
-        "started_at",
-        "ended_at",
-    ):
+    for key in ("route", "pace", "seed", "audio_format", "started_at", "ended_at"):
         row[key] = meta.get(key)
-    for key in (
-        "turn_count",
-        "utterance_count",
-        "timeline_s",
-        "wall_time_s",
-        "tool_call_count",
-        "sessions_ready_s",
-    ):
-        row[key] = _number(meta.get(key))
-    row.update(_latency_stats(meta, turns))
-    row.update(_turn_stats(turns))
-    if math.isnan(row["utterance_count"]) and turns:
-        row["utterance_count"] = float(len(turns))
-    problems = [
-        p for p in (meta_error, turns_error if meta.get("status") != "running" else None) if p
-    ]
-    row["load_error"] = "; ".join(problems) or None
-    row["path"] = str(folder)
+    row["turn_count"] = _count(record, "turn_count", record.turn_count, record.turns)
+    row["utterance_count"] = _count(record, "utterance_count", record.utterance_count, record.turns)
+    row["tool_call_count"] = _count(
+        record, "tool_call_count", record.tool_call_count, record.function_calls
+    )
+    row["timeline_s"] = _number(record.timeline_s)
+    row["wall_time_s"] = _number(record.wall_time_s)
+    row["sessions_ready_s"] = _number(meta.get("sessions_ready_s"))
+    row["mean_engine_latency_s"] = _number(record.mean_engine_latency_s)
+    row["max_engine_latency_s"] = _number(record.max_engine_latency_s)
+    row.update(_timing(record))
+    row["load_error"] = record.load_error
+    row["path"] = str(record.path)
+    outcome = record.outcome_details
     row.update(flatten({k: v for k, v in outcome.items() if k != "result"}, "outcome."))
     # per-turn lists (latencies, overlap pairs) belong to load_turns; keep the call's scalars
-    row.update({k: v for k, v in flatten(metrics, "metrics.").items() if not isinstance(v, list)})
+    metrics = flatten(record.metrics, "metrics.")
+    row.update({k: v for k, v in metrics.items() if not isinstance(v, list)})
     return row
 
 
@@ -290,9 +264,12 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 def load_calls(source: Source | Iterable[Source]) -> pd.DataFrame:
     """One row per call (in start order): metadata flattened, latency and talk-time stats, ``path``.
 
-    Integer-valued counts (``turn_count`` ...) are floats so that missing values are NaN.
+    Two latencies, never mixed: ``mean_turn_gap_s`` is the silence between turns on the call
+    timeline (the evaluation's ``metrics.response_latency_s.mean``); ``mean_engine_latency_s``
+    and ``max_engine_latency_s`` are the backend's measured time to answer. Integer-valued
+    counts (``turn_count`` ...) are floats so that missing values are NaN.
     """
-    frame = _frame([call_row(folder) for folder in _conversation_dirs(source)], CALL_COLUMNS)
+    frame = _frame([call_row(record) for record in _records(source)], CALL_COLUMNS)
     frame = frame.sort_values(["started_at", "path"], na_position="last", kind="stable")
     frame = frame.reset_index(drop=True)
     frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").astype("Int64")
@@ -300,16 +277,15 @@ def load_calls(source: Source | Iterable[Source]) -> pd.DataFrame:
 
 
 def load_turns(source: Source | Iterable[Source]) -> pd.DataFrame:
-    """One row per turn (utterance): who spoke, what was said and heard, when, latency."""
+    """One row per turn (utterance): who spoke, what was said and heard, when, and the engine
+    latency of the answer (``response_latency_s``, as in transcript.json)."""
     rows: list[dict[str, Any]] = []
-    for folder in _conversation_dirs(source):
-        meta, _ = _metadata(folder)
-        turns, _ = _entries(folder, "transcript.json", "turns")
-        for turn in turns:
+    for record in _records(source):
+        for turn in record.turns:
             start, end = _number(turn.get("start_s")), _number(turn.get("end_s"))
             rows.append(
                 {
-                    **_ids(folder, meta),
+                    **_ids(record),
                     **turn,
                     "start_s": start,
                     "end_s": end,
@@ -323,24 +299,16 @@ def load_turns(source: Source | Iterable[Source]) -> pd.DataFrame:
 
 def load_tool_calls(source: Source | Iterable[Source]) -> pd.DataFrame:
     """One row per function call: agent, name, arguments and output (dicts), ok, time, turn."""
-    return _load_entries(source, "function_calls.json", "calls", TOOL_CALL_COLUMNS)
+    rows = [
+        {**_ids(record), **call} for record in _records(source) for call in record.function_calls
+    ]
+    return _frame(rows, TOOL_CALL_COLUMNS)
 
 
 def load_events(source: Source | Iterable[Source]) -> pd.DataFrame:
     """One row per Realtime event (both agents, both directions), ``event`` as a dict."""
-    return _load_entries(source, "session_events.json", "events", EVENT_COLUMNS)
-
-
-def _load_entries(
-    source: Source | Iterable[Source], filename: str, key: str, columns: Any
-) -> pd.DataFrame:
-    """One row per entry of ``filename``'s ``key`` list, with the call's ids in front."""
-    rows: list[dict[str, Any]] = []
-    for folder in _conversation_dirs(source):
-        meta, _ = _metadata(folder)
-        entries, _ = _entries(folder, filename, key)
-        rows.extend({**_ids(folder, meta), **entry} for entry in entries)
-    return _frame(rows, columns)
+    rows = [{**_ids(record), **event} for record in _records(source) for event in record.events()]
+    return _frame(rows, EVENT_COLUMNS)
 
 
 # ------------------------------------------------------------------------------ summaries
@@ -364,31 +332,37 @@ def caller_type_order(values: Iterable[Any]) -> list[str]:
     return known + sorted(present - set(known))
 
 
+def _text(value: Any) -> str | None:
+    """A string cell as str; NaN, NA and None as None."""
+    return value if isinstance(value, str) else None
+
+
 def success_measure(calls: pd.DataFrame) -> tuple[str, pd.Series]:
     """What "success" means for these calls, and a boolean-or-NA series per call.
 
-    When any call carries an outcome: ``outcome.result == "success"`` (``failure`` and
-    ``incomplete`` count as not successful; a call that did not complete and has no outcome
-    counts as a failure; a completed call without an outcome is left out, NA). Otherwise:
-    ``status == "completed"`` (the completion rate).
+    When any call carries an outcome, the ``"success rate"``: each call judged by
+    :func:`dualagent.call.record.call_success`, the one definition (outcome ``success``; a call
+    that did not complete and has no outcome failed; a completed call without an outcome is
+    left out, NA), so a batch summary of the same folder counts the same successes. When no
+    call carries an outcome there is no success to measure, and this is the
+    ``"completion rate"``: ``status == "completed"``.
     """
     outcome = calls.get("outcome.result")
     if outcome is not None and outcome.notna().any():
-
-        def judge(result: Any, status: Any) -> Any:
-            if isinstance(result, str):
-                return result == "success"
-            return pd.NA if status == "completed" else False
-
-        values = [judge(r, s) for r, s in zip(outcome, calls["status"], strict=True)]
-        return "success rate", pd.Series(values, index=calls.index, dtype="boolean")
+        values = [
+            call_success(_text(status), _text(result))
+            for result, status in zip(outcome, calls["status"], strict=True)
+        ]
+        series = pd.Series([pd.NA if v is None else v for v in values], dtype="boolean")
+        return "success rate", series.set_axis(calls.index)
     return "completion rate", calls["status"].eq("completed").astype("boolean")
 
 
 SUMMARY_METRICS = {
     "turn_count": "turns",
     "timeline_s": "duration_s",
-    "mean_response_latency_s": "latency_s",
+    "mean_turn_gap_s": "turn_gap_s",
+    "mean_engine_latency_s": "engine_latency_s",
     "caller_talk_ratio": "caller_talk_ratio",
     "interruption_count": "interruptions",
     "tool_call_count": "tool_calls",

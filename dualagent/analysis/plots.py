@@ -47,7 +47,7 @@ TYPE_PALETTE = [
 COMPARE_PANELS = [
     ("turn_count", "Conversation turns", "turns per call"),
     ("timeline_s", "Call duration", "seconds (call timeline)"),
-    ("mean_response_latency_s", "Response latency", "mean seconds per response"),
+    ("mean_turn_gap_s", "Turn gap", "mean seconds between turns"),
     ("caller_talk_ratio", "Talk ratio", "caller share of talk time"),
     ("interruption_count", "Interruptions", "interrupted turns per call"),
 ]
@@ -121,14 +121,15 @@ def _metric_panel(
         ax.scatter(
             i + jitter, points, s=14, color=colors[caller_type], edgecolor="white", lw=0.5, zorder=3
         )
-    top = values.max()
-    ax.set_ylim(0, None if pd.notna(top) and top > 0 else 1)
+    top, bottom = values.max(), values.min()
+    low = min(0.0, float(bottom)) if pd.notna(bottom) else 0.0  # a turn gap can be negative
+    ax.set_ylim(low, None if pd.notna(top) and top > low else low + 1)
 
 
 def compare_caller_types(calls: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Caller types side by side: success rate (or completion rate when calls carry no outcome)
-    with Wilson 95% intervals, then turns, duration, latency, talk ratio and interruptions
-    (bars: mean with 95% CI of the mean; dots: individual calls)."""
+    with Wilson 95% intervals, then turns, duration, the gap between turns (``mean_turn_gap_s``),
+    talk ratio and interruptions (bars: mean with 95% CI of the mean; dots: individual calls)."""
     if calls.empty or calls["caller_type"].dropna().empty:
         raise ValueError("no calls to compare: the DataFrame has no rows with a caller_type")
     types = caller_type_order(calls["caller_type"])
@@ -142,7 +143,7 @@ def compare_caller_types(calls: pd.DataFrame, *, title: str | None = None) -> Fi
         values = pd.to_numeric(
             calls.get(column, pd.Series(np.nan, index=calls.index)), errors="coerce"
         )
-        if column.endswith("latency_s") and values.max() < 0.1:  # text route: milliseconds
+        if column == "mean_turn_gap_s" and values.abs().max() < 0.1:  # text route: milliseconds
             values, ylabel = values * 1000, ylabel.replace("seconds", "milliseconds")
         _metric_panel(ax, values, calls, types, colors)
         ax.set_title(panel_title)
@@ -174,15 +175,13 @@ def _one_call(frame: pd.DataFrame | None, conversation_id: str | None) -> pd.Dat
 
 
 def _overlaps(turns: pd.DataFrame) -> list[tuple[float, float]]:
-    caller = turns[turns["speaker"] == "caller"][["start_s", "end_s"]].to_numpy(dtype=float)
-    cs = turns[turns["speaker"] == "cs"][["start_s", "end_s"]].to_numpy(dtype=float)
-    spans = []
-    for a_start, a_end in caller:
-        for b_start, b_end in cs:
-            start, end = max(a_start, b_start), min(a_end, b_end)
-            if end > start:
-                spans.append((start, end))
-    return spans
+    """(start, end) of every stretch where a caller turn and an agent turn overlap."""
+    caller = turns.loc[turns["speaker"] == "caller", ["start_s", "end_s"]].to_numpy(dtype=float)
+    cs = turns.loc[turns["speaker"] == "cs", ["start_s", "end_s"]].to_numpy(dtype=float)
+    starts = np.maximum(caller[:, None, 0], cs[None, :, 0])  # every caller turn x agent turn
+    ends = np.minimum(caller[:, None, 1], cs[None, :, 1])
+    shared = ends > starts
+    return list(zip(starts[shared].tolist(), ends[shared].tolist(), strict=True))
 
 
 def draw_timeline(

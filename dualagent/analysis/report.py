@@ -7,6 +7,9 @@ The report holds a summary table per caller type, the caller-type comparison plo
 stacked-timelines plot per caller type (PNG, base64-embedded), a table of all calls, and per
 call: its facts, a timeline plot, an audio player and the transcript (said and heard).
 
+The page is rendered by Jinja2 from ``templates/report.html.j2`` with autoescaping on, so
+whatever a recording holds (a transcript, an error message) shows as text, never as markup.
+
 Audio: every player links the call's stereo recording by a path relative to the report (so the
 report works next to the recordings without copying them), and the recording is also embedded
 (base64) when it is smaller than ``embed_audio_max_bytes`` (2 MB by default, e.g. short or ogg
@@ -16,7 +19,9 @@ calls), so such calls still play when the report is mailed around on its own.
 from __future__ import annotations
 
 import base64
-import html
+import functools
+import json
+import math
 import os
 import urllib.parse
 from datetime import UTC, datetime
@@ -31,102 +36,71 @@ from dualagent.analysis import plots
 EMBED_AUDIO_MAX_BYTES = 2_000_000
 MAX_CALL_TIMELINES = 200  # per-call timeline plots for the first calls only (each takes ~0.1 s)
 AUDIO_MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
-
-STYLE = """
-body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 90%; }
-th, td { border-bottom: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; }
-section.call { border-top: 2px solid #ccc; margin-top: 2em; padding-top: 0.5em; }
-.caller { color: #2a6fb0; font-weight: bold; } .cs { color: #e07b24; font-weight: bold; }
-.heard { color: #777; font-size: 90%; } .bad { color: #c00; font-weight: bold; } .ok { color: #2ca02c; }
-"""
+TEMPLATE = "report.html.j2"
+SPEAKER_LABELS = {"caller": "CALLER", "cs": "AGENT"}
 
 
-def _esc(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return html.escape(str(value))
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: Any) -> str:
+    """A cell as text: empty for a missing value (None, NaN, NA)."""
+    return "" if _missing(value) else str(value)
+
+
+def _json(value: Any) -> str:
+    """Tool arguments and outputs as JSON text; empty for a missing value."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return _text(value)
 
 
 def _num(value: Any, digits: int = 2) -> str:
+    """A number with ``digits`` decimals; empty for a missing or non-numeric value."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         return ""
-    return "" if number != number else f"{number:.{digits}f}"
+    return "" if math.isnan(number) else f"{number:.{digits}f}"
 
 
-def _png(fig: Any, dpi: int = 90, alt: str = "plot") -> str:
-    data = base64.b64encode(plots.figure_png(fig, dpi=dpi)).decode()
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+@functools.cache
+def _template():  # -> jinja2.Template; Jinja2 loads on first use (not at import)
+    import jinja2
 
-
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
-    head = "".join(f"<th>{h}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
-            for i, c in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("dualagent.analysis", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    env.filters["num"] = _num
+    env.filters["text"] = _text
+    env.filters["json"] = _json
+    return env.get_template(TEMPLATE)
 
 
-def _status(call: pd.Series) -> str:
-    css = "ok" if call["status"] == "completed" else "bad"
-    return f'<span class="{css}">{_esc(call["status"])}</span>'
+def png_data_uri(fig: Any, dpi: int = 90) -> str:
+    """A figure as a ``data:image/png;base64,...`` URI, for an ``<img src>``."""
+    return "data:image/png;base64," + base64.b64encode(plots.figure_png(fig, dpi=dpi)).decode()
 
 
-# ------------------------------------------------------------------------------ sections
+# ------------------------------------------------------------------------------ what is shown
 
 
-def summary_section(calls: pd.DataFrame) -> str:
-    """Per caller type: n, rate with Wilson 95% CI, mean turns, duration, latency, talk ratio."""
-    summary = analysis.summarize_by_caller_type(calls)
-    if summary.empty:
-        return "<h2>Summary by caller type</h2><p>No call has a readable caller type.</p>"
-    kind = summary["rate_kind"].iloc[0] if not summary.empty else "rate"
-    rows = [
-        [
-            _esc(r.caller_type),
-            str(r.calls),
-            f"{r.successes}/{r.rated} = {_num(r.rate)} [{_num(r.rate_ci_low)}, {_num(r.rate_ci_high)}]",
-            _num(r.mean_turns, 1),
-            _num(r.mean_duration_s, 1),
-            _num(r.mean_latency_s, 3),
-            _num(r.mean_caller_talk_ratio),
-            _num(r.mean_interruptions, 1),
-            _num(r.mean_tool_calls, 1),
-        ]
-        for r in summary.itertuples(index=False)
-    ]
-    headers = [
-        "caller type",
-        "calls",
-        f"{kind} [95% CI]",
-        "turns",
-        "duration (s)",
-        "latency (s)",
-        "caller talk ratio",
-        "interruptions",
-        "tool calls",
-    ]
-    return "<h2>Summary by caller type</h2>" + _table(headers, rows, numeric={1, 3, 4, 5, 6, 7, 8})
-
-
-def plots_section(calls: pd.DataFrame, turns: pd.DataFrame) -> str:
+def figures(calls: pd.DataFrame, turns: pd.DataFrame) -> list[dict[str, Any]]:
+    """The caller-type comparison and one stacked-timelines plot per caller type."""
     if calls["caller_type"].dropna().empty:
-        return ""
-    parts = [
-        "<h2>Caller types compared</h2>",
-        _png(plots.compare_caller_types(calls), alt="caller types compared"),
+        return []
+    shown = [
+        {
+            "heading": "Caller types compared",
+            "level": "h2",
+            "alt": "caller types compared",
+            "src": png_data_uri(plots.compare_caller_types(calls)),
+        }
     ]
     for caller_type in analysis.caller_type_order(calls["caller_type"]):
         mine = turns[turns["caller_type"] == caller_type]
@@ -134,48 +108,24 @@ def plots_section(calls: pd.DataFrame, turns: pd.DataFrame) -> str:
             fig = plots.caller_type_timelines(
                 mine, title=f"{caller_type}: {mine['conversation_id'].nunique()} calls"
             )
-            parts += [
-                f"<h3>{_esc(caller_type)} calls</h3>",
-                _png(fig, dpi=70, alt=f"{caller_type} timelines"),
-            ]
-    return "".join(parts)
+            shown.append(
+                {
+                    "heading": f"{caller_type} calls",
+                    "level": "h3",
+                    "alt": f"{caller_type} timelines",
+                    "src": png_data_uri(fig, dpi=70),
+                }
+            )
+    return shown
 
 
-def calls_table(calls: pd.DataFrame) -> str:
-    rows = [
-        [
-            f'<a href="#{_esc(c["conversation_id"])}">{_esc(c["conversation_id"])}</a>',
-            _esc(c["caller_type"]),
-            _status(c),
-            _esc(c["end_reason"]),
-            _esc(c["outcome.result"]),
-            _num(c["turn_count"], 0),
-            _num(c["timeline_s"], 1),
-            _num(c["mean_response_latency_s"], 3),
-            _num(c["tool_call_count"], 0),
-            _esc(c["seed"]),
-        ]
-        for _, c in calls.iterrows()
-    ]
-    headers = [
-        "conversation",
-        "caller type",
-        "status",
-        "end reason",
-        "outcome",
-        "turns",
-        "duration (s)",
-        "latency (s)",
-        "tool calls",
-        "seed",
-    ]
-    return f"<h2>All calls ({len(calls)})</h2>" + _table(headers, rows, numeric={5, 6, 7, 8, 9})
-
-
-def audio_html(audio: Path, report_dir: Path, embed_max_bytes: int = EMBED_AUDIO_MAX_BYTES) -> str:
-    """An audio player for ``audio``: embedded if small, else linked relative to the report."""
+def audio_player(
+    audio: Path, report_dir: Path, embed_max_bytes: int = EMBED_AUDIO_MAX_BYTES
+) -> dict[str, str] | None:
+    """An audio player for ``audio`` (``src``, ``href``, ``name``, ``note``): embedded if small,
+    else linked relative to the report; None if there is no such file."""
     if not audio.is_file():
-        return "<p><i>no recording</i></p>"
+        return None
     relative = urllib.parse.quote(
         Path(os.path.relpath(audio.resolve(), report_dir.resolve())).as_posix()
     )
@@ -185,44 +135,8 @@ def audio_html(audio: Path, report_dir: Path, embed_max_bytes: int = EMBED_AUDIO
         source = f"data:{mime};base64,{base64.b64encode(audio.read_bytes()).decode()}"
         note = "embedded"
     else:
-        source = relative
-        note = f"linked, {size / 1e6:.1f} MB"
-    return (
-        f'<p><audio controls preload="none" src="{source}"></audio> '
-        f'<a href="{relative}">{_esc(audio.name)}</a> <small>({note}; caller left, agent right)</small></p>'
-    )
-
-
-def transcript_html(turns: pd.DataFrame) -> str:
-    rows = []
-    for t in turns.itertuples(index=False):
-        label = {"caller": "CALLER", "cs": "AGENT"}.get(str(t.speaker), _esc(t.speaker))
-        heard = _esc(t.heard) if isinstance(t.heard, str) else "<i>(not heard)</i>"
-        mark = " <i>(interrupted)</i>" if t.interrupted else ""
-        rows.append(
-            [
-                _num(t.start_s, 1),
-                f'<span class="{_esc(t.speaker)}">{label}</span>',
-                f"{_esc(t.text)}{mark}<br><span class='heard'>heard: {heard}</span>",
-            ]
-        )
-    return _table(["t (s)", "speaker", "said / heard"], rows, numeric={0})
-
-
-def tools_html(tools: pd.DataFrame) -> str:
-    if tools.empty:
-        return "<p>No tool calls.</p>"
-    rows = [
-        [
-            _num(t.t_s, 1),
-            _esc(t.agent),
-            f"<code>{_esc(t.name)}</code>",
-            f"<code>{_esc(t.arguments)}</code>",
-            '<span class="ok">ok</span>' if t.ok else '<span class="bad">failed</span>',
-        ]
-        for t in tools.itertuples(index=False)
-    ]
-    return _table(["t (s)", "agent", "tool", "arguments", "result"], rows, numeric={0})
+        source, note = relative, f"linked, {size / 1e6:.1f} MB"
+    return {"src": source, "href": relative, "name": audio.name, "note": note}
 
 
 def _outcome(call: pd.Series) -> dict[str, Any]:
@@ -230,7 +144,16 @@ def _outcome(call: pd.Series) -> dict[str, Any]:
     return {k[len("outcome.") :]: v for k, v in call.items() if str(k).startswith("outcome.")}
 
 
-def call_section(
+def _checks(call: pd.Series) -> list[dict[str, Any]]:
+    """Each success criterion, and each failure condition that happened; ``good`` if as hoped."""
+    return [
+        {**check, "good": check["met"] == (check["kind"] == "criterion")}
+        for check in analysis.outcome_checks(_outcome(call))
+        if check["kind"] == "criterion" or check["met"]
+    ]
+
+
+def call_view(
     call: pd.Series,
     turns: pd.DataFrame,
     tools: pd.DataFrame,
@@ -238,48 +161,40 @@ def call_section(
     *,
     embed_max_bytes: int,
     timeline: bool,
-) -> str:
-    cid = str(call["conversation_id"])
-    facts = (
-        f"<p>{_esc(call['caller_type'])} caller, {_status(call)} ({_esc(call['end_reason'])}), "
-        f"{_num(call['turn_count'], 0)} turns, {_num(call['timeline_s'], 1)} s, route {_esc(call['route'])}, "
-        f"seed {_esc(call['seed'])}"
-        + (
-            f", outcome <b>{_esc(call['outcome.result'])}</b>"
-            if isinstance(call["outcome.result"], str)
-            else ""
-        )
-        + "</p>"
-    )
-    checks = [
-        c for c in analysis.outcome_checks(_outcome(call)) if c["kind"] == "criterion" or c["met"]
-    ]
-    if checks:
-        items = "".join(
-            f'<li class="{"ok" if c["met"] == (c["kind"] == "criterion") else "bad"}">'
-            f"{'✓' if c['met'] == (c['kind'] == 'criterion') else '✗'} {_esc(c['kind'])}: "
-            f'{_esc(c["name"])} <small class="heard">{_esc(c["evidence"])}</small></li>'
-            for c in checks
-        )
-        facts += f"<ul>{items}</ul>"
-    if isinstance(call["error"], str) and call["error"]:
-        facts += f'<p class="bad">error: {_esc(call["error"])}</p>'
-    if isinstance(call["load_error"], str) and call["load_error"]:
-        facts += f'<p class="bad">incomplete recording: {_esc(call["load_error"])}</p>'
-    parts = [f'<section class="call" id="{_esc(cid)}"><h3>{_esc(cid)}</h3>', facts]
+) -> dict[str, Any]:
+    """What the report shows of one call (a row of ``load_calls`` and its turns and tools)."""
     audio = sorted(Path(call["path"]).glob("stereo_recording.*"))
-    parts.append(
-        audio_html(audio[0], report_dir, embed_max_bytes) if audio else "<p><i>no recording</i></p>"
-    )
-    if timeline and not turns.empty:
-        parts.append(_png(plots.call_timeline(turns, tools), dpi=60, alt=f"timeline {cid}"))
-    parts.append(
-        f"<details><summary>Tool calls ({len(tools)})</summary>{tools_html(tools)}</details>"
-    )
-    parts.append(
-        f"<details open><summary>Transcript ({len(turns)} utterances)</summary>{transcript_html(turns)}</details>"
-    )
-    return "".join(parts) + "</section>"
+    error, load_error = call["error"], call["load_error"]
+    return {
+        "conversation_id": str(call["conversation_id"]),
+        **{
+            key: call[key]
+            for key in (
+                "caller_type",
+                "status",
+                "end_reason",
+                "route",
+                "seed",
+                "turn_count",
+                "timeline_s",
+                "mean_turn_gap_s",
+                "mean_engine_latency_s",
+                "tool_call_count",
+            )
+        },
+        "outcome": call["outcome.result"] if isinstance(call["outcome.result"], str) else None,
+        "checks": _checks(call),
+        "error": error if isinstance(error, str) and error else None,
+        "load_error": load_error if isinstance(load_error, str) and load_error else None,
+        "audio": audio_player(audio[0], report_dir, embed_max_bytes) if audio else None,
+        "timeline": (
+            png_data_uri(plots.call_timeline(turns, tools), dpi=60)
+            if timeline and not turns.empty
+            else None
+        ),
+        "tools": tools.to_dict("records"),
+        "turns": turns.to_dict("records"),
+    }
 
 
 # ------------------------------------------------------------------------------ the report
@@ -296,26 +211,28 @@ def render_report(
     timelines: bool = True,
 ) -> str:
     """The report as one HTML string (``report_dir``: where it will be saved, for audio links)."""
-    statuses = ", ".join(f"{n} {s}" for s, n in calls["status"].value_counts().items())
-    head = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_esc(title)}</title>"
-        f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>"
-        f"<p>{len(calls)} calls ({_esc(statuses)}); generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.</p>"
-    )
-    body = [summary_section(calls), plots_section(calls, turns), calls_table(calls)]
-    for number, (_, call) in enumerate(calls.iterrows()):
-        cid = call["conversation_id"]
-        body.append(
-            call_section(
-                call,
-                turns[turns["conversation_id"] == cid],
-                tool_calls[tool_calls["conversation_id"] == cid],
-                report_dir,
-                embed_max_bytes=embed_audio_max_bytes,
-                timeline=timelines and number < MAX_CALL_TIMELINES,
-            )
+    summary = analysis.summarize_by_caller_type(calls)
+    views = [
+        call_view(
+            call,
+            turns[turns["conversation_id"] == call["conversation_id"]],
+            tool_calls[tool_calls["conversation_id"] == call["conversation_id"]],
+            report_dir,
+            embed_max_bytes=embed_audio_max_bytes,
+            timeline=timelines and number < MAX_CALL_TIMELINES,
         )
-    return head + "".join(body) + "</body></html>"
+        for number, (_, call) in enumerate(calls.iterrows())
+    ]
+    return _template().render(
+        title=title,
+        generated=f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+        statuses=", ".join(f"{n} {s}" for s, n in calls["status"].value_counts().items()),
+        summary=summary.to_dict("records"),
+        rate_kind=summary["rate_kind"].iloc[0] if not summary.empty else "rate",
+        figures=figures(calls, turns),
+        calls=views,
+        speaker_labels=SPEAKER_LABELS,
+    )
 
 
 def build_report(

@@ -12,19 +12,20 @@ code; bad input raises :class:`dualagent.cli.UsageError` (one line, exit 2).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
+from dualagent.call.record import METADATA_FILE, is_call_folder, load_call
 from dualagent.cli import EXIT_OK, UsageError
 
 DEFAULT_OUTPUT_DIR = "agent_conversations"
 
-# (label, column) of the call metrics ``analyze`` shows when the recording has them
+# (label, column) of the call metrics ``analyze`` shows when the recording has them; the turn
+# gap is the silence between turns on the call timeline (not the engine latency above it)
 KEY_METRICS = [
-    ("turn-taking latency mean", "metrics.response_latency_s.mean"),
+    ("turn gap mean", "mean_turn_gap_s"),
     ("p95", "metrics.response_latency_s.p95"),
     ("silence share", "metrics.silence_share"),
     ("word error rate", "metrics.wer.overall"),
@@ -114,8 +115,8 @@ def _conversation_folder(args: argparse.Namespace) -> Path:
             raise UsageError(f"conversation folder not found: {folder}")
     else:
         raise UsageError("give a CONVERSATION_DIR or --conversation-id ID")
-    if not (folder / "call_metadata.json").is_file():
-        raise UsageError(f"not a recorded call (no call_metadata.json): {folder}")
+    if not is_call_folder(folder):
+        raise UsageError(f"not a recorded call (no {METADATA_FILE}): {folder}")
     return folder
 
 
@@ -157,10 +158,11 @@ def format_call(folder: Path, *, heard: bool = True) -> str:
     """The readable summary ``dualagent analyze`` prints for one call folder."""
     from dualagent import analysis
 
-    call = analysis.load_calls(folder).iloc[0]
-    turns = analysis.load_turns(folder)
-    tools = analysis.load_tool_calls(folder)
-    latency = analysis.latency_stats(turns["response_latency_s"])
+    record = load_call(folder)
+    call = analysis.load_calls(record).iloc[0]
+    turns = analysis.load_turns(record)
+    tools = analysis.load_tool_calls(record)
+    latency = analysis.latency_stats(record.engine_latencies_s)
     lines = [
         f"conversation: {call['conversation_id']}",
         f"recording:    {call['path']}",
@@ -170,8 +172,7 @@ def format_call(folder: Path, *, heard: bool = True) -> str:
     ]
     if isinstance(call["outcome.result"], str):
         lines.append(f"outcome:      {call['outcome.result']}")
-        meta = json.loads((folder / "call_metadata.json").read_text(encoding="utf-8"))
-        for check in analysis.outcome_checks(meta.get("outcome")):
+        for check in analysis.outcome_checks(record.outcome_details):
             if check["kind"] == "failure condition" and not check["met"]:
                 continue
             good = check["met"] == (check["kind"] == "criterion")
@@ -183,7 +184,7 @@ def format_call(folder: Path, *, heard: bool = True) -> str:
     lines += [
         f"turns:        {_count(call['turn_count'])} ({len(turns)} utterances)   "
         f"call length: {_fmt(call['timeline_s'], ' s', 1)}   simulated in {_seconds(call['wall_time_s'])}",
-        f"latency:      mean {_seconds(latency['mean'])}   median {_seconds(latency['median'])}   "
+        f"engine latency: mean {_seconds(latency['mean'])}   median {_seconds(latency['median'])}   "
         f"p95 {_seconds(latency['p95'])}   max {_seconds(latency['max'])}   ({latency['count']} responses)",
         f"talk time:    caller {_fmt(call['caller_talk_s'], ' s', 1)}, agent {_fmt(call['cs_talk_s'], ' s', 1)} "
         f"(caller share {_fmt(call['caller_talk_ratio'] * 100, '%', 0)})   interruptions: "
