@@ -80,7 +80,7 @@ def test_another_caller_type_plays_the_scenarios_goal(tmp_path: Path) -> None:
     [
         ({"duration": 5000}, "duration: out of range; valid: 1 to 1800 seconds (got 5000)"),
         ({"route": "tcp"}, "route: Input should be 'audio' or 'text' (got 'tcp')"),
-        ({"durration": 60}, "durration: unknown field (valid fields: caller_type, scenario"),
+        ({"durration": 60}, "durration: unknown field (valid fields: duration, max_turns"),
         ({"backend": "http://x"}, "valid choices: local, openai, or a ws:// / wss:// URL"),
         ({"max_turns": 0}, "max_turns: not allowed; valid: a positive number"),
         ({"caller_type": "angry"}, "valid choices: elderly, frustrated, hurried, typical"),

@@ -2,6 +2,8 @@
 
 ``simulate()``, ``dualagent run`` (its flags are derived from the fields, see
 :func:`add_cli_flags`), batch configs and the notebook widgets all build a ``CallOptions``.
+:class:`CallDefaults` are the fields that can hold for many calls at once (a batch config is
+one); ``CallOptions`` adds what makes one call (caller, scenario, seed, where it is written).
 Validation and the precedence rule live here and nowhere else:
 
     an explicit value  >  the scenario's value  >  the default.
@@ -48,37 +50,10 @@ def _flag(help: str, metavar: str | None = None) -> dict[str, Any]:
     return {"help": help, **({"metavar": metavar} if metavar else {})}
 
 
-class CallOptions(BaseModel):
-    """What one call takes. Unset fields fall back to the scenario's value, then the default."""
+class CallDefaults(BaseModel):
+    """The options that can hold for many calls at once (a batch config sets them for all)."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    # -- who calls, about what ----------------------------------------------------------------
-    caller_type: str | Persona | None = Field(
-        default=None,
-        json_schema_extra=_flag(
-            "persona: typical, frustrated, elderly, hurried, or a persona .yaml path "
-            "(default: the scenario's, else typical)",
-            "TYPE",
-        ),
-    )
-    scenario: str | Scenario | None = Field(
-        default=None,
-        json_schema_extra=_flag(
-            "a built-in scenario (dualagent scenarios) or a scenario .yaml path", "NAME|PATH"
-        ),
-    )
-    intent: str | None = Field(
-        default=None,
-        json_schema_extra=_flag(
-            "what the caller wants (default: the scenario's, else lost_card)", "INTENT"
-        ),
-    )
-    customer_id: str | None = Field(
-        default=None,
-        json_schema_extra=_flag("the bank customer the caller is (default: the first)", "ID"),
-    )
-    fixture: Any = Field(default=None, description="a dualagent.bank.BankFixture")
 
     # -- limits and conditions ----------------------------------------------------------------
     duration: float | None = Field(
@@ -113,7 +88,6 @@ class CallOptions(BaseModel):
             "fast (default for local backends) or realtime (default for hosted)"
         ),
     )
-    seed: int = Field(default=0, json_schema_extra=_flag("same seed, same call (local backend)"))
 
     # -- where the agents run -----------------------------------------------------------------
     backend: str = Field(
@@ -148,14 +122,6 @@ class CallOptions(BaseModel):
     )
 
     # -- what is written ----------------------------------------------------------------------
-    output_dir: str | Path = Field(
-        default=DEFAULT_OUTPUT_DIR,
-        json_schema_extra=_flag(f"where recordings go (default: {DEFAULT_OUTPUT_DIR})", "DIR"),
-    )
-    conversation_id: str | None = Field(
-        default=None,
-        json_schema_extra=_flag("folder name: letters, digits, - and _ (default: generated)", "ID"),
-    )
     audio_format: AudioFormat = Field(
         default="wav", json_schema_extra=_flag("wav (default), flac or ogg")
     )
@@ -196,6 +162,48 @@ class CallOptions(BaseModel):
             return value
         raise ValueError(f"unknown backend {value!r}; valid choices: {BACKEND_CHOICES}")
 
+
+class CallOptions(CallDefaults):
+    """What one call takes. Unset fields fall back to the scenario's value, then the default."""
+
+    # -- who calls, about what ----------------------------------------------------------------
+    caller_type: str | Persona | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "persona: typical, frustrated, elderly, hurried, or a persona .yaml path "
+            "(default: the scenario's, else typical)",
+            "TYPE",
+        ),
+    )
+    scenario: str | Scenario | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "a built-in scenario (dualagent scenarios) or a scenario .yaml path", "NAME|PATH"
+        ),
+    )
+    intent: str | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "what the caller wants (default: the scenario's, else lost_card)", "INTENT"
+        ),
+    )
+    customer_id: str | None = Field(
+        default=None,
+        json_schema_extra=_flag("the bank customer the caller is (default: the first)", "ID"),
+    )
+    fixture: Any = Field(default=None, description="a dualagent.bank.BankFixture")
+
+    # -- which call, where it is written --------------------------------------------------------
+    seed: int = Field(default=0, json_schema_extra=_flag("same seed, same call (local backend)"))
+    output_dir: str | Path = Field(
+        default=DEFAULT_OUTPUT_DIR,
+        json_schema_extra=_flag(f"where recordings go (default: {DEFAULT_OUTPUT_DIR})", "DIR"),
+    )
+    conversation_id: str | None = Field(
+        default=None,
+        json_schema_extra=_flag("folder name: letters, digits, - and _ (default: generated)", "ID"),
+    )
+
     @classmethod
     def build(cls, **values: Any) -> CallOptions:
         """``CallOptions(**values)``, with a bad value raised as a one-line :class:`InputError`."""
@@ -205,7 +213,7 @@ class CallOptions(BaseModel):
             raise InputError(describe_validation_error(exc, model=cls)) from None
 
     def explicit(self) -> dict[str, Any]:
-        """The fields the user set (what overrides a scenario), JSON-ready where possible."""
+        """The fields that were set (what overrides a scenario), by name."""
         return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
@@ -213,10 +221,11 @@ class CallOptions(BaseModel):
 
 
 def cli_fields() -> dict[str, Any]:
-    """The fields that are ``dualagent run`` flags, by name (all but :data:`NOT_FLAGS`)."""
-    return {
-        name: field for name, field in CallOptions.model_fields.items() if name not in NOT_FLAGS
-    }
+    """The fields that are ``dualagent run`` flags, by name (all but :data:`NOT_FLAGS`): what
+    makes the call first, then what may hold for many calls."""
+    own = [n for n in CallOptions.model_fields if n not in CallDefaults.model_fields]
+    names = [*own, *CallDefaults.model_fields]
+    return {n: CallOptions.model_fields[n] for n in names if n not in NOT_FLAGS}
 
 
 def add_cli_flags(parser: argparse.ArgumentParser) -> None:
