@@ -596,6 +596,53 @@ async def test_dask_local_cluster_runs_calls_in_workers(tmp_path):
     assert list(result.summary["n"]) == [2, 2]
 
 
+async def test_cancelling_a_dask_batch_marks_the_manifest_and_submits_nothing_more(tmp_path):
+    distributed = pytest.importorskip("distributed")
+
+    def start() -> distributed.LocalCluster:
+        return distributed.LocalCluster(
+            n_workers=1,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        )
+
+    cluster = await asyncio.to_thread(start)
+    batch_dir = tmp_path / "dstop"
+    try:
+        address = cluster.scheduler_address.split("://", 1)[1]
+        task = asyncio.create_task(
+            batch.run(
+                caller_types=["typical"],
+                repeat=3,
+                parallel=1,
+                route="audio",  # a real-speech call takes long enough to be cancelled mid-call
+                output_dir=tmp_path,
+                executor=f"dask://{address}",
+                batch_id="dstop",
+                progress=False,
+            )
+        )
+        async with asyncio.timeout(120):  # until the worker has started the first call
+            while not (batch_dir / "typical-000" / "call_metadata.json").exists():
+                await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await asyncio.to_thread(cluster.close)
+    doc = manifest(batch_dir)
+    assert doc["status"] == "interrupted"
+    assert {c["call_id"]: c["status"] for c in doc["calls"]} == {
+        "typical-000": "interrupted",  # it may finish on the worker; resume re-runs it
+        "typical-001": "pending",
+        "typical-002": "pending",
+    }
+    assert not (batch_dir / "typical-001").exists()
+    assert (batch_dir / "summary.csv").exists()
+
+
 # ------------------------------------------------------------------------------ scale
 
 
