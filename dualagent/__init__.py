@@ -10,9 +10,10 @@ function tools. Every call is recorded (audio, transcript, tool calls, metrics) 
 
 __version__ = "0.1.0"
 
-from dualagent.call.options import CallOptions, InputError
+from dualagent.call.options import CallOptions
 from dualagent.call.result import CallResult
 from dualagent.call.simulate import run, simulate
+from dualagent.errors import InputError
 from dualagent.personas import (
     CallerGoal,
     CallerPersonality,

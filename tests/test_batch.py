@@ -15,7 +15,7 @@ import dualagent.cli
 from dualagent import analysis, batch
 from dualagent.batch import BatchConfig, derive_seed, pass_hat_k, runner
 from dualagent.call.record import call_success, load_call
-from dualagent.call.simulate import InputError
+from dualagent.errors import InputError
 
 REAL_SIMULATE = runner.simulate
 
@@ -385,17 +385,17 @@ def test_config_files_load_and_bad_ones_name_file_field_and_reason(tmp_path):
     message = str(err.value)
     assert (
         str(bad) in message
-        and "'caller_types'" in message
+        and "caller_types: unknown caller type 'angry'" in message
         and "angry" in message
         and "typical" in message
     )
-    assert "'repeat'" in message and "greater than or equal to 1" in message
+    assert "repeat: Input should be greater than or equal to 1 (got 0)" in message
 
     bad.write_text("caller_types: [typical\nrepeat: 2\n")
     with pytest.raises(InputError, match=r"bad\.yaml: not valid YAML at line 2"):
         batch.load_config(bad)
     bad.write_text("caller_types: [typical]\nrepeats: 2\n")
-    with pytest.raises(InputError, match=r"field 'repeats': unknown field; valid fields: .*repeat"):
+    with pytest.raises(InputError, match=r"repeats: unknown field \(valid fields: .*repeat"):
         batch.load_config(bad)
 
     persona = tmp_path / "mine.yaml"

@@ -9,23 +9,29 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dualagent.batch.plan import item_slug
-from dualagent.call.simulate import MAX_DURATION_S, InputError, resolve_persona
+from dualagent.call.options import CallDefaults
+from dualagent.call.plan import resolve_persona
+from dualagent.errors import InputError, describe_validation_error
 
 
 class ConfigError(InputError):
     """A batch config that cannot be used: the message names the file, the field and the reason."""
 
 
-class BatchConfig(BaseModel):
-    """What a batch runs. Loaded from YAML (``load_config``) or built in code."""
+class BatchConfig(CallDefaults):
+    """What a batch runs. Loaded from YAML (``load_config``) or built in code.
 
-    model_config = ConfigDict(extra="forbid")
+    Besides its own fields (what to call, how often, how many at a time, the base seed) a config
+    holds :class:`~dualagent.call.options.CallDefaults` for all its calls (route, duration,
+    max_turns, line, backends, models, voices, audio format...); a field it leaves unset is the
+    scenario's value, else the default, as for a single call.
+    """
 
     name: str | None = Field(default=None, description="short name; used in the default batch id")
     description: str = ""
@@ -39,16 +45,11 @@ class BatchConfig(BaseModel):
     parallel: int | None = Field(
         default=None, ge=1, le=1024, description="calls at a time (default: per route)"
     )
-    route: Literal["audio", "text"] = "audio"
-    duration: float | None = Field(
-        default=None,
-        ge=1,
-        le=MAX_DURATION_S,
-        description="call length limit, seconds (default: the scenario's, else 300)",
-    )
-    max_turns: int | None = Field(default=None, ge=1, le=200)
     seed: int = Field(default=0, ge=0, description="base seed; each call's seed derives from it")
-    audio_format: Literal["wav", "flac", "ogg"] = "wav"
+
+    def call_defaults(self) -> dict[str, Any]:
+        """The call options this config sets for every call (unset ones left to the scenario)."""
+        return self.model_dump(include=set(CallDefaults.model_fields), exclude_none=True)
 
     @field_validator("caller_types", "scenarios", mode="before")
     @classmethod
@@ -147,23 +148,7 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> BatchConfi
     try:
         return BatchConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe_validation(exc)}") from None
-
-
-def _describe_validation(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown field; valid fields: {', '.join(BatchConfig.model_fields)}"
-        shown = (
-            f" (got {err['input']!r})"
-            if err["type"] not in ("extra_forbidden", "missing") and loc
-            else ""
-        )
-        parts.append(f"field {loc!r}: {msg}{shown}" if loc else msg)
-    return "; ".join(parts)
+        raise ConfigError(describe_validation_error(exc, source, model=BatchConfig)) from None
 
 
 def as_config(config: BatchConfig | str | Path | dict[str, Any] | None) -> BatchConfig | None:

@@ -24,7 +24,7 @@ from typing import Any
 from dualagent.batch.config import BatchConfig
 from dualagent.batch.manifest import error_figures, recorded_figures
 from dualagent.batch.plan import CallSpec, call_kwargs
-from dualagent.call.simulate import InputError
+from dualagent.errors import InputError
 
 
 def run_call_in_worker(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 from dualagent.batch.plan import item_slug
 from dualagent.call.record import CallRecord, call_success, load_call
 from dualagent.call.recording import validate_conversation_id
-from dualagent.call.simulate import InputError
+from dualagent.errors import InputError
 from dualagent.files import write_text_atomic
 
 MANIFEST_FILE = "batch.json"

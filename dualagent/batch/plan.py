@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dualagent.call.simulate import InputError
+from dualagent.errors import InputError
 
 if TYPE_CHECKING:
     from dualagent.batch.config import BatchConfig
@@ -77,16 +77,11 @@ def check_scenarios(names: list[str]) -> None:
 def call_kwargs(spec: CallSpec, config: BatchConfig, output_dir: str) -> dict[str, Any]:
     """The ``simulate()`` arguments for one planned call."""
     kwargs: dict[str, Any] = {
-        "route": config.route,
+        **config.call_defaults(),  # unset ones: the scenario's value, else the default
         "seed": spec.seed,
-        "audio_format": config.audio_format,
         "output_dir": output_dir,
         "conversation_id": spec.call_id,
     }
-    if config.duration is not None:  # else the scenario's limit, or simulate's default
-        kwargs["duration"] = config.duration
-    if config.max_turns is not None:
-        kwargs["max_turns"] = config.max_turns
     if spec.kind == "scenario":
         kwargs["scenario"] = spec.item
     else:

@@ -50,8 +50,8 @@ from dualagent.batch.plan import (
     default_parallel,
     plan_calls,
 )
-from dualagent.call.recording import AUDIO_FORMATS
-from dualagent.call.simulate import InputError, simulate
+from dualagent.call.simulate import simulate
+from dualagent.errors import InputError
 from dualagent.realtime.local.server import LocalRealtimeServer
 
 # One call of the batch: runs it (here or on a worker) and returns its figures.
@@ -82,22 +82,21 @@ async def run(
     repeat: int | None = None,
     parallel: int | None = None,
     executor: Any = "local",
-    route: str | None = None,
     output_dir: str | Path = DEFAULT_OUTPUT_DIR,
     seed: int | None = None,
-    duration: float | None = None,
     resume: bool = False,
     progress: bool = True,
     batch_id: str | None = None,
     notebook: str | Path | None = None,
-    max_turns: int | None = None,
-    audio_format: str | None = None,
     local_server: LocalRealtimeServer | None = None,
+    **call_defaults: Any,
 ) -> BatchResult:
     """Run a batch of calls; return its :class:`BatchResult` (also written to the batch folder).
 
     ``config`` is a :class:`BatchConfig`, a dict, a built-in config name or a YAML path; the
-    keyword arguments override its fields (``None`` = keep the config's value; without a config
+    keyword arguments override its fields (``None`` = keep the config's value), and
+    ``call_defaults`` are :class:`~dualagent.call.options.CallDefaults` fields for every call
+    (``route``, ``duration``, ``max_turns``, ``line``, ``audio_format``...; without a config
     the defaults are all four caller types, repeat 1, route audio, seed 0, and the scenario's
     duration limit or 300 s). ``local_server``: a running server to share (else one is started).
     ``parallel=None``: 16 on the text route, one per CPU core on audio (Dask: the cluster's
@@ -117,16 +116,9 @@ async def run(
         "scenarios": list(scenarios) if isinstance(scenarios, list | tuple) else scenarios,
         "repeat": repeat,
         "parallel": parallel,
-        "route": route,
         "seed": seed,
-        "duration": duration,
-        "max_turns": max_turns,
-        "audio_format": audio_format,
+        **call_defaults,
     }
-    if audio_format is not None and audio_format not in AUDIO_FORMATS:
-        raise InputError(
-            f"invalid audio_format {audio_format!r}; valid choices: {', '.join(AUDIO_FORMATS)}"
-        )
     batch = _prepare(
         config,
         overrides,

@@ -220,21 +220,22 @@ class CallOptions(CallDefaults):
 # ------------------------------------------------------------------------------ the CLI view
 
 
-def cli_fields() -> dict[str, Any]:
-    """The fields that are ``dualagent run`` flags, by name (all but :data:`NOT_FLAGS`): what
-    makes the call first, then what may hold for many calls."""
-    own = [n for n in CallOptions.model_fields if n not in CallDefaults.model_fields]
+def cli_fields(model: type[CallDefaults] = CallOptions) -> dict[str, Any]:
+    """The fields of ``model`` that are flags, by name (all but :data:`NOT_FLAGS`): for
+    ``dualagent run`` what makes the call first, then what may hold for many calls (the
+    fields of :class:`CallDefaults`, which are ``dualagent batch``'s call flags)."""
+    own = [n for n in model.model_fields if n not in CallDefaults.model_fields]
     names = [*own, *CallDefaults.model_fields]
-    return {n: CallOptions.model_fields[n] for n in names if n not in NOT_FLAGS}
+    return {n: model.model_fields[n] for n in names if n not in NOT_FLAGS}
 
 
-def add_cli_flags(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per :class:`CallOptions` field (``--caller-type`` for ``caller_type``...).
+def add_cli_flags(parser: argparse.ArgumentParser, model: type[CallDefaults] = CallOptions) -> None:
+    """Add one flag per field of ``model`` (``--caller-type`` for ``caller_type``...).
 
     Every flag defaults to "not given" (``argparse.SUPPRESS``), so only what the user typed
-    reaches :meth:`CallOptions.build` and the precedence rule stays in one place.
+    reaches the model and the precedence rule stays in one place.
     """
-    for name, field in cli_fields().items():
+    for name, field in cli_fields(model).items():
         extra = dict(field.json_schema_extra or {})  # type: ignore[arg-type]
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": extra.get("help")}
         if "metavar" in extra:

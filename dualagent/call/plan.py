@@ -16,12 +16,9 @@ from typing import Any
 from dualagent import __version__, agents, bank
 from dualagent.call.core import CallSettings
 from dualagent.call.line import LineModel, make_line
-from dualagent.call.options import (
-    DEFAULT_DURATION_S,
-    CallOptions,
-    InputError,
-)
+from dualagent.call.options import DEFAULT_DURATION_S, CallOptions
 from dualagent.call.recording import validate_conversation_id
+from dualagent.errors import InputError
 from dualagent.personas import Persona, PersonaError, load_persona
 from dualagent.realtime import protocol as p
 from dualagent.scenarios import Scenario, ScenarioError, load_scenario

@@ -17,18 +17,12 @@ from typing import TYPE_CHECKING, Any
 from dualagent import bank
 from dualagent.call.bridge import DualAgentBridge, Endpoint
 from dualagent.call.core import Agent, Log
-from dualagent.call.options import (  # noqa: F401  (names batch/ still imports from here)
-    DEFAULT_OUTPUT_DIR,
-    MAX_DURATION_S,
-    PACES,
-    ROUTES,
-    CallOptions,
-    InputError,
-)
-from dualagent.call.plan import CallPlan, plan_call, resolve_persona  # noqa: F401
+from dualagent.call.options import CallOptions
+from dualagent.call.plan import CallPlan, plan_call
 from dualagent.call.record import load_call
 from dualagent.call.recording import CallRecorder
 from dualagent.call.result import CallResult
+from dualagent.errors import InputError
 from dualagent.evaluation.checks import evaluate
 from dualagent.evaluation.judge import judge_call, judge_enabled
 from dualagent.evaluation.metrics import compute_metrics

@@ -34,8 +34,7 @@ def _names(text: str) -> list[str]:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``batch`` on the ``dualagent`` command's subparsers."""
     from dualagent.batch import DEFAULT_OUTPUT_DIR, list_configs
-    from dualagent.call.recording import AUDIO_FORMATS
-    from dualagent.call.simulate import ROUTES
+    from dualagent.call.options import CallDefaults, add_cli_flags
     from dualagent.personas import list_personas
 
     batch = subparsers.add_parser(
@@ -79,24 +78,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run calls here (default) or as tasks on a Dask cluster",
     )
     batch.add_argument(
-        "--route", choices=ROUTES, default=None, help="audio (default): real speech; text: fast"
-    )
-    batch.add_argument(
-        "--duration", type=float, default=None, help="call length limit in seconds (default 300)"
-    )
-    batch.add_argument(
-        "--max-turns",
-        type=_positive_int,
-        default=None,
-        help="turn limit per call (default: the persona's)",
-    )
-    batch.add_argument(
-        "--audio-format",
-        choices=tuple(AUDIO_FORMATS),
-        default=None,
-        help="recording format (default wav)",
-    )
-    batch.add_argument(
         "--output-dir",
         default=DEFAULT_OUTPUT_DIR,
         help=f"where batches go (default: {DEFAULT_OUTPUT_DIR})",
@@ -124,6 +105,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="afterwards, execute this notebook with papermill (input_dir/output_dir = the batch folder)",
     )
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
+    calls = batch.add_argument_group("every call (overrides the config; unset: the scenario's)")
+    add_cli_flags(calls, CallDefaults)  # one flag per CallDefaults field, as `dualagent run`
     batch.set_defaults(func=cmd_batch)
     return batch
 
@@ -131,8 +114,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_batch(args: argparse.Namespace) -> int:
     """Run the batch, print its summary; 0 if every call ran without error, else 1."""
     from dualagent import batch
-    from dualagent.call.simulate import InputError
+    from dualagent.call.options import CallDefaults, cli_fields
     from dualagent.cli import UsageError
+    from dualagent.errors import InputError
+
+    call_defaults = {n: getattr(args, n) for n in cli_fields(CallDefaults) if hasattr(args, n)}
 
     try:
         result = asyncio.run(
@@ -143,16 +129,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 repeat=args.repeat,
                 parallel=args.parallel,
                 executor=args.executor,
-                route=args.route,
                 output_dir=args.output_dir,
                 seed=args.seed,
-                duration=args.duration,
-                max_turns=args.max_turns,
-                audio_format=args.audio_format,
                 resume=args.resume,
                 progress=not args.no_progress,
                 batch_id=args.batch_id,
                 notebook=args.notebook,
+                **call_defaults,
             )
         )
     except InputError as exc:

@@ -48,8 +48,9 @@ def _make_logger(verbose: bool, quiet: bool) -> Callable[[Any], None]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from dualagent.call.options import CallOptions, InputError, cli_fields
+    from dualagent.call.options import CallOptions, cli_fields
     from dualagent.call.simulate import simulate
+    from dualagent.errors import InputError
 
     given = {name: getattr(args, name) for name in cli_fields() if hasattr(args, name)}
     try:
