@@ -78,7 +78,9 @@ async def test_simulate_records_the_judges_opinion_when_asked(
         return {"model": "fake", "criteria": [], "passed": False, "summary": f"{len(turns)} turns"}
 
     # The package exports the simulate() function under the module's name: reach the module.
-    monkeypatch.setattr(importlib.import_module("dualagent.call.simulate"), "judge_call", fake_judge)
+    monkeypatch.setattr(
+        importlib.import_module("dualagent.call.simulate"), "judge_call", fake_judge
+    )
     result = await dualagent.simulate(
         "typical", route="text", llm_judge=True, output_dir=tmp_path, local_server=local_server
     )
