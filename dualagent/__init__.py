@@ -8,8 +8,6 @@ function tools. Every call is recorded (audio, transcript, tool calls, metrics) 
     result.audio()         # inline player in Jupyter
 """
 
-__version__ = "0.1.0"
-
 from dualagent.call.options import CallOptions
 from dualagent.call.result import CallResult
 from dualagent.call.simulate import run, simulate
@@ -22,6 +20,7 @@ from dualagent.personas import (
     list_personas,
     load_persona,
 )
+from dualagent.version import __version__
 
 __all__ = [
     "CallOptions",

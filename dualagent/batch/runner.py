@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dualagent import __version__
 from dualagent.batch.config import BatchConfig, as_config, config_from_dict, load_config
 from dualagent.batch.manifest import (
     DEFAULT_OUTPUT_DIR,
@@ -53,6 +52,7 @@ from dualagent.batch.plan import (
 from dualagent.call.simulate import simulate
 from dualagent.errors import InputError
 from dualagent.realtime.local.server import LocalRealtimeServer
+from dualagent.version import __version__
 
 # One call of the batch: runs it (here or on a worker) and returns its figures.
 CallRunner = Callable[[CallSpec], Awaitable[dict[str, Any]]]

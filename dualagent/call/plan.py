@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dualagent import __version__, agents, bank
+from dualagent import agents, bank
 from dualagent.call.core import CallSettings
 from dualagent.call.line import LineModel, make_line
 from dualagent.call.options import DEFAULT_DURATION_S, CallOptions
@@ -22,6 +22,7 @@ from dualagent.errors import InputError
 from dualagent.personas import Persona, PersonaError, load_persona
 from dualagent.realtime import protocol as p
 from dualagent.scenarios import Scenario, ScenarioError, load_scenario
+from dualagent.version import __version__
 
 DEFAULT_OPENAI_MODEL = "gpt-realtime"
 

@@ -23,9 +23,9 @@ from dualagent.call.record import load_call
 from dualagent.call.recording import CallRecorder
 from dualagent.call.result import CallResult
 from dualagent.errors import InputError
-from dualagent.evaluation.checks import evaluate
 from dualagent.evaluation.judge import judge_call, judge_enabled
 from dualagent.evaluation.metrics import compute_metrics
+from dualagent.evaluation.outcome import evaluate
 from dualagent.evaluation.pricing import estimate_cost_usd
 from dualagent.personas import Persona
 from dualagent.scenarios import Scenario

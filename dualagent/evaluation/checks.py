@@ -717,12 +717,3 @@ def _address_key(address: str) -> str:
 def _short(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def __getattr__(name: str) -> Any:
-    # The verdict moved to dualagent.evaluation.outcome; this keeps old imports working.
-    if name in ("Outcome", "evaluate"):
-        from dualagent.evaluation import outcome
-
-        return getattr(outcome, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
