@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dualagent.realtime.local import engines
-from dualagent.realtime.local.engines import ENGINE_POOL, PocketSphinxASR, get_tts
+from dualagent.realtime.local.engines import PocketSphinxASR, engine_pool, get_tts
 
 TIMEOUT_S = 60
 REPLACEMENT = (
@@ -90,7 +90,7 @@ async def test_decoding_leaves_the_event_loop_free() -> None:
 
         ticker = asyncio.create_task(tick())
         started = time.perf_counter()
-        await asyncio.get_running_loop().run_in_executor(ENGINE_POOL, asr.transcribe, noise)
+        await asyncio.get_running_loop().run_in_executor(engine_pool(), asr.transcribe, noise)
         decode_s = time.perf_counter() - started
         done = True
         await ticker
@@ -137,3 +137,16 @@ def test_a_thread_waiting_for_a_worker_that_dies_gets_a_new_one() -> None:
         asr._discard(held)  # which dies
         waiting.join(timeout=TIMEOUT_S)
         assert not waiting.is_alive() and result["text"] == expected
+
+
+def test_the_engine_pool_starts_on_first_use_and_again_after_a_shutdown() -> None:
+    pool = engine_pool()
+    assert engine_pool() is pool
+    assert pool.submit(lambda: 6 * 7).result(timeout=TIMEOUT_S) == 42
+    engines.shutdown_engines()
+    with pytest.raises(RuntimeError):  # queued speech work is not taken any more
+        pool.submit(lambda: None)
+    again = engine_pool()
+    assert again is not pool
+    assert again.submit(lambda: "ok").result(timeout=TIMEOUT_S) == "ok"
+    assert engines.ENGINE_POOL is again  # the old module attribute still works, lazily

