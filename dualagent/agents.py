@@ -12,10 +12,10 @@ from typing import Any
 from dualagent import bank
 from dualagent.personas import Persona
 from dualagent.realtime import protocol as p
+from dualagent.realtime.local.brains.registry import LOCAL_CALLER_MODEL, LOCAL_CS_MODEL
 from dualagent.realtime.local.profile import render_profile
 
-LOCAL_CALLER_MODEL = "local-caller"
-LOCAL_CS_MODEL = "local-cs"
+__all__ = ["LOCAL_CALLER_MODEL", "LOCAL_CS_MODEL"]  # the local brains' model names, re-exported
 DEFAULT_CS_VOICE = "alloy"
 BANK_NAME = "First Bank"
 CS_AGENT_NAME = "Alex"

@@ -2,7 +2,10 @@
 
 It checks what the hosted service checks (path ``/v1/realtime``, ``model`` query, ``Authorization:
 Bearer`` key), relays the GA protocol to our embedded server for the actual conversation, and
-injects the faults the hosted service produces, with its documented error shapes:
+injects the faults the hosted service produces, with its documented error shapes. The hosted
+model name means nothing to the embedded server, whose model names its brain: like a hosted
+model that reads its instructions, the relay picks the brain from the role in the session's
+instructions (``local-caller`` or ``local-cs``).
 
 - ``fail_connects=N``: the first N handshakes get HTTP 503 (transient; the bridge retries).
 - ``fault="rate_limit"``: the Nth ``response.create`` gets an ``error`` event
@@ -24,6 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
+
+from dualagent.realtime.local.brains.registry import LOCAL_CALLER_MODEL, LOCAL_CS_MODEL
+from dualagent.realtime.local.profile import parse_profile
 
 
 class FakeOpenAIRealtime:
@@ -79,8 +85,10 @@ class FakeOpenAIRealtime:
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
-        query = urlsplit(ws.request.path).query
-        async with connect(f"{self.upstream_url}?{query}", max_size=None) as upstream:
+        # Until the session's instructions say otherwise, the agent brain answers.
+        async with connect(
+            f"{self.upstream_url}?model={LOCAL_CS_MODEL}", max_size=None
+        ) as upstream:
             down = asyncio.create_task(self._relay_down(upstream, ws))
             try:
                 await self._relay_up(ws, upstream)
@@ -132,6 +140,8 @@ class FakeOpenAIRealtime:
                 if self.fault == "drop" and count == self.fault_after:
                     ws.transport.abort()
                     return
+                if event.get("type") == "session.update" and "instructions" in event["session"]:
+                    message = json.dumps(_with_local_brain(event))
                 await upstream.send(message)
 
     async def _failed_response(self, ws: ServerConnection) -> None:
@@ -177,3 +187,10 @@ def _error(
             "event_id": (event or {}).get("event_id"),
         },
     }
+
+
+def _with_local_brain(update: dict) -> dict:
+    """``update`` naming the embedded server's brain for the role its instructions describe."""
+    role = parse_profile(update["session"]["instructions"] or "").get("role")
+    model = LOCAL_CALLER_MODEL if role == "caller" else LOCAL_CS_MODEL
+    return {**update, "session": {**update["session"], "model": model}}

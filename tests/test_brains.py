@@ -1,10 +1,20 @@
 """The scripted brains, fed conversations directly (no server, no engines)."""
 
+import inspect
 import json
 
-from dualagent.realtime.local.brains.base import BrainInput
+import pytest
+
+from dualagent.realtime.local.brains import registry
+from dualagent.realtime.local.brains.base import Brain, BrainInput, Reply
 from dualagent.realtime.local.brains.caller import CallerBrain
 from dualagent.realtime.local.brains.cs import CustomerServiceBrain
+from dualagent.realtime.local.brains.registry import (
+    UnknownBrainError,
+    brain_for,
+    brain_names,
+    register_brain,
+)
 from dualagent.realtime.local.session import ConversationEntry
 
 GREETING = "Thank you for calling First Bank, this is Alex. How can I help you today?"
@@ -45,9 +55,6 @@ def test_agent_not_cut_off_repeats_its_last_statement() -> None:
     assert greeted_then(GREETING, "go on") == "Sure. " + GREETING
 
 
-BARGE_IN = "Right now you are cutting in while the agent is still talking."
-
-
 def frustrated_caller() -> CallerBrain:
     brain = CallerBrain(
         {
@@ -68,7 +75,7 @@ def caller_hears(brain: CallerBrain, heard: str, *, cutting_in: bool) -> str:
         profile={},
         tools=[],
         conversation=[entry],
-        response_instructions=BARGE_IN if cutting_in else None,
+        barge_in=cutting_in,
     )
     return brain.respond(given).text
 
@@ -83,6 +90,55 @@ def test_caller_cutting_in_after_the_delivery_time_moves_on_to_its_next_topic() 
 def test_caller_cutting_in_with_nothing_to_answer_asks_to_get_on() -> None:
     said = caller_hears(frustrated_caller(), "your court is now blocked so", cutting_in=True)
     assert said == "Look, just get on with it."
+
+
+def test_caller_cuts_in_on_the_structured_flag_not_on_prose_in_the_instructions() -> None:
+    heard = "your court is now blocked so"
+    prose = "Right now you are cutting in while the agent is still talking."
+    entry = ConversationEntry("item_1", "user", text=heard)
+    given = BrainInput("", {}, [], [entry], response_instructions=prose)
+    assert frustrated_caller().respond(given).text != "Look, just get on with it."
+    assert caller_hears(frustrated_caller(), heard, cutting_in=True) == "Look, just get on with it."
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+@pytest.mark.parametrize(
+    ("model", "kind"), [("local-caller", CallerBrain), ("local-cs", CustomerServiceBrain)]
+)
+def test_each_local_model_name_has_its_brain_and_it_implements_the_protocol(
+    model: str, kind: type
+) -> None:
+    brain = brain_for(model)({"seed": 1})
+    assert type(brain) is kind
+    assert isinstance(brain, Brain)
+    assert inspect.signature(kind.respond) == inspect.signature(Brain.respond)
+
+
+def test_model_names_are_exact_and_an_unknown_one_names_the_choices() -> None:
+    assert brain_names() == ["local-caller", "local-cs"]
+    for wrong in ("gpt-realtime", "my-caller", "local-cs-2", "", None):
+        with pytest.raises(UnknownBrainError) as info:
+            brain_for(wrong)
+        message = str(info.value)
+        assert f"'{wrong or ''}'" in message
+        assert "'local-caller', 'local-cs'" in message
+
+
+def test_a_registered_brain_serves_its_model_name() -> None:
+    class Echo:
+        def respond(self, given: BrainInput) -> Reply:
+            return Reply(text=given.instructions)
+
+    register_brain("test-echo", lambda profile: Echo())
+    try:
+        assert "test-echo" in brain_names()
+        brain = brain_for("test-echo")({})
+        assert isinstance(brain, Brain)
+        assert brain.respond(BrainInput("hi", {}, [], [])).text == "hi"
+    finally:
+        registry._FACTORIES.pop("test-echo")
 
 
 def test_agent_cut_off_before_its_tool_call_went_out_makes_it_when_it_resumes() -> None:

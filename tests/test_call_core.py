@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from dualagent.call.core import (
+    BARGE_IN_NOTE,
     AddTurn,
     CallCore,
     CallSettings,
@@ -594,6 +595,41 @@ def test_barge_in_cuts_the_agent_and_keeps_only_the_words_said_before_the_cut() 
     assert caller_turn["response_latency_s"] == pytest.approx(0.7)
 
 
+@pytest.mark.parametrize(
+    ("caller_model", "barge_in_note", "note_sent"),
+    [
+        ("local-caller", None, False),  # the embedded server's brain reads the flag
+        ("gpt-realtime", None, True),  # a hosted model reads prose
+        (None, None, True),
+        ("local-caller", True, True),
+        ("gpt-realtime", False, False),
+    ],
+)
+def test_a_barge_in_is_flagged_in_metadata_and_told_in_prose_only_to_hosted_models(
+    caller_model: str | None, barge_in_note: bool | None, note_sent: bool
+) -> None:
+    call = Call(interrupt_probability=1.0, seed=3, barge_in_note=barge_in_note)
+    sessions = {
+        "caller": p.session_config(model=caller_model, instructions="You are a caller."),
+        "cs": SESSIONS["cs"],
+    }
+    [first_request] = [
+        e for e in call.core.start(sessions, 0.0) if e.event["type"] == "response.create"
+    ]
+    assert "response" not in first_request.event  # an ordinary turn carries no flag
+    call.speak("cs", "Hello, First Bank.", 1000)
+    call.done("cs")
+    call.speak("caller", "I lost my card.", 1000)
+    call.done("caller")
+    effects = _stream(call, "cs", "item_cs", [("aa bb cc dd ee ff gg hh", 6000)])
+    [create] = [e for e in sends(effects, "caller") if e["type"] == "response.create"]
+    assert create["response"]["metadata"] == {p.BARGE_IN_METADATA_KEY: "1"}
+    if note_sent:
+        assert create["response"]["instructions"] == "You are a caller." + BARGE_IN_NOTE
+    else:
+        assert "instructions" not in create["response"]
+
+
 def _interrupted_reply(rest_got_out: bool) -> tuple[Call, list]:
     """The agent says two sentences and calls a tool; the caller cuts into the first.
     ``rest_got_out``: the server had sent the rest of the response before our cancel landed."""
@@ -649,3 +685,14 @@ def test_a_tool_called_after_the_caller_cut_in_is_dropped_and_deleted_from_the_a
     assert rest_first.core.tool_calls == []
     deletes = [e for e in sends(effects, "cs") if e["type"] == "conversation.item.delete"]
     assert [d["item_id"] for d in deletes] == ["item_fc"]
+
+
+def test_a_model_the_server_does_not_serve_ends_the_call_with_the_servers_message() -> None:
+    call = Call()
+    call.start()
+    message = "Invalid value: 'gpt-realtime'. supported values are: 'local-caller', 'local-cs'."
+    error = {"type": "invalid_request_error", "code": "invalid_value", "param": "model"}
+    effects = call.feed("caller", {"type": "error", "error": {**error, "message": message}})
+    [end] = [e for e in effects if isinstance(e, EndCall)]
+    assert (end.status, end.end_reason) == ("error", "service_error")
+    assert "'gpt-realtime'" in (end.error or "") and "'local-caller'" in (end.error or "")

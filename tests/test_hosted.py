@@ -83,6 +83,7 @@ async def test_same_layout_on_local_on_a_second_server_and_on_the_hosted_path(
                 "hurried",
                 route="text",
                 cs_backend=second.url,
+                cs_model="local-cs",  # a URL's server may serve anything: name its brain
                 output_dir=tmp_path,
                 conversation_id="url",
                 local_server=local_server,

@@ -13,6 +13,7 @@ import websockets
 
 from dualagent.realtime import client
 from dualagent.realtime import protocol as p
+from dualagent.realtime import server_events as ev
 from dualagent.realtime.client import RealtimeConnection, RealtimeConnectionError
 from dualagent.realtime.local import engines
 from dualagent.realtime.local.server import LocalRealtimeServer
@@ -50,6 +51,19 @@ def _words(text: str) -> str:
 
 def of_type(kind: str) -> Callable[[dict[str, Any]], bool]:
     return lambda event: event["type"] == kind
+
+
+async def test_a_model_without_a_brain_is_refused_with_the_valid_names(local_server) -> None:
+    conn = await connect(local_server, "gpt-realtime")
+    async with conn:
+        error = await asyncio.wait_for(conn.recv_event(), TIMEOUT_S)
+        assert isinstance(error, ev.ErrorEvent)
+        assert (error.error.code, error.error.param) == ("invalid_value", "model")
+        assert "'gpt-realtime'" in (error.error.message or "")
+        assert "'local-caller', 'local-cs'" in (error.error.message or "")
+        await conn.send(p.ResponseCreate())
+        refused = await asyncio.wait_for(conn.recv_event(), TIMEOUT_S)
+        assert isinstance(refused, ev.ErrorEvent) and refused.error.param == "model"
 
 
 @pytest.mark.slow

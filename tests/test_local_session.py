@@ -7,6 +7,7 @@ import pytest
 
 from dualagent.realtime import protocol as p
 from dualagent.realtime.local.session import LocalSession, Respond, StopResponse, Transcribe
+from dualagent.realtime.server_events import ServerEventBase
 
 MS = 2 * p.SAMPLE_RATE_HZ // 1000  # PCM16 bytes per millisecond
 
@@ -15,14 +16,41 @@ def pcm(ms: int) -> bytes:
     return b"\x01\x00" * (MS // 2) * ms
 
 
+def wire(actions: list) -> list:
+    """Server events as the JSON objects the server sends; work orders as they are."""
+    return [
+        json.loads(json.dumps(a.dump())) if isinstance(a, ServerEventBase) else a for a in actions
+    ]
+
+
+class WireSession:
+    """A :class:`LocalSession` whose methods return their events as they go on the wire."""
+
+    def __init__(self, session: LocalSession) -> None:
+        self.session = session
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.session, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if isinstance(result, tuple):  # begin_message: (item id, events)
+                return result[0], wire(result[1])
+            return wire(result) if isinstance(result, list) else result
+
+        return call
+
+
 @pytest.fixture
-def session() -> LocalSession:
-    s = LocalSession("sess_test", model="local-cs")
+def session() -> Any:
+    s = WireSession(LocalSession("sess_test", model="local-cs"))
     s.start()
     return s
 
 
-def send(session: LocalSession, event: dict[str, Any]) -> list:
+def send(session: WireSession, event: dict[str, Any]) -> list:
     return session.handle_raw(json.dumps(event))
 
 
@@ -39,7 +67,7 @@ def only_error(actions: list) -> dict[str, Any]:
 
 
 def test_start_sends_session_and_conversation_created() -> None:
-    events = LocalSession("sess_a", model="local-caller").start()
+    events = WireSession(LocalSession("sess_a", model="local-caller")).start()
     assert kinds(events) == ["session.created", "conversation.created"]
     created = events[0]["session"]
     assert created["id"] == "sess_a"
@@ -52,7 +80,7 @@ def test_start_sends_session_and_conversation_created() -> None:
     assert len({e["event_id"] for e in events}) == 2
 
 
-def test_session_update_merges_with_previous_settings(session: LocalSession) -> None:
+def test_session_update_merges_with_previous_settings(session: WireSession) -> None:
     send(
         session,
         {"type": "session.update", "session": {"type": "realtime", "instructions": "Be brief."}},
@@ -78,7 +106,7 @@ def test_session_update_merges_with_previous_settings(session: LocalSession) -> 
     assert session.config.instructions == "Be brief."
 
 
-def test_invalid_session_update_is_an_error_and_keeps_config(session: LocalSession) -> None:
+def test_invalid_session_update_is_an_error_and_keeps_config(session: WireSession) -> None:
     error = only_error(
         send(session, {"type": "session.update", "session": {"audio": {"output": {"speed": 9}}}})
     )
@@ -89,7 +117,41 @@ def test_invalid_session_update_is_an_error_and_keeps_config(session: LocalSessi
 # ------------------------------------------------------------------------------ input audio
 
 
-def test_append_and_commit_create_a_user_item_to_transcribe(session: LocalSession) -> None:
+def test_an_unknown_model_is_an_error_naming_the_valid_ones_and_gets_no_response() -> None:
+    session = WireSession(LocalSession("sess_x", model="gpt-realtime"))
+    events = session.start()
+    assert kinds(events) == ["session.created", "conversation.created", "error"]
+    error = events[-1]["error"]
+    assert (error["code"], error["param"]) == ("invalid_value", "model")
+    assert "'gpt-realtime'" in error["message"]
+    assert "'local-caller', 'local-cs'" in error["message"]
+    refused = only_error(send(session, {"type": "response.create", "event_id": "evt_r"}))
+    assert (refused["code"], refused["event_id"]) == ("invalid_value", "evt_r")
+    assert session.response is None
+
+
+def test_session_update_to_an_unknown_model_is_refused_and_keeps_the_model(
+    session: WireSession,
+) -> None:
+    update = {"type": "session.update", "session": {"type": "realtime", "model": "local-llm"}}
+    error = only_error(send(session, update))
+    assert (error["code"], error["param"]) == ("invalid_value", "session.model")
+    assert "'local-llm'" in error["message"]
+    assert session.config.model == "local-cs"
+    update["session"]["model"] = "local-caller"
+    assert kinds(send(session, update)) == ["session.updated"]
+
+
+def test_barge_in_metadata_reaches_the_work_order(session: WireSession) -> None:
+    flag = {"metadata": {p.BARGE_IN_METADATA_KEY: "1"}}
+    [_, respond] = send(session, {"type": "response.create", "response": flag})
+    assert isinstance(respond, Respond) and respond.params.barge_in
+    session.response_finished()
+    [_, ordinary] = send(session, {"type": "response.create"})
+    assert not ordinary.params.barge_in
+
+
+def test_append_and_commit_create_a_user_item_to_transcribe(session: WireSession) -> None:
     audio = pcm(300)
     assert (
         send(session, {"type": "input_audio_buffer.append", "audio": p.encode_audio(audio[:4000])})
@@ -125,7 +187,7 @@ def test_append_and_commit_create_a_user_item_to_transcribe(session: LocalSessio
     assert second[0]["previous_item_id"] == item_id
 
 
-def test_commit_under_100ms_is_refused_and_session_stays_usable(session: LocalSession) -> None:
+def test_commit_under_100ms_is_refused_and_session_stays_usable(session: WireSession) -> None:
     send(session, {"type": "input_audio_buffer.append", "audio": p.encode_audio(pcm(50))})
     error = only_error(send(session, {"type": "input_audio_buffer.commit", "event_id": "evt_c"}))
     assert error["code"] == "input_audio_buffer_commit_empty"
@@ -138,7 +200,7 @@ def test_commit_under_100ms_is_refused_and_session_stays_usable(session: LocalSe
     assert len(actions[-1].pcm16) == 150 * MS  # the short audio was kept, not lost
 
 
-def test_clear_empties_the_buffer(session: LocalSession) -> None:
+def test_clear_empties_the_buffer(session: WireSession) -> None:
     send(session, {"type": "input_audio_buffer.append", "audio": p.encode_audio(pcm(500))})
     assert kinds(send(session, {"type": "input_audio_buffer.clear"})) == [
         "input_audio_buffer.cleared"
@@ -148,7 +210,7 @@ def test_clear_empties_the_buffer(session: LocalSession) -> None:
     )
 
 
-def test_bad_audio_payloads_are_errors(session: LocalSession) -> None:
+def test_bad_audio_payloads_are_errors(session: WireSession) -> None:
     error = only_error(send(session, {"type": "input_audio_buffer.append", "audio": "%%%"}))
     assert (error["code"], error["param"]) == ("invalid_value", "audio")
     odd = only_error(
@@ -157,14 +219,14 @@ def test_bad_audio_payloads_are_errors(session: LocalSession) -> None:
     assert "PCM16" in odd["message"]
 
 
-def test_handle_raw_turns_bad_json_into_an_error_event(session: LocalSession) -> None:
+def test_handle_raw_turns_bad_json_into_an_error_event(session: WireSession) -> None:
     assert only_error(session.handle_raw("{nope"))["code"] == "invalid_json"
 
 
 # ------------------------------------------------------------------------------ responses
 
 
-def test_second_response_create_while_active_is_refused(session: LocalSession) -> None:
+def test_second_response_create_while_active_is_refused(session: WireSession) -> None:
     first = send(session, {"type": "response.create"})
     assert kinds(first) == ["response.created", "Respond"]
     response_id = first[0]["response"]["id"]
@@ -175,13 +237,13 @@ def test_second_response_create_while_active_is_refused(session: LocalSession) -
     assert error["event_id"] == "evt_r2"
 
 
-def test_cancel_without_active_response_is_an_error(session: LocalSession) -> None:
+def test_cancel_without_active_response_is_an_error(session: WireSession) -> None:
     error = only_error(send(session, {"type": "response.cancel", "event_id": "evt_x"}))
     assert error["code"] == "response_cancel_not_active"
     assert error["event_id"] == "evt_x"
 
 
-def test_full_audio_response_lifecycle_in_ga_order(session: LocalSession) -> None:
+def test_full_audio_response_lifecycle_in_ga_order(session: WireSession) -> None:
     created, order = send(session, {"type": "response.create"})
     response_id = created["response"]["id"]
     assert created["response"]["status"] == "in_progress"
@@ -248,7 +310,7 @@ def test_full_audio_response_lifecycle_in_ga_order(session: LocalSession) -> Non
     assert kinds(send(session, {"type": "response.create"}))[0] == "response.created"
 
 
-def test_text_response_has_text_events_and_no_audio(session: LocalSession) -> None:
+def test_text_response_has_text_events_and_no_audio(session: WireSession) -> None:
     send(session, {"type": "response.create", "response": {"output_modalities": ["text"]}})
     item_id, events = session.begin_message()
     events += session.message_text(item_id, "Hi.")
@@ -262,7 +324,7 @@ def test_text_response_has_text_events_and_no_audio(session: LocalSession) -> No
     assert done["output"][0]["content"][0] == {"type": "output_text", "text": "Hi."}
 
 
-def test_cancel_ends_the_response_as_cancelled(session: LocalSession) -> None:
+def test_cancel_ends_the_response_as_cancelled(session: WireSession) -> None:
     created, _ = send(session, {"type": "response.create"})
     item_id, _ = session.begin_message()
     session.message_text(item_id, "I was saying something")
@@ -278,14 +340,14 @@ def test_cancel_ends_the_response_as_cancelled(session: LocalSession) -> None:
     assert kinds(send(session, {"type": "response.create"}))[0] == "response.created"
 
 
-def test_cancel_of_another_response_id_is_refused(session: LocalSession) -> None:
+def test_cancel_of_another_response_id_is_refused(session: WireSession) -> None:
     send(session, {"type": "response.create"})
     error = only_error(send(session, {"type": "response.cancel", "response_id": "resp_other"}))
     assert error["code"] == "response_cancel_not_active"
     assert session.response is not None
 
 
-def test_failed_response_reports_the_error(session: LocalSession) -> None:
+def test_failed_response_reports_the_error(session: WireSession) -> None:
     send(session, {"type": "response.create"})
     [done] = session.response_failed("engine exploded")
     assert done["response"]["status"] == "failed"
@@ -296,7 +358,7 @@ def test_failed_response_reports_the_error(session: LocalSession) -> None:
 # ------------------------------------------------------------------------------ items
 
 
-def _spoken_message(session: LocalSession, text: str, ms: int) -> str:
+def _spoken_message(session: WireSession, text: str, ms: int) -> str:
     send(session, {"type": "response.create"})
     item_id, _ = session.begin_message()
     session.message_text(item_id, text)
@@ -306,7 +368,7 @@ def _spoken_message(session: LocalSession, text: str, ms: int) -> str:
     return item_id
 
 
-def test_truncate_keeps_only_the_words_heard(session: LocalSession) -> None:
+def test_truncate_keeps_only_the_words_heard(session: WireSession) -> None:
     item_id = _spoken_message(session, "one two three four five six seven eight", 2000)
     actions = send(
         session,
@@ -338,7 +400,7 @@ def test_truncate_keeps_only_the_words_heard(session: LocalSession) -> None:
     assert missing["code"] == "item_not_found"
 
 
-def test_delete_item_removes_it_from_the_conversation(session: LocalSession) -> None:
+def test_delete_item_removes_it_from_the_conversation(session: WireSession) -> None:
     item_id = _spoken_message(session, "Hello.", 200)
     actions = send(session, {"type": "conversation.item.delete", "item_id": item_id})
     assert kinds(actions) == ["conversation.item.deleted"]
@@ -348,7 +410,7 @@ def test_delete_item_removes_it_from_the_conversation(session: LocalSession) -> 
     assert again["code"] == "item_not_found"
 
 
-def test_created_items_reach_the_conversation(session: LocalSession) -> None:
+def test_created_items_reach_the_conversation(session: WireSession) -> None:
     actions = send(
         session,
         {
@@ -387,7 +449,7 @@ def test_created_items_reach_the_conversation(session: LocalSession) -> None:
     assert duplicate["code"] == "item_already_exists"
 
 
-def test_transcription_of_a_deleted_item_is_dropped(session: LocalSession) -> None:
+def test_transcription_of_a_deleted_item_is_dropped(session: WireSession) -> None:
     send(session, {"type": "input_audio_buffer.append", "audio": p.encode_audio(pcm(200))})
     item_id = send(session, {"type": "input_audio_buffer.commit"})[0]["item_id"]
     send(session, {"type": "conversation.item.delete", "item_id": item_id})
@@ -409,13 +471,13 @@ def silence(ms: int) -> bytes:
     return b"\x00\x00" * (MS // 2) * ms
 
 
-def vad_on(session: LocalSession, **turn_detection: Any) -> list:
+def vad_on(session: WireSession, **turn_detection: Any) -> list:
     config = {"type": "server_vad", **turn_detection}
     update = {"type": "realtime", "audio": {"input": {"turn_detection": config}}}
     return send(session, {"type": "session.update", "session": update})
 
 
-def append(session: LocalSession, audio: bytes, chunk_ms: int = 100) -> list:
+def append(session: WireSession, audio: bytes, chunk_ms: int = 100) -> list:
     """Stream audio as a microphone would, in ``chunk_ms`` pieces."""
     actions = []
     step = MS * chunk_ms
@@ -425,7 +487,7 @@ def append(session: LocalSession, audio: bytes, chunk_ms: int = 100) -> list:
     return actions
 
 
-def test_server_vad_finds_speech_commits_it_and_answers(session: LocalSession) -> None:
+def test_server_vad_finds_speech_commits_it_and_answers(session: WireSession) -> None:
     assert kinds(vad_on(session, silence_duration_ms=400)) == ["session.updated"]
     actions = append(session, silence(1000) + tone(1200) + silence(600))
     assert kinds(actions) == [
@@ -447,12 +509,12 @@ def test_server_vad_finds_speech_commits_it_and_answers(session: LocalSession) -
     assert len(session.input_buffer) == MS * 200  # the rest of the pause: not committed
 
 
-def test_server_vad_ignores_quiet_noise_and_clicks(session: LocalSession) -> None:
+def test_server_vad_ignores_quiet_noise_and_clicks(session: WireSession) -> None:
     vad_on(session)
     assert append(session, tone(2000, amplitude=200) + tone(30) + silence(1000)) == []
 
 
-def test_server_vad_speech_cancels_the_agent_unless_told_not_to(session: LocalSession) -> None:
+def test_server_vad_speech_cancels_the_agent_unless_told_not_to(session: WireSession) -> None:
     vad_on(session, create_response=False)
     send(session, {"type": "response.create"})
     actions = append(session, tone(300))
@@ -471,7 +533,7 @@ def test_server_vad_speech_cancels_the_agent_unless_told_not_to(session: LocalSe
     assert session.response is not None
 
 
-def test_turn_detection_off_and_bad_settings(session: LocalSession) -> None:
+def test_turn_detection_off_and_bad_settings(session: WireSession) -> None:
     vad_on(session)
     off = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
     send(session, {"type": "session.update", "session": off})

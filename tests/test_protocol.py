@@ -1,4 +1,5 @@
-"""The wire format: audio payload helpers, beta -> GA normalisation and client-event validation."""
+"""The wire format: audio payload helpers, beta -> GA normalisation, client-event validation
+and typed server events."""
 
 import base64
 import json
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from dualagent.realtime import protocol as p
+from dualagent.realtime import server_events as ev
 
 # ------------------------------------------------------------------------------ audio helpers
 
@@ -270,13 +272,78 @@ def test_wrong_type_or_value_names_the_parameter(raw: dict, param: str) -> None:
 
 def test_error_event_carries_the_fields() -> None:
     ids = p.IdFactory()
-    event = p.error_event(ids, _error({"type": "nope", "event_id": "evt_7"}))
+    event = ev.error_event(ids, _error({"type": "nope", "event_id": "evt_7"})).dump()
     assert event["type"] == "error"
     assert event["event_id"].startswith("event_")
     assert event["error"]["type"] == "invalid_request_error"
     assert event["error"]["code"] == "invalid_value"
     assert event["error"]["event_id"] == "evt_7"
     assert event["error"]["param"] == "type"
+
+
+def test_error_event_keeps_null_param_as_the_hosted_service_sends_it() -> None:
+    error = p.ProtocolError("Cancellation failed", code="response_cancel_not_active")
+    wire = json.dumps(ev.error_event(p.IdFactory(), error).dump())
+    assert wire == (
+        '{"type": "error", "event_id": "event_000001", "error": {"type": "invalid_request_error", '
+        '"code": "response_cancel_not_active", "message": "Cancellation failed", '
+        '"param": null, "event_id": null}}'
+    )
+
+
+# ------------------------------------------------------------------------------ server events
+
+
+def test_server_events_parse_to_typed_models() -> None:
+    done = ev.parse_server_event(
+        {
+            "type": "response.done",
+            "event_id": "e1",
+            "response": {
+                "id": "resp_1",
+                "status": "failed",
+                "status_details": {"type": "failed", "error": {"code": "server_error"}},
+                "output": [{"id": "i1", "type": "function_call", "name": "end_call"}],
+                "usage": {"total_tokens": 7, "output_token_details": {"audio_tokens": 5}},
+            },
+        }
+    )
+    assert isinstance(done, ev.ResponseDone)
+    assert done.response.id == "resp_1" and done.response.status == "failed"
+    assert done.response.status_details and done.response.status_details.error
+    assert done.response.status_details.error.code == "server_error"
+    assert done.response.output and done.response.output[0].name == "end_call"
+    assert done.response.usage and done.response.usage.total_tokens == 7
+
+
+def test_beta_server_event_names_parse_as_ga() -> None:
+    delta = ev.parse_server_event({"type": "response.audio.delta", "delta": "AAAA", "item_id": "i"})
+    assert isinstance(delta, ev.ResponseOutputAudioDelta)
+    assert delta.type == "response.output_audio.delta" and delta.delta == "AAAA"
+
+
+def test_unknown_event_types_and_fields_are_kept() -> None:
+    raw = {"type": "output_audio_buffer.started", "event_id": "e2", "response_id": "r"}
+    unknown = ev.parse_server_event(raw)
+    assert isinstance(unknown, ev.UnknownServerEvent)
+    assert unknown.dump() == raw
+    created = ev.parse_server_event(
+        {"type": "response.created", "response": {"id": "r", "new_field": {"x": 1}}, "extra": 2}
+    )
+    assert isinstance(created, ev.ResponseCreated)
+    assert created.dump()["extra"] == 2
+    assert created.dump()["response"]["new_field"] == {"x": 1}
+
+
+def test_known_event_with_wrongly_typed_fields_is_refused_with_the_field() -> None:
+    with pytest.raises(ev.ServerEventError, match=r"response\.output_audio\.delta.*output_index"):
+        ev.parse_server_event({"type": "response.output_audio.delta", "output_index": "first"})
+
+
+def test_every_modelled_type_is_in_the_union() -> None:
+    assert "response.output_audio.delta" in ev.SERVER_EVENT_TYPES
+    assert "conversation.item.input_audio_transcription.failed" in ev.SERVER_EVENT_TYPES
+    assert len(ev.SERVER_EVENT_TYPES) == 30
 
 
 def test_valid_events_parse_to_models() -> None:

@@ -19,6 +19,7 @@ from dualagent.call.core import CallCore, CallSettings
 from dualagent.realtime import protocol as p
 from dualagent.realtime.local.engines import get_tts
 from dualagent.realtime.local.session import LocalSession
+from dualagent.realtime.server_events import ServerEventBase
 
 SERVER_EVENTS = pydantic.TypeAdapter(RealtimeServerEvent)
 CLIENT_EVENTS = pydantic.TypeAdapter(RealtimeClientEvent)
@@ -166,13 +167,18 @@ async def test_sdk_function_call_round_trip_with_every_event_valid(local_server)
         assert second[-1]["response"]["status"] == "completed"
 
 
+def wire(actions: list[Any]) -> list[dict[str, Any]]:
+    """The server events among ``actions``, as the JSON objects the server sends."""
+    return [json.loads(json.dumps(a.dump())) for a in actions if isinstance(a, ServerEventBase)]
+
+
 def test_every_session_core_event_is_valid_ga() -> None:
     """Events that are hard to provoke over the wire: errors, cancelled and failed responses."""
     session = LocalSession("sess_sdk")
-    events: list[Any] = list(session.start())
+    events: list[Any] = wire(session.start())
 
     def send(event: dict[str, Any]) -> None:
-        events.extend(session.handle_raw(json.dumps(event)))
+        events.extend(wire(session.handle_raw(json.dumps(event))))
 
     send({"type": "nonsense", "event_id": "evt_1"})
     send({"type": "input_audio_buffer.append"})
@@ -184,27 +190,31 @@ def test_every_session_core_event_is_valid_ga() -> None:
     send({"type": "input_audio_buffer.append", "audio": p.encode_audio(b"\0\0" * 4800)})
     send({"type": "input_audio_buffer.commit"})
     committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
-    events += session.transcription_done(committed["item_id"], "hello", 0.2)
+    events += wire(session.transcription_done(committed["item_id"], "hello", 0.2))
     send(p.ConversationItemCreate(item=p.text_message("hi")).dump())
     send({"type": "response.create"})
     send({"type": "response.create"})
     item_id, more = session.begin_message()
-    events += more
-    events += session.message_text(item_id, "Hello.")
-    events += session.message_audio(item_id, b"\0\0" * 4800)
-    events += session.end_message(item_id)
-    events += session.function_call("end_call", {"reason": "done"})
-    events += session.response_finished()
+    events += wire(more)
+    events += wire(session.message_text(item_id, "Hello."))
+    events += wire(session.message_audio(item_id, b"\0\0" * 4800))
+    events += wire(session.end_message(item_id))
+    events += wire(session.function_call("end_call", {"reason": "done"}))
+    events += wire(session.response_finished())
     send({"type": "conversation.item.truncate", "item_id": item_id, "audio_end_ms": 100})
     send({"type": "conversation.item.delete", "item_id": item_id})
     send({"type": "response.create", "response": {"output_modalities": ["text"]}})
     text_id, more = session.begin_message()
-    events += more + session.message_text(text_id, "Hi.")
+    events += wire(more + session.message_text(text_id, "Hi."))
     send({"type": "response.cancel"})
     send({"type": "response.create"})
-    events += session.response_failed("engine broke")
+    events += wire(session.response_failed("engine broke"))
+    send({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime"}})
+    unknown_model = LocalSession("sess_sdk2", model="gpt-realtime")
+    events += wire(unknown_model.start())
+    events += wire(unknown_model.handle_raw(json.dumps({"type": "response.create"})))
 
-    raw_events = [e for e in events if isinstance(e, dict)]
+    raw_events = events
     kinds = {e["type"] for e in raw_events}
     assert {
         "error",
@@ -234,6 +244,13 @@ def test_events_the_bridge_sends_are_valid_ga_client_events() -> None:
         p.ConversationItemCreate(item=p.text_message("hello")).dump(),
         p.ConversationItemCreate(item=p.function_output("call_1", {"ok": True})).dump(),
         p.ResponseCancel().dump(),
+        # A barge-in: the structured flag, plus the prose note for a hosted model.
+        p.ResponseCreate(
+            response=p.ResponseParams(
+                instructions="caller here\n\nYou are cutting in.",
+                metadata={p.BARGE_IN_METADATA_KEY: "1"},
+            )
+        ).dump(),
     ]
     for event in sent:
         model = CLIENT_EVENTS.validate_python(json.loads(json.dumps(event)), strict=True)

@@ -35,6 +35,7 @@ from dualagent.call.core import (
 )
 from dualagent.call.recording import CallRecorder
 from dualagent.realtime import protocol as p
+from dualagent.realtime import server_events as ev
 from dualagent.realtime.client import RealtimeConnection, RealtimeConnectionError
 
 log = logging.getLogger(__name__)
@@ -200,18 +201,18 @@ class DualAgentBridge:
     async def _read(self, agent: Agent) -> None:
         connection = self.connections[agent]
         try:
-            async for event in connection:
+            async for raw in connection:
                 self._last_event = time.perf_counter()
                 cpu_start = time.thread_time()
                 now = self._last_event - self._t0
-                kind = event.get("type")
-                self._record_event(agent, "received", event, now)
-                if kind == "session.updated":
+                self._record_event(agent, "received", raw, now)  # as received, not re-dumped
+                event = ev.parse_server_event(raw)
+                if isinstance(event, ev.SessionUpdated):
                     self._note_ready(agent, now)
                 await self._apply(self.core.on_event(agent, event, now))
-                if kind == "response.output_audio.delta" and self.pace == "fast":
+                if isinstance(event, ev.ResponseOutputAudioDelta) and self.pace == "fast":
                     self.stats.audio_chunk_s.append(time.thread_time() - cpu_start)
-                elif kind == "response.done":
+                elif isinstance(event, ev.ResponseDone):
                     self.stats.turn_switch_s.append(time.thread_time() - cpu_start)
             reason = "closed by server"
         except (websockets.ConnectionClosed, OSError) as exc:  # a dropped line ends the call

@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from dualagent.call.line import LineChannel, LineModel
 from dualagent.realtime import protocol as p
+from dualagent.realtime import server_events as ev
+from dualagent.realtime.local.brains.registry import is_registered as is_local_brain
 from dualagent.realtime.truncation import SpokenAlignment, spoken_fraction
 
 Agent = Literal["caller", "cs"]
@@ -36,6 +38,9 @@ BARGE_IN_NOTE = (
     "\n\nRight now you are cutting in while the agent is still talking: say something short "
     "that moves the call along."
 )
+"""Added to the caller's instructions when it cuts in, for models that read only prose. The
+flag itself travels as ``response.metadata`` (:data:`dualagent.realtime.protocol.
+BARGE_IN_METADATA_KEY`), which the embedded server's brains read."""
 WORDS_PER_SECOND = 2.6  # text route: estimated speaking time at speed 1.0
 
 
@@ -116,6 +121,10 @@ class CallSettings:
     # The caller's tendency to interrupt: chance that it barges into a CS utterance.
     interrupt_probability: float = 0.0
     seed: int = 0
+    # Add BARGE_IN_NOTE to the instructions of a barge-in response: None decides by the caller's
+    # model (yes for a hosted model, no for a brain of the embedded server, which reads the
+    # structured flag); True/False force it.
+    barge_in_note: bool | None = None
     # Tools whose successful execution ends the call, with the end_reason they give.
     ending_tools: dict[str, str] = field(
         default_factory=lambda: {
@@ -153,7 +162,7 @@ class _Side:
     requested_at_s: float | None = None  # wall time of our response.create
     utterance: _Utterance | None = None
     spoke_in_response: bool = False
-    pending_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    pending_tool_calls: list[ev.Item] = field(default_factory=list)
     appended_bytes: int = 0  # input audio not yet committed
     commits_waiting: deque[int] = field(default_factory=deque)  # turn index per commit sent
     heard_items: dict[str, int] = field(default_factory=dict)  # input item id -> turn index
@@ -188,12 +197,14 @@ class CallCore:
         }
         self.interruptions = 0
         self.instructions: dict[Agent, str] = {}
+        self.models: dict[Agent, str | None] = {}
 
     # ------------------------------------------------------------------ start
 
     def start(self, sessions: dict[Agent, p.SessionConfig], now_s: float) -> list[Effect]:
         """Configure both sessions and ask the first speaker to begin."""
         self.instructions = {agent: sessions[agent].instructions or "" for agent in AGENTS}
+        self.models = {agent: sessions[agent].model for agent in AGENTS}
         effects: list[Effect] = [
             Send(agent, p.SessionUpdate(session=sessions[agent]).dump()) for agent in AGENTS
         ]
@@ -202,37 +213,43 @@ class CallCore:
 
     # ------------------------------------------------------------------ events
 
-    def on_event(self, agent: Agent, event: dict[str, Any], now_s: float) -> list[Effect]:
-        """Handle one (normalised) server event from ``agent``."""
+    def on_event(
+        self, agent: Agent, event: ev.ServerEvent | dict[str, Any], now_s: float
+    ) -> list[Effect]:
+        """Handle one server event from ``agent`` (a dict is parsed first; unknown types are
+        ignored)."""
         if self.ended:
             return []
-        kind = event.get("type", "")
+        if isinstance(event, dict):
+            event = ev.parse_server_event(event)
         side = self.sides[agent]
-        if kind == "response.output_audio.delta":
+        if isinstance(event, ev.ResponseOutputAudioDelta):
             return self._on_audio(side, event, now_s)
-        if kind in ("response.output_audio_transcript.delta", "response.output_text.delta"):
+        if isinstance(event, ev.ResponseOutputAudioTranscriptDelta | ev.ResponseOutputTextDelta):
             return self._on_text_delta(side, event, now_s)
-        if kind in ("response.output_audio_transcript.done", "response.output_text.done"):
-            return self._on_text_done(side, event, now_s)
-        if kind == "response.output_item.done":
-            return self._on_item_done(side, event)
-        if kind == "response.created":
-            side.response_id = event.get("response", {}).get("id")
+        if isinstance(event, ev.ResponseOutputAudioTranscriptDone):
+            return self._on_text_done(side, event, event.transcript, now_s)
+        if isinstance(event, ev.ResponseOutputTextDone):
+            return self._on_text_done(side, event, event.text, now_s)
+        if isinstance(event, ev.ResponseOutputItemDone):
+            return self._on_item_done(side, event.item)
+        if isinstance(event, ev.ResponseCreated):
+            side.response_id = event.response.id
             side.response_active = True
             return []
-        if kind == "response.done":
-            return self._on_response_done(side, event, now_s)
-        if kind == "input_audio_buffer.committed":
+        if isinstance(event, ev.ResponseDone):
+            return self._on_response_done(side, event.response, now_s)
+        if isinstance(event, ev.InputAudioBufferCommitted):
             if side.commits_waiting:
-                side.heard_items[event["item_id"]] = side.commits_waiting.popleft()
+                side.heard_items[event.item_id or ""] = side.commits_waiting.popleft()
             return []
-        if kind == "conversation.item.input_audio_transcription.completed":
+        if isinstance(event, ev.InputAudioTranscriptionCompleted):
             return self._on_heard(side, event)
-        if kind in ("session.updated", "session.created"):
-            side.session_ready = kind == "session.updated" or side.session_ready
+        if isinstance(event, ev.SessionUpdated):
+            side.session_ready = True
             return []
-        if kind == "error":
-            return self._on_error(side, event)
+        if isinstance(event, ev.ErrorEvent):
+            return self._on_error(side, event.error)
         return []
 
     def on_disconnect(self, agent: Agent, reason: str) -> list[Effect]:
@@ -255,9 +272,9 @@ class CallCore:
 
     # ------------------------------------------------------------------ speech
 
-    def _current_utterance(self, side: _Side, event: dict[str, Any], now_s: float) -> _Utterance:
+    def _current_utterance(self, side: _Side, event: ev.OutputPart, now_s: float) -> _Utterance:
         utterance = side.utterance
-        if utterance is None or utterance.item_id != event.get("item_id"):
+        if utterance is None or utterance.item_id != event.item_id:
             requested = side.requested_at_s
             latency = max(0.0, now_s - requested) if requested is not None else 0.0
             side.requested_at_s = None
@@ -272,9 +289,7 @@ class CallCore:
             index = len(self.turns)
             if not self.turns or self.turns[-1]["speaker"] != side.agent:
                 self.speaker_turns += 1
-            utterance = _Utterance(
-                index, event.get("item_id", ""), event.get("response_id", ""), start
-            )
+            utterance = _Utterance(index, event.item_id or "", event.response_id or "", start)
             utterance.interrupt_at_s = self._plan_interruption(side, index)
             side.utterance = utterance
             side.spoke_in_response = True
@@ -295,18 +310,20 @@ class CallCore:
             return utterance
         return utterance
 
-    def _on_audio(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
+    def _on_audio(
+        self, side: _Side, event: ev.ResponseOutputAudioDelta, now_s: float
+    ) -> list[Effect]:
         if self._cancelled_output(side, event):
             return []
         utterance = self._current_utterance(side, event, now_s)
         if side.pending_text:  # the transcript that came before this first audio
             utterance.alignment.add_text(side.pending_text.pop(utterance.item_id, ""), 0.0)
-        utterance.received_bytes += p.b64_decoded_size(event["delta"])
+        delta = event.delta
+        utterance.received_bytes += p.b64_decoded_size(delta)
         offset_s = p.pcm16_duration_s(utterance.audio_bytes)
         if utterance.cut_at_s is not None and offset_s >= utterance.cut_at_s:
             return []  # the speaker stopped talking here (barge-in)
-        pcm = p.decode_audio(event["delta"])
-        delta = event["delta"]
+        pcm = p.decode_audio(delta)
         if not self.settings.line.is_clean:  # what the line does, the listener hears and we record
             pcm = self.lines[side.agent].process(pcm)
             delta = p.encode_audio(pcm)
@@ -361,18 +378,19 @@ class CallCore:
             caller.appended_bytes = 0
             caller.commits_waiting.append(utterance.turn_index)
             effects.append(Send(caller.agent, p.InputAudioBufferCommit().dump()))
-        # The same instructions plus a note (a hosted model reads it as well as our brains).
-        note = self.instructions.get(caller.agent, "") + BARGE_IN_NOTE
-        return effects + self._request_response(caller.agent, now_s, instructions=note)
+        return effects + self._request_response(caller.agent, now_s, barge_in=True)
 
-    def _cancelled_output(self, side: _Side, event: dict[str, Any]) -> bool:
+    def _wants_barge_in_note(self, agent: Agent) -> bool:
+        """Whether ``agent``'s model needs the barge-in flag as prose in its instructions."""
+        if self.settings.barge_in_note is not None:
+            return self.settings.barge_in_note
+        return not is_local_brain(self.models.get(agent))
+
+    def _cancelled_output(self, side: _Side, event: ev.OutputPart) -> bool:
         """Output of a response we cancelled, other than the utterance already cut."""
-        if (
-            side.cancelled_response_id is None
-            or event.get("response_id") != side.cancelled_response_id
-        ):
+        if side.cancelled_response_id is None or event.response_id != side.cancelled_response_id:
             return False
-        return side.utterance is None or event.get("item_id") != side.utterance.item_id
+        return side.utterance is None or event.item_id != side.utterance.item_id
 
     def _apply_cut(self, utterance: _Utterance, turn: dict[str, Any]) -> None:
         """Shorten an interrupted turn to what was spoken before the cut."""
@@ -394,49 +412,51 @@ class CallCore:
         )
         return Send(agent, event.dump())
 
-    def _on_text_delta(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
+    def _on_text_delta(
+        self,
+        side: _Side,
+        event: ev.ResponseOutputAudioTranscriptDelta | ev.ResponseOutputTextDelta,
+        now_s: float,
+    ) -> list[Effect]:
         if self._cancelled_output(side, event):
             return []
         if self.settings.route == "audio" and side.utterance is None:
             # Latency runs to the first *audio*: a transcript may come before it is spoken.
-            item_id = event.get("item_id", "")
-            side.pending_text[item_id] = side.pending_text.get(item_id, "") + event.get("delta", "")
+            item_id = event.item_id or ""
+            side.pending_text[item_id] = side.pending_text.get(item_id, "") + event.delta
             return []
         utterance = self._current_utterance(side, event, now_s)
         received_s = p.pcm16_duration_s(utterance.received_bytes)
-        utterance.alignment.add_text(event.get("delta", ""), received_s)
+        utterance.alignment.add_text(event.delta, received_s)
         return []
 
-    def _on_text_done(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
+    def _on_text_done(
+        self, side: _Side, event: ev.OutputPart, text: str | None, now_s: float
+    ) -> list[Effect]:
+        """The final transcript (audio) or text of a message."""
         utterance = side.utterance
         if utterance is None:
             if self._cancelled_output(side, event):
                 return []
             # A message without audio (a text-only reply): it still is a turn.
-            side.pending_text.pop(event.get("item_id", ""), None)
+            side.pending_text.pop(event.item_id or "", None)
             utterance = self._current_utterance(side, event, now_s)
-        text = event.get("transcript") if "transcript" in event else event.get("text")
         utterance.final_text = (text or utterance.alignment.text).strip()
         self.turns[utterance.turn_index]["text"] = utterance.text
         return []
 
-    def _on_item_done(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
-        item = event.get("item", {})
-        if item.get("type") == "function_call":
+    def _on_item_done(self, side: _Side, item: ev.Item) -> list[Effect]:
+        if item.type == "function_call":
             if side.cancelled_response_id is not None:
                 # Called after the caller cut in: whether it got out before our cancel landed
                 # is a race, so it never happened, on our side and in the agent's memory.
                 return [
-                    Log("info", f"dropped {item.get('name')}() of the interrupted response"),
-                    Send(side.agent, p.ConversationItemDelete(item_id=item.get("id", "")).dump()),
+                    Log("info", f"dropped {item.name}() of the interrupted response"),
+                    Send(side.agent, p.ConversationItemDelete(item_id=item.id or "").dump()),
                 ]
             side.pending_tool_calls.append(item)
             return []
-        if (
-            item.get("type") == "message"
-            and side.utterance
-            and item.get("id") == side.utterance.item_id
-        ):
+        if item.type == "message" and side.utterance and item.id == side.utterance.item_id:
             return self._close_utterance(side)
         return []
 
@@ -487,11 +507,11 @@ class CallCore:
                 points.append(side.barge_in_from_s)
         return min(points)
 
-    def _on_heard(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
-        index = side.heard_items.pop(event.get("item_id", ""), None)
+    def _on_heard(self, side: _Side, event: ev.InputAudioTranscriptionCompleted) -> list[Effect]:
+        index = side.heard_items.pop(event.item_id or "", None)
         effects: list[Effect] = []
         if index is not None:
-            heard = (event.get("transcript") or "").strip()
+            heard = (event.transcript or "").strip()
             self.turns[index]["heard"] = heard
             effects.append(UpdateTurn(index, {"heard": heard}))
         if self.ending is not None and not self._transcriptions_pending():
@@ -500,19 +520,15 @@ class CallCore:
 
     # ------------------------------------------------------------------ turns and tools
 
-    def _on_response_done(self, side: _Side, event: dict[str, Any], now_s: float) -> list[Effect]:
-        response = event.get("response", {})
-        status = response.get("status")
+    def _on_response_done(self, side: _Side, response: ev.Response, now_s: float) -> list[Effect]:
         effects: list[Effect] = []
         if side.utterance is not None:  # a message cut short without output_item.done
             effects += self._close_utterance(side)
-        _add_usage(side.usage, response.get("usage") or {})
+        if response.usage is not None:
+            _add_usage(side.usage, response.usage.model_dump(exclude_none=True))
         side.response_id = None
         side.response_active = False
-        if (
-            side.cancelled_response_id is not None
-            and response.get("id") == side.cancelled_response_id
-        ):
+        if side.cancelled_response_id is not None and response.id == side.cancelled_response_id:
             # Interrupted: the other side already has the turn. Tools called before still run.
             side.cancelled_response_id = None
             calls, side.pending_tool_calls = side.pending_tool_calls, []
@@ -522,10 +538,11 @@ class CallCore:
             if self.ending is not None and not self._transcriptions_pending():
                 effects += self._finish()
             return effects + self._deferred_request(side)
-        if status == "failed":
-            error = (response.get("status_details") or {}).get("error") or {}
-            message = error.get("message") or "response failed"
-            code = error.get("code") or error.get("type") or "response_failed"
+        if response.status == "failed":
+            details = response.status_details
+            error = (details.error if details else None) or ev.ErrorDetails()
+            message = error.message or "response failed"
+            code = error.code or error.type or "response_failed"
             return effects + self._end(
                 "error",
                 "response_failed",
@@ -553,9 +570,9 @@ class CallCore:
             return effects + self._end("completed", "duration_limit")
         return effects + self._request_response(other(side.agent), now_s)
 
-    def _run_tool(self, side: _Side, call: dict[str, Any]) -> list[Effect]:
-        name = call.get("name", "")
-        arguments = call.get("arguments", "")
+    def _run_tool(self, side: _Side, call: ev.Item) -> list[Effect]:
+        name = call.name or ""
+        arguments = call.arguments or ""
         output = self.execute_tool(side.agent, name, arguments)
         try:
             parsed_args: Any = json.loads(arguments) if arguments else {}
@@ -563,7 +580,7 @@ class CallCore:
             parsed_args = arguments
         ok = bool(output.get("ok", True))
         record = {
-            "call_id": call.get("call_id"),
+            "call_id": call.call_id,
             "agent": side.agent,
             "name": name,
             "arguments": parsed_args,
@@ -587,9 +604,7 @@ class CallCore:
             ),
             Send(
                 side.agent,
-                p.ConversationItemCreate(
-                    item=p.function_output(call.get("call_id", ""), output)
-                ).dump(),
+                p.ConversationItemCreate(item=p.function_output(call.call_id or "", output)).dump(),
             ),
         ]
         reason = self.settings.ending_tools.get(name)
@@ -599,15 +614,17 @@ class CallCore:
             effects += self._end("completed", reason)
         return effects
 
-    def _request_response(
-        self, agent: Agent, now_s: float, instructions: str | None = None
-    ) -> list[Effect]:
+    def _request_response(self, agent: Agent, now_s: float, barge_in: bool = False) -> list[Effect]:
         side = self.sides[agent]
         if side.response_active:  # e.g. its cancelled response has not finished yet
             side.deferred_request_at_s = now_s
             return []
         side.requested_at_s = now_s
-        params = p.ResponseParams(instructions=instructions) if instructions else None
+        params = None
+        if barge_in:
+            params = p.ResponseParams(metadata={p.BARGE_IN_METADATA_KEY: "1"})
+            if self._wants_barge_in_note(agent):  # the same instructions plus the note
+                params.instructions = self.instructions.get(agent, "") + BARGE_IN_NOTE
         return [Send(agent, p.ResponseCreate(response=params).dump())]
 
     def _deferred_request(self, side: _Side) -> list[Effect]:
@@ -616,12 +633,11 @@ class CallCore:
         at, side.deferred_request_at_s = side.deferred_request_at_s, None
         return self._request_response(side.agent, at)
 
-    def _on_error(self, side: _Side, event: dict[str, Any]) -> list[Effect]:
-        error = event.get("error") or {}
-        if error.get("code") == "response_cancel_not_active":
+    def _on_error(self, side: _Side, error: ev.ErrorDetails) -> list[Effect]:
+        if error.code == "response_cancel_not_active":
             return []  # our barge-in cancel arrived after the response had finished: harmless
-        self.errors.append({"agent": side.agent, **error})
-        message = f"{side.agent} server error {error.get('code')}: {error.get('message')}"
+        self.errors.append({"agent": side.agent, **error.model_dump(exclude_unset=True)})
+        message = f"{side.agent} server error {error.code}: {error.message}"
         effects: list[Effect] = [Log("error", message, side.agent)]
         fatal_codes = {
             "invalid_api_key",
@@ -629,10 +645,15 @@ class CallCore:
             "insufficient_quota",
             "server_error",
             "rate_limit_exceeded",
+            "model_not_found",
         }
-        if error.get("code") in fatal_codes or error.get("type") in (
-            "server_error",
-            "authentication_error",
+        # A model the server does not serve (the embedded server names its valid ones): no
+        # response will ever come, so end now rather than stall.
+        bad_model = error.param in ("model", "session.model")
+        if (
+            bad_model
+            or error.code in fatal_codes
+            or error.type in ("server_error", "authentication_error")
         ):
             effects += self._end("error", "service_error", message, now=True)
         return effects

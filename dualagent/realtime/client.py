@@ -1,7 +1,7 @@
 """``RealtimeConnection``: a Realtime websocket client (OpenAI, any compatible URL, or local).
 
-Thin on purpose: connect, send typed or dict events, iterate normalised (GA) server events,
-close. Errors at connect time are turned into :class:`RealtimeConnectionError` with a message
+Thin on purpose: connect, send typed or dict events, iterate normalised (GA) server events
+(dicts, as received) or read them typed with :meth:`RealtimeConnection.recv_event`, close. Errors at connect time are turned into :class:`RealtimeConnectionError` with a message
 that says which URL failed and why; API keys never appear in messages.
 """
 
@@ -18,6 +18,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from dualagent.realtime.protocol import normalize_server_event
+from dualagent.realtime.server_events import ServerEvent, parse_server_event
 
 CLOSE_TIMEOUT_S = 2.0
 """How long :meth:`RealtimeConnection.close` waits for the server's closing handshake."""
@@ -103,6 +104,10 @@ class RealtimeConnection:
     async def recv(self) -> dict[str, Any]:
         """The next server event, normalised to GA names."""
         return normalize_server_event(json.loads(await self._receive()))
+
+    async def recv_event(self) -> ServerEvent:
+        """The next server event as a typed model (see :func:`parse_server_event`)."""
+        return parse_server_event(json.loads(await self._receive()))
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._events()

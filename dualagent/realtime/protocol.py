@@ -4,7 +4,8 @@ Both the bridge (a client) and the embedded local server use these models, so fi
 in one place. The server side emits the GA event names (``response.output_audio.delta``, ...);
 :func:`normalize_server_event` and :func:`normalize_client_event` accept the older beta names
 and the flat beta session shape (``voice``, ``turn_detection``, ``modalities`` at the top level)
-and rewrite them to GA, so the rest of the code only ever sees GA.
+and rewrite them to GA, so the rest of the code only ever sees GA. The server events themselves
+are modelled in :mod:`dualagent.realtime.server_events`.
 
 This module does no I/O and imports nothing of the call: it is pure functions and models.
 """
@@ -294,13 +295,24 @@ class ConversationItemDelete(_ClientEvent):
     item_id: str
 
 
+BARGE_IN_METADATA_KEY = "dualagent_barge_in"
+"""``response.metadata`` key (value ``"1"``) of a response that cuts in while the other party
+is still talking. The embedded server's brains read it as :attr:`BrainInput.barge_in`; hosted
+models ignore metadata, so for them the call core also adds a note to the instructions."""
+
+
 class ResponseParams(_Model):
     instructions: str | None = None
     output_modalities: list[Literal["audio", "text"]] | None = None
     tools: list[FunctionTool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     conversation: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None  # string -> string, as the Realtime API defines it
+
+    @property
+    def barge_in(self) -> bool:
+        """Whether this response cuts in on the other party (see :data:`BARGE_IN_METADATA_KEY`)."""
+        return (self.metadata or {}).get(BARGE_IN_METADATA_KEY) == "1"
 
 
 class ResponseCreate(_ClientEvent):
@@ -424,30 +436,6 @@ def _param_path(data: Any, loc: tuple[Any, ...]) -> str:
         else:
             node = None
     return ".".join(parts)
-
-
-# --------------------------------------------------------------------------------------------
-# Server events (server -> client): builders for the GA names
-# --------------------------------------------------------------------------------------------
-
-
-def server_event(ids: IdFactory, kind: str, **fields: Any) -> dict[str, Any]:
-    """A server event dict with a fresh ``event_id``; ``None`` fields are dropped."""
-    event = {"type": kind, "event_id": ids("event")}
-    event.update({k: v for k, v in fields.items() if v is not None})
-    return event
-
-
-def error_event(ids: IdFactory, error: ProtocolError) -> dict[str, Any]:
-    """The ``error`` event the hosted service sends for a bad client event."""
-    body: dict[str, Any] = {
-        "type": "invalid_request_error",
-        "code": error.code,
-        "message": error.message,
-        "param": error.param,
-        "event_id": error.event_id,
-    }
-    return server_event(ids, "error", error=body)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The embedded Realtime-compatible server: a thin asyncio pump around :class:`LocalSession`.
 
 It serves ``/v1/realtime?model=...`` on 127.0.0.1 like OpenAI's endpoint does, so the bridge,
-the official ``openai`` SDK or any Realtime client can talk to it. Speech work (ASR, TTS) runs in
-the engine thread pool; the brain runs inline (it is cheap).
+the official ``openai`` SDK or any Realtime client can talk to it. The model names the brain
+(``local-caller``, ``local-cs``: see :mod:`~dualagent.realtime.local.brains.registry`). Speech
+work (ASR, TTS) runs in the engine thread pool; the brain runs inline (it is cheap).
 
 Usage::
 
@@ -26,10 +27,11 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from dualagent.realtime import protocol as p
 from dualagent.realtime.local import engines
-from dualagent.realtime.local.brains.base import BrainInput
-from dualagent.realtime.local.brains.caller import make_brain
+from dualagent.realtime.local.brains.base import Brain, BrainInput
+from dualagent.realtime.local.brains.registry import LOCAL_CS_MODEL, brain_for
 from dualagent.realtime.local.profile import parse_profile
 from dualagent.realtime.local.session import LocalSession, Respond, StopResponse, Transcribe
+from dualagent.realtime.server_events import ServerEventBase
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,12 @@ class _Connection:
         self.server = server
         self.transcriptions: dict[str, asyncio.Task[None]] = {}
         self.response_task: asyncio.Task[None] | None = None
-        self.brain: Any = None
+        self.brain: Brain | None = None
 
     async def send(self, actions: list[Any]) -> None:
         for action in actions:
-            if isinstance(action, dict):
-                await self.ws.send(json.dumps(action))
+            if isinstance(action, ServerEventBase):
+                await self.ws.send(json.dumps(action.dump()))
             elif isinstance(action, Transcribe):
                 self.transcriptions[action.item_id] = asyncio.create_task(self._transcribe(action))
             elif isinstance(action, Respond):
@@ -66,7 +68,7 @@ class _Connection:
     async def _transcribe(self, order: Transcribe) -> None:
         loop = asyncio.get_running_loop()
         text = await loop.run_in_executor(
-            engines.ENGINE_POOL, self.server.asr().transcribe, order.pcm16
+            engines.engine_pool(), self.server.asr().transcribe, order.pcm16
         )
         await self.send(
             self.session.transcription_done(order.item_id, text, p.pcm16_duration_s(order.pcm16))
@@ -83,15 +85,17 @@ class _Connection:
             config = session.config
             instructions = config.instructions or ""
             tools = order.params.tools if order.params.tools is not None else (config.tools or [])
-            if self.brain is None:
-                self.brain = make_brain(config.model, parse_profile(instructions))
+            profile = parse_profile(instructions)
+            if self.brain is None:  # the session refuses responses for unregistered models
+                self.brain = brain_for(config.model)(profile)
             reply = self.brain.respond(
                 BrainInput(
                     instructions=instructions,
-                    profile=parse_profile(instructions),
+                    profile=profile,
                     tools=[t.name for t in tools],
                     conversation=session.conversation(),
                     response_instructions=order.params.instructions,
+                    barge_in=order.params.barge_in,
                 )
             )
             if reply.text:
@@ -123,7 +127,11 @@ class _Connection:
                 await self.send(session.message_text(item_id, sentence))
                 continue
             audio = await loop.run_in_executor(
-                engines.ENGINE_POOL, self.server.synthesize, sentence, session.voice, session.speed
+                engines.engine_pool(),
+                self.server.synthesize,
+                sentence,
+                session.voice,
+                session.speed,
             )
             await self.send(session.message_text(item_id, sentence))
             for start in range(0, len(audio), chunk_bytes):
@@ -184,7 +192,7 @@ class LocalRealtimeServer:
     async def start(self) -> LocalRealtimeServer:
         if self.warm:
             started = time.perf_counter()
-            await asyncio.get_running_loop().run_in_executor(engines.ENGINE_POOL, self._warm_up)
+            await asyncio.get_running_loop().run_in_executor(engines.engine_pool(), self._warm_up)
             log.debug("engines warm in %.2fs", time.perf_counter() - started)
         self._server = await serve(
             self._handle,
@@ -227,7 +235,7 @@ class LocalRealtimeServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path).query) if ws.request else {}
-        model = (query.get("model") or ["local-cs"])[0]
+        model = (query.get("model") or [LOCAL_CS_MODEL])[0]
         self._session_counter += 1
         session = LocalSession(f"sess_local{self._session_counter:05d}", model=model)
         connection = _Connection(ws, session, self)

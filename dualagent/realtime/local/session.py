@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dualagent.realtime import protocol as p
+from dualagent.realtime import server_events as ev
+from dualagent.realtime.local.brains import registry
 from dualagent.realtime.local.vad import EnergyVad, VadSettings
 from dualagent.realtime.truncation import SpokenAlignment
 
-DEFAULT_MODEL = "local-cs"
+DEFAULT_MODEL = registry.LOCAL_CS_MODEL
 
 
 @dataclass
@@ -65,12 +67,13 @@ class ConversationEntry:
 class _ActiveResponse:
     response_id: str
     output_modalities: list[str]
-    items: list[dict[str, Any]] = field(default_factory=list)
+    items: list[ev.Item] = field(default_factory=list)
     audio_bytes: int = 0
     cancelled: bool = False
 
 
-Action = dict[str, Any] | Transcribe | Respond | StopResponse
+Action = ev.ServerEvent | Transcribe | Respond | StopResponse
+"""A server event to send (``json.dumps(event.dump())``) or a work order to run."""
 
 
 class LocalSession:
@@ -98,18 +101,25 @@ class LocalSession:
         self._vad_offset_ms = 0.0  # where the detector started, in session audio
         self._speech_item_id: str | None = None  # the user item the current speech becomes
         self.entries: dict[str, ConversationEntry] = {}
-        self._items: dict[str, dict[str, Any]] = {}
+        self._items: dict[str, ev.Item] = {}
         self.response: _ActiveResponse | None = None
 
     # ---------------------------------------------------------------- helpers
 
-    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return p.server_event(self.ids, kind, **fields)
+    def _event(self, model: type[ev.ServerEventT], **fields: Any) -> ev.ServerEventT:
+        return model(event_id=self.ids("event"), **fields)
 
-    def _error(self, message: str, code: str, event_id: str | None, param: str | None = None):
-        return p.error_event(
+    def _error(
+        self, message: str, code: str, event_id: str | None, param: str | None = None
+    ) -> ev.ErrorEvent:
+        return ev.error_event(
             self.ids, p.ProtocolError(message, code=code, param=param, event_id=event_id)
         )
+
+    def _unknown_model_error(
+        self, model: str | None, event_id: str | None, param: str
+    ) -> ev.ErrorEvent:
+        return self._error(registry.unknown_brain_message(model), "invalid_value", event_id, param)
 
     def session_object(self) -> dict[str, Any]:
         return {"id": self.session_id, "object": "realtime.session", **self.config.dump()}
@@ -130,30 +140,34 @@ class LocalSession:
     def _last_item_id(self) -> str | None:
         return next(reversed(self._items), None)
 
-    def _add_item(self, item: dict[str, Any], entry: ConversationEntry) -> dict[str, Any]:
+    def _add_item(self, item: ev.Item, entry: ConversationEntry) -> ev.ConversationItemAdded:
+        assert item.id is not None
         previous = self._last_item_id()
-        self._items[item["id"]] = item
-        self.entries[item["id"]] = entry
-        return self._event("conversation.item.added", previous_item_id=previous, item=item)
+        self._items[item.id] = item
+        self.entries[item.id] = entry
+        return self._event(ev.ConversationItemAdded, previous_item_id=previous, item=item)
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> list[Action]:
-        """Events sent when the connection opens."""
-        return [
-            self._event("session.created", session=self.session_object()),
+        """Events sent when the connection opens (and an error if no brain has that model)."""
+        events: list[Action] = [
+            self._event(ev.SessionCreated, session=self.session_object()),
             self._event(
-                "conversation.created",
+                ev.ConversationCreated,
                 conversation={"id": self.conversation_id, "object": "realtime.conversation"},
             ),
         ]
+        if not registry.is_registered(self.config.model):
+            events.append(self._unknown_model_error(self.config.model, None, "model"))
+        return events
 
     def handle_raw(self, raw: str | bytes) -> list[Action]:
         """Parse one client message and handle it; bad input becomes an ``error`` event."""
         try:
             event = p.parse_client_event(raw)
         except p.ProtocolError as exc:
-            return [p.error_event(self.ids, exc)]
+            return [ev.error_event(self.ids, exc)]
         return self.handle(event)
 
     def handle(self, event: Any) -> list[Action]:
@@ -175,13 +189,15 @@ class LocalSession:
             return [
                 self._error(f"Invalid session: {exc}", "invalid_value", event.event_id, "session")
             ]
+        if "model" in update and not registry.is_registered(config.model):
+            return [self._unknown_model_error(config.model, event.event_id, "session.model")]
         self.config = config
         if vad is None:
             self.vad = None
         elif self.vad is None or self.vad.settings != vad:
             self.vad = EnergyVad(vad)
             self._vad_offset_ms = self.input_ms
-        return [self._event("session.updated", session=self.session_object())]
+        return [self._event(ev.SessionUpdated, session=self.session_object())]
 
     def _on_input_audio_buffer_append(self, event: p.InputAudioBufferAppend) -> list[Action]:
         try:
@@ -218,7 +234,7 @@ class LocalSession:
                     del self.input_buffer[:drop]
                 actions.append(
                     self._event(
-                        "input_audio_buffer.speech_started",
+                        ev.InputAudioBufferSpeechStarted,
                         audio_start_ms=at_ms,
                         item_id=self._speech_item_id,
                     )
@@ -228,13 +244,11 @@ class LocalSession:
                 continue
             item_id, self._speech_item_id = self._speech_item_id or self.ids("item"), None
             actions.append(
-                self._event(
-                    "input_audio_buffer.speech_stopped", audio_end_ms=at_ms, item_id=item_id
-                )
+                self._event(ev.InputAudioBufferSpeechStopped, audio_end_ms=at_ms, item_id=item_id)
             )
             actions += self._commit_buffer(item_id)
             if settings.create_response and self.response is None:
-                actions += self._start_response(p.ResponseParams())
+                actions += self._start_response(p.ResponseParams(), None)
         return actions
 
     def _on_input_audio_buffer_commit(self, event: p.InputAudioBufferCommit) -> list[Action]:
@@ -256,24 +270,25 @@ class LocalSession:
         pcm = bytes(self.input_buffer)
         self.input_buffer.clear()
         previous = self._last_item_id()
-        item = {
-            "id": item_id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "completed",
-            "role": "user",
-            "content": [{"type": "input_audio", "transcript": None}],
-        }
+        item = ev.Item(
+            id=item_id,
+            object="realtime.item",
+            type="message",
+            status="completed",
+            role="user",
+            # Not transcribed yet: the hosted service sends an explicit null, so do we.
+            content=[ev.ContentPart(type="input_audio", transcript=None)],
+        )
         committed = self._event(
-            "input_audio_buffer.committed", previous_item_id=previous, item_id=item_id
+            ev.InputAudioBufferCommitted, previous_item_id=previous, item_id=item_id
         )
         added = self._add_item(item, ConversationEntry(item_id, "user", pending=True))
-        done = self._event("conversation.item.done", previous_item_id=previous, item=item)
+        done = self._event(ev.ConversationItemDone, previous_item_id=previous, item=item)
         return [committed, added, done, Transcribe(item_id, pcm)]
 
     def _on_input_audio_buffer_clear(self, event: p.InputAudioBufferClear) -> list[Action]:
         self.input_buffer.clear()
-        return [self._event("input_audio_buffer.cleared")]
+        return [self._event(ev.InputAudioBufferCleared)]
 
     def _on_conversation_item_create(self, event: p.ConversationItemCreate) -> list[Action]:
         item_model = event.item
@@ -289,6 +304,7 @@ class LocalSession:
                 )
             ]
         item.update(id=item_id, object="realtime.item", status="completed")
+        wire_item = ev.Item.model_validate(item)
         if isinstance(item_model, p.MessageItem):
             text = " ".join(
                 part.text or part.transcript or "" for part in item_model.content
@@ -316,17 +332,17 @@ class LocalSession:
             entry = ConversationEntry(
                 item_id, "tool", call_id=item_model.call_id, output=item_model.output
             )
-        added = self._add_item(item, entry)
+        added = self._add_item(wire_item, entry)
         return [
             added,
             self._event(
-                "conversation.item.done", previous_item_id=added.get("previous_item_id"), item=item
+                ev.ConversationItemDone, previous_item_id=added.previous_item_id, item=wire_item
             ),
         ]
 
     def _on_conversation_item_truncate(self, event: p.ConversationItemTruncate) -> list[Action]:
         item = self._items.get(event.item_id)
-        if item is None or item.get("role") != "assistant":
+        if item is None or item.role != "assistant":
             return [
                 self._error(
                     f"No assistant message item with id '{event.item_id}'.",
@@ -351,12 +367,12 @@ class LocalSession:
         entry.alignment = SpokenAlignment()  # a second truncation spreads what is left
         entry.alignment.add_text(entry.text, 0.0)
         entry.audio_ms = event.audio_end_ms
-        for part in item.get("content", []):
-            if part.get("type") == "output_audio":
-                part["transcript"] = entry.text
+        for part in item.content or []:
+            if part.type == "output_audio":
+                part.transcript = entry.text
         return [
             self._event(
-                "conversation.item.truncated",
+                ev.ConversationItemTruncated,
                 item_id=event.item_id,
                 content_index=event.content_index,
                 audio_end_ms=event.audio_end_ms,
@@ -375,7 +391,7 @@ class LocalSession:
             ]
         del self._items[event.item_id]
         del self.entries[event.item_id]
-        return [self._event("conversation.item.deleted", item_id=event.item_id)]
+        return [self._event(ev.ConversationItemDeleted, item_id=event.item_id)]
 
     def _on_response_create(self, event: p.ResponseCreate) -> list[Action]:
         if self.response is not None:
@@ -387,13 +403,15 @@ class LocalSession:
                     event.event_id,
                 )
             ]
-        return self._start_response(event.response or p.ResponseParams())
+        return self._start_response(event.response or p.ResponseParams(), event.event_id)
 
-    def _start_response(self, params: p.ResponseParams) -> list[Action]:
+    def _start_response(self, params: p.ResponseParams, event_id: str | None) -> list[Action]:
+        if not registry.is_registered(self.config.model):  # no brain could answer
+            return [self._unknown_model_error(self.config.model, event_id, "model")]
         modalities = list(params.output_modalities or self.config.output_modalities or ["audio"])
         response_id = self.ids("resp")
         self.response = _ActiveResponse(response_id, modalities)
-        created = self._event("response.created", response=self._response_object("in_progress"))
+        created = self._event(ev.ResponseCreated, response=self._response_object("in_progress"))
         return [created, Respond(response_id, params)]
 
     def _on_response_cancel(self, event: p.ResponseCancel) -> list[Action]:
@@ -424,10 +442,12 @@ class LocalSession:
             return []
         entry.text = transcript
         entry.pending = False
-        self._items[item_id]["content"][0]["transcript"] = transcript
+        content = self._items[item_id].content
+        assert content
+        content[0].transcript = transcript
         return [
             self._event(
-                "conversation.item.input_audio_transcription.completed",
+                ev.InputAudioTranscriptionCompleted,
                 item_id=item_id,
                 content_index=0,
                 transcript=transcript,
@@ -436,22 +456,22 @@ class LocalSession:
         ]
 
     def _response_object(
-        self, status: str, status_details: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+        self, status: str, status_details: ev.StatusDetails | None = None
+    ) -> ev.Response:
         active = self.response
         assert active is not None
-        obj: dict[str, Any] = {
-            "object": "realtime.response",
-            "id": active.response_id,
-            "status": status,
-            "conversation_id": self.conversation_id,
-            "output_modalities": active.output_modalities,
-            "output": active.items,
-        }
+        obj = ev.Response(
+            object="realtime.response",
+            id=active.response_id,
+            status=status,
+            conversation_id=self.conversation_id,
+            output_modalities=active.output_modalities,
+            output=active.items,
+        )
         if status_details:
-            obj["status_details"] = status_details
+            obj.status_details = status_details
         if "audio" in active.output_modalities:
-            obj["audio"] = {
+            obj.audio = {
                 "output": {
                     "format": {"type": "audio/pcm", "rate": p.SAMPLE_RATE_HZ},
                     "voice": self.voice,
@@ -465,37 +485,45 @@ class LocalSession:
         assert active is not None
         item_id = self.ids("item")
         audio = "audio" in active.output_modalities
-        part_type = "output_audio" if audio else "output_text"
-        item = {
-            "id": item_id,
-            "object": "realtime.item",
-            "type": "message",
-            "status": "in_progress",
-            "role": "assistant",
-            "content": [],
-        }
+        item = ev.Item(
+            id=item_id,
+            object="realtime.item",
+            type="message",
+            status="in_progress",
+            role="assistant",
+            content=[
+                ev.ContentPart(type="output_audio", transcript="")
+                if audio
+                else ev.ContentPart(type="output_text", text="")
+            ],
+        )
         output_index = len(active.items)
         active.items.append(item)
         self._items[item_id] = item
         self.entries[item_id] = ConversationEntry(item_id, "assistant")
-        common = {
-            "response_id": active.response_id,
-            "item_id": item_id,
-            "output_index": output_index,
-        }
-        part = {"type": "audio" if audio else "text", "transcript" if audio else "text": ""}
-        item["content"].append({"type": part_type, ("transcript" if audio else "text"): ""})
+        part = (
+            ev.ContentPart(type="audio", transcript="")
+            if audio
+            else ev.ContentPart(type="text", text="")
+        )
         return item_id, [
             self._event(
-                "response.output_item.added",
+                ev.ResponseOutputItemAdded,
                 response_id=active.response_id,
                 output_index=output_index,
-                item=_in_progress_copy(item),
+                item=item.model_copy(deep=True),
             ),
             self._event(
-                "conversation.item.added", previous_item_id=None, item=_in_progress_copy(item)
+                ev.ConversationItemAdded, previous_item_id=None, item=item.model_copy(deep=True)
             ),
-            self._event("response.content_part.added", content_index=0, part=part, **common),
+            self._event(
+                ev.ResponseContentPartAdded,
+                response_id=active.response_id,
+                item_id=item_id,
+                output_index=output_index,
+                content_index=0,
+                part=part,
+            ),
         ]
 
     def message_text(self, item_id: str, text: str) -> list[Action]:
@@ -505,9 +533,8 @@ class LocalSession:
         assert active is not None
         entry = self.entries[item_id]
         entry.text = (entry.text + " " + text).strip() if entry.text else text
-        index = self._output_index(item_id)
         audio = "audio" in active.output_modalities
-        kind = "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
+        kind = ev.ResponseOutputAudioTranscriptDelta if audio else ev.ResponseOutputTextDelta
         delta = text if not entry.text or entry.text == text else " " + text
         entry.alignment.add_text(delta, entry.audio_ms / 1000)
         return [
@@ -515,7 +542,7 @@ class LocalSession:
                 kind,
                 response_id=active.response_id,
                 item_id=item_id,
-                output_index=index,
+                output_index=self._output_index(item_id),
                 content_index=0,
                 delta=delta,
             )
@@ -530,7 +557,7 @@ class LocalSession:
         active.audio_bytes += len(pcm16)
         return [
             self._event(
-                "response.output_audio.delta",
+                ev.ResponseOutputAudioDelta,
                 response_id=active.response_id,
                 item_id=item_id,
                 output_index=self._output_index(item_id),
@@ -543,39 +570,38 @@ class LocalSession:
         active = self.response
         assert active is not None
         entry = self.entries[item_id]
-        index = self._output_index(item_id)
         item = self._items[item_id]
         audio = "audio" in active.output_modalities
-        common = {
+        common: dict[str, Any] = {
             "response_id": active.response_id,
             "item_id": item_id,
-            "output_index": index,
+            "output_index": self._output_index(item_id),
             "content_index": 0,
         }
-        item["status"] = "completed"
+        item.status = "completed"
+        assert item.content
+        events: list[Action]
         if audio:
-            item["content"][0]["transcript"] = entry.text
-            part = {"type": "audio", "transcript": entry.text}
+            item.content[0].transcript = entry.text
+            part = ev.ContentPart(type="audio", transcript=entry.text)
             events = [
-                self._event("response.output_audio.done", **common),
-                self._event(
-                    "response.output_audio_transcript.done", transcript=entry.text, **common
-                ),
+                self._event(ev.ResponseOutputAudioDone, **common),
+                self._event(ev.ResponseOutputAudioTranscriptDone, transcript=entry.text, **common),
             ]
         else:
-            item["content"][0]["text"] = entry.text
-            part = {"type": "text", "text": entry.text}
-            events = [self._event("response.output_text.done", text=entry.text, **common)]
-        events.append(self._event("response.content_part.done", part=part, **common))
+            item.content[0].text = entry.text
+            part = ev.ContentPart(type="text", text=entry.text)
+            events = [self._event(ev.ResponseOutputTextDone, text=entry.text, **common)]
+        events.append(self._event(ev.ResponseContentPartDone, part=part, **common))
         events.append(
             self._event(
-                "response.output_item.done",
+                ev.ResponseOutputItemDone,
                 response_id=active.response_id,
-                output_index=index,
+                output_index=common["output_index"],
                 item=item,
             )
         )
-        events.append(self._event("conversation.item.done", item=item))
+        events.append(self._event(ev.ConversationItemDone, item=item))
         return events
 
     def function_call(self, name: str, arguments: dict[str, Any]) -> list[Action]:
@@ -586,46 +612,44 @@ class LocalSession:
         call_id = self.ids("call")
         args = json.dumps(arguments, separators=(",", ":"))
         output_index = len(active.items)
-        item = {
-            "id": item_id,
-            "object": "realtime.item",
-            "type": "function_call",
-            "status": "completed",
-            "call_id": call_id,
-            "name": name,
-            "arguments": args,
-        }
+        item = ev.Item(
+            id=item_id,
+            object="realtime.item",
+            type="function_call",
+            status="completed",
+            call_id=call_id,
+            name=name,
+            arguments=args,
+        )
         active.items.append(item)
         self._items[item_id] = item
         self.entries[item_id] = ConversationEntry(
             item_id, "assistant", call_id=call_id, name=name, arguments=args
         )
-        common = {
+        common: dict[str, Any] = {
             "response_id": active.response_id,
             "item_id": item_id,
             "output_index": output_index,
             "call_id": call_id,
         }
-        in_progress = {**item, "status": "in_progress", "arguments": ""}
+        in_progress = item.model_copy(update={"status": "in_progress", "arguments": ""})
         return [
             self._event(
-                "response.output_item.added",
+                ev.ResponseOutputItemAdded,
                 response_id=active.response_id,
                 output_index=output_index,
                 item=in_progress,
             ),
-            self._event("conversation.item.added", item=in_progress),
-            self._event("response.function_call_arguments.delta", delta=args, **common),
+            self._event(ev.ConversationItemAdded, item=in_progress),
+            self._event(ev.ResponseFunctionCallArgumentsDelta, delta=args, **common),
+            self._event(ev.ResponseFunctionCallArgumentsDone, arguments=args, name=name, **common),
             self._event(
-                "response.function_call_arguments.done", arguments=args, name=name, **common
-            ),
-            self._event(
-                "response.output_item.done",
+                ev.ResponseOutputItemDone,
                 response_id=active.response_id,
                 output_index=output_index,
                 item=item,
             ),
-            self._event("conversation.item.done", item=item),
+            self._event(ev.ConversationItemDone, item=item),
         ]
 
     def response_finished(self, status: str = "completed") -> list[Action]:
@@ -635,42 +659,39 @@ class LocalSession:
             return []
         details = None
         if status == "cancelled":
-            details = {"type": "cancelled", "reason": "client_cancelled"}
+            details = ev.StatusDetails(type="cancelled", reason="client_cancelled")
             for item in active.items:
-                if item.get("status") == "in_progress":
-                    item["status"] = "incomplete"
+                if item.status == "in_progress":
+                    item.status = "incomplete"
         output_tokens = sum(
-            len(self.entries[i["id"]].text.split()) for i in active.items if i["id"] in self.entries
+            len(self.entries[i.id].text.split()) for i in active.items if i.id in self.entries
         )
         obj = self._response_object(status, details)
-        obj["usage"] = {
-            "total_tokens": output_tokens,
-            "input_tokens": 0,
-            "output_tokens": output_tokens,
-            "input_token_details": {"text_tokens": 0, "audio_tokens": 0, "cached_tokens": 0},
-            "output_token_details": {
+        obj.usage = ev.Usage(
+            total_tokens=output_tokens,
+            input_tokens=0,
+            output_tokens=output_tokens,
+            input_token_details={"text_tokens": 0, "audio_tokens": 0, "cached_tokens": 0},
+            output_token_details={
                 "text_tokens": output_tokens,
                 "audio_tokens": active.audio_bytes // 960,
             },
-        }
+        )
         self.response = None
         return [
-            self._event("response.done", response=obj),
+            self._event(ev.ResponseDone, response=obj),
             self._event(
-                "rate_limits.updated",
+                ev.RateLimitsUpdated,
                 rate_limits=[
-                    {
-                        "name": "requests",
-                        "limit": 10_000,
-                        "remaining": 9_999,
-                        "reset_seconds": 0.006,
-                    },
-                    {
-                        "name": "tokens",
-                        "limit": 1_000_000,
-                        "remaining": 1_000_000 - output_tokens,
-                        "reset_seconds": 0.0,
-                    },
+                    ev.RateLimit(
+                        name="requests", limit=10_000, remaining=9_999, reset_seconds=0.006
+                    ),
+                    ev.RateLimit(
+                        name="tokens",
+                        limit=1_000_000,
+                        remaining=1_000_000 - output_tokens,
+                        reset_seconds=0.0,
+                    ),
                 ],
             ),
         ]
@@ -682,28 +703,24 @@ class LocalSession:
             return []
         obj = self._response_object(
             "failed",
-            {
-                "type": "failed",
-                "error": {"type": "server_error", "code": "server_error", "message": message},
-            },
+            ev.StatusDetails(
+                type="failed",
+                error=ev.ErrorDetails(type="server_error", code="server_error", message=message),
+            ),
         )
         self.response = None
-        return [self._event("response.done", response=obj)]
+        return [self._event(ev.ResponseDone, response=obj)]
 
     def _output_index(self, item_id: str) -> int:
         assert self.response is not None
         for index, item in enumerate(self.response.items):
-            if item["id"] == item_id:
+            if item.id == item_id:
                 return index
         raise KeyError(item_id)
 
     def conversation(self) -> list[ConversationEntry]:
         """The conversation as the brain sees it, oldest first."""
         return list(self.entries.values())
-
-
-def _in_progress_copy(item: dict[str, Any]) -> dict[str, Any]:
-    return {**item, "content": [dict(part) for part in item.get("content", [])]}
 
 
 def _deep_merge(target: dict[str, Any], update: dict[str, Any]) -> None:

@@ -1,8 +1,10 @@
-"""What a scripted brain is: it reads the conversation and decides the next reply.
+"""What a brain of the embedded server is: it reads the conversation and decides the next reply.
 
 A brain lives as long as its session. It sees only what a hosted model would see: the session
 instructions (with the profile section), the declared tools, and the conversation items
-(what it heard, what it said, tool calls and their outputs).
+(what it heard, what it said, tool calls and their outputs), plus the structured flags of the
+``response.create`` it answers (``barge_in``). Brains are chosen by model name through
+:mod:`dualagent.realtime.local.brains.registry`.
 """
 
 from __future__ import annotations
@@ -10,18 +12,23 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from dualagent.realtime.local.session import ConversationEntry
 
 
 @dataclass
 class BrainInput:
-    instructions: str
-    profile: dict[str, Any]
-    tools: list[str]
+    """Everything a brain may read to answer one ``response.create``."""
+
+    instructions: str  # the session's instructions
+    profile: dict[str, Any]  # the machine-readable section of the session instructions
+    tools: list[str]  # names of the tools declared for this response
     conversation: list[ConversationEntry]
-    response_instructions: str | None = None
+    response_instructions: str | None = None  # ``response.instructions``, as sent
+    # This response cuts in while the other party is still talking (``response.metadata``
+    # ``dualagent_barge_in``): structured, so no brain has to search prose for it.
+    barge_in: bool = False
 
 
 @dataclass
@@ -32,8 +39,13 @@ class Reply:
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
+@runtime_checkable
 class Brain(Protocol):
-    def respond(self, given: BrainInput) -> Reply: ...
+    """The interface every brain implements; one instance per session, so it may keep state."""
+
+    def respond(self, given: BrainInput) -> Reply:
+        """The reply to one ``response.create``: text to say and/or tools to call."""
+        ...
 
 
 class ConversationReader:

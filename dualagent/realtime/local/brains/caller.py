@@ -52,7 +52,8 @@ TOPIC_QUESTIONS: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = [
 
 
 class CallerBrain:
-    """Deterministic persona-driven caller; one instance per session."""
+    """Deterministic persona-driven caller; one instance per session (a :class:`Brain`,
+    registered as ``local-caller``)."""
 
     def __init__(self, profile: dict[str, Any]) -> None:
         self.profile = profile
@@ -87,8 +88,7 @@ class CallerBrain:
     def respond(self, given: BrainInput) -> Reply:
         fresh = self.reader.new_entries(given.conversation)
         heard = self.reader.heard(fresh)
-        barging = "cutting in" in (given.response_instructions or "")
-        reply = self._barge_in(heard) if barging else self._decide(heard)
+        reply = self._barge_in(heard) if given.barge_in else self._decide(heard)
         if reply.text:
             self.last_said = reply.text
             if not reply.text.startswith(("Sure. ", "I just said. ", "Oh, sorry. ", "Again: ")):
@@ -436,16 +436,6 @@ def _spoken_numbers(text: str) -> str:
     return " ".join(
         lang.number_words(int(w)) if w.isdigit() else w for w in text.replace(",", " ").split()
     )
-
-
-def make_brain(model: str | None, profile: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Choose the brain for a session: the model name first, then the profile's role."""
-    from dualagent.realtime.local.brains.cs import CustomerServiceBrain
-
-    model = (model or "").lower()
-    if "caller" in model or (profile.get("role") == "caller" and "cs" not in model):
-        return CallerBrain(profile)
-    return CustomerServiceBrain(profile)
 
 
 _SENTENCE_STARTERS = {"My", "Yes", "No", "The", "It", "It's", "Can", "That", "Please", "Go",

@@ -49,7 +49,8 @@ CARD_PRODUCTS = ("gold", "platinum", "debit", "credit", "silver", "business", "v
 
 
 class CustomerServiceBrain:
-    """Deterministic banking agent; one instance per session."""
+    """Deterministic banking agent; one instance per session (a :class:`Brain`, registered
+    as ``local-cs``)."""
 
     def __init__(self, profile: dict[str, Any]) -> None:
         self.profile = profile
