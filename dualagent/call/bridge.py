@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import websockets
 
@@ -52,6 +52,15 @@ class Endpoint:
 
     def __repr__(self) -> str:  # never show headers: they carry API keys
         return f"Endpoint({self.url!r})"
+
+
+class BridgeObserver(Protocol):
+    """Watches a call as it happens (a live monitor): every server event received and every
+    effect of the core, in order. Called on the event loop; must be quick and never raise."""
+
+    def server_event(self, agent: Agent, event: ev.ServerEvent) -> None: ...
+
+    def effect(self, effect: Effect) -> None: ...
 
 
 @dataclass
@@ -127,6 +136,7 @@ class DualAgentBridge:
         pace: Pace = "fast",
         idle_timeout_s: float = 60.0,
         on_log: Callable[[Log], None] | None = None,
+        observer: BridgeObserver | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.sessions = sessions
@@ -135,6 +145,7 @@ class DualAgentBridge:
         self.pace = pace
         self.idle_timeout_s = idle_timeout_s
         self.on_log = on_log
+        self.observer = observer
         self.connections: dict[Agent, RealtimeConnection] = {}
         self._t0 = 0.0
         self._last_event = 0.0
@@ -209,6 +220,8 @@ class DualAgentBridge:
                 event = ev.parse_server_event(raw)
                 if isinstance(event, ev.SessionUpdated):
                     self._note_ready(agent, now)
+                if self.observer is not None:
+                    self.observer.server_event(agent, event)
                 await self._apply(self.core.on_event(agent, event, now))
                 if isinstance(event, ev.ResponseOutputAudioDelta) and self.pace == "fast":
                     self.stats.audio_chunk_s.append(time.thread_time() - cpu_start)
@@ -246,6 +259,8 @@ class DualAgentBridge:
 
     async def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
+            if self.observer is not None:
+                self.observer.effect(effect)
             if isinstance(effect, Send):
                 await self._send(effect)
                 continue

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from dualagent import bank
-from dualagent.call.bridge import DualAgentBridge, Endpoint
+from dualagent.call.bridge import BridgeObserver, DualAgentBridge, Endpoint
 from dualagent.call.core import Agent, Log
 from dualagent.call.options import CallOptions
 from dualagent.call.plan import CallPlan, plan_call
@@ -75,8 +75,13 @@ async def run_plan(
     *,
     local_server: LocalRealtimeServer | None = None,
     on_log: Callable[[Log], None] | None = None,
+    observer: BridgeObserver | None = None,
 ) -> CallResult:
-    """Run a planned call: backends, bridge, recorder; then judge what was recorded."""
+    """Run a planned call: backends, bridge, recorder; then judge what was recorded.
+
+    ``observer`` sees every server event and core effect as the call happens (the service's
+    live events).
+    """
     state = bank.BankState.from_fixture(plan.fixture)
 
     def execute_tool(agent: Agent, name: str, arguments: str) -> dict[str, Any]:
@@ -105,6 +110,7 @@ async def run_plan(
             pace=plan.pace,  # type: ignore[arg-type]
             idle_timeout_s=plan.options.idle_timeout_s,
             on_log=on_log,
+            observer=observer,
         )
         try:
             await bridge.run()
