@@ -114,11 +114,17 @@ def plan_call(options: CallOptions) -> CallPlan:
             raise InputError(str(exc)) from None
 
     modalities = ["text"] if options.route == "text" else ["audio"]
+    # A plain ws:// URL is most often an embedded server of ours (`dualagent local-server`):
+    # its models are named by role. Hosted services (openai, wss://) get the hosted default.
+    local_models = {"caller": agents.LOCAL_CALLER_MODEL, "cs": agents.LOCAL_CS_MODEL}
     models = {
-        "caller": options.caller_model
-        or (agents.LOCAL_CALLER_MODEL if backends["caller"] == "local" else DEFAULT_OPENAI_MODEL),
-        "cs": options.cs_model
-        or (agents.LOCAL_CS_MODEL if backends["cs"] == "local" else DEFAULT_OPENAI_MODEL),
+        agent: explicit
+        or (
+            local_models[agent]
+            if backends[agent].startswith(("local", "ws://"))
+            else DEFAULT_OPENAI_MODEL
+        )
+        for agent, explicit in (("caller", options.caller_model), ("cs", options.cs_model))
     }
     sessions = {
         "caller": agents.caller_session(

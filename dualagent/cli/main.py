@@ -214,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     # Command groups in their own modules register themselves on the same subparsers.
-    from dualagent.cli import analysis, batch
+    from dualagent.cli import analysis, batch, serve
 
     analysis.add_parser(sub)
+    serve.add_parser(sub)
     batch.add_parser(sub)
     return parser
 
@@ -235,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         # Recordings are already finalised; do not wait for queued speech synthesis.
-        from dualagent.realtime.local.engines import ENGINE_POOL
+        from dualagent.realtime.local import engines
 
-        ENGINE_POOL.shutdown(wait=False, cancel_futures=True)
+        engines.shutdown_engines()
         print("dualagent: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `dualagent analyze ... | head`
