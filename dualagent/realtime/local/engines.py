@@ -322,6 +322,11 @@ class PocketSphinxASR:
     def in_processes(self) -> bool:
         return self.processes > 0
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running recognition workers (none before first use)."""
+        with self._lock:
+            return [worker.process.pid for worker in self._workers]
+
     def transcribe(self, pcm16: bytes) -> str:
         if len(pcm16) < 2 * SAMPLE_RATE_HZ // 10:  # under 0.1 s: nothing to hear
             return ""
@@ -467,8 +472,7 @@ def get_asr_worker_pids() -> list[int]:
     """Process ids of the shared recogniser's worker processes (none before first use)."""
     if _asr.cache_info().currsize == 0:
         return []
-    asr = _asr()
-    return [worker.process.pid for worker in list(asr._workers)]
+    return _asr().worker_pids()
 
 
 def warm_up() -> None:
