@@ -20,10 +20,11 @@ import argparse
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 __all__ = ["CallOptions", "InputError", "add_cli_flags", "cli_fields"]
 
+from dualagent.call.hosted import as_secret_headers
 from dualagent.errors import InputError, describe_validation_error
 from dualagent.personas import Persona
 from dualagent.scenarios import Scenario
@@ -31,6 +32,7 @@ from dualagent.scenarios import Scenario
 Route = Literal["audio", "text"]
 Pace = Literal["fast", "realtime"]
 AudioFormat = Literal["wav", "flac", "ogg"]
+NoiseReduction = Literal["off", "near_field", "far_field"]
 
 ROUTES: tuple[str, ...] = get_args(Route)
 PACES: tuple[str, ...] = get_args(Pace)
@@ -39,6 +41,9 @@ MAX_DURATION_S = 30 * 60
 DEFAULT_DURATION_S = 300.0
 DEFAULT_OUTPUT_DIR = "agent_conversations"
 BACKEND_CHOICES = "local, openai, or a ws:// / wss:// URL"
+DEFAULT_TRANSCRIPTION_MODEL = "gpt-transcribe"
+"""What hosted backends transcribe the heard audio with (OpenAI's recommended model for
+committed turns in a Realtime session, checked 2026-11-27)."""
 
 # Fields that are not command-line flags, and why (a test holds the CLI to this list).
 NOT_FLAGS: dict[str, str] = {
@@ -120,6 +125,77 @@ class CallDefaults(BaseModel):
             "end the call when no event arrives for this long (seconds)", "SECONDS"
         ),
     )
+
+    # -- hosted services: input transcription, headers (see dualagent.call.hosted) ------------
+    transcription_model: str | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "model that transcribes what each agent hears (default on hosted backends: "
+            f"{DEFAULT_TRANSCRIPTION_MODEL})",
+            "MODEL",
+        ),
+    )
+    caller_transcription_model: str | None = Field(
+        default=None, json_schema_extra=_flag("transcription model of the caller only", "MODEL")
+    )
+    cs_transcription_model: str | None = Field(
+        default=None,
+        json_schema_extra=_flag("transcription model of the agent under test only", "MODEL"),
+    )
+    transcription_language: str | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "language of the speech, ISO-639-1 like en (default: detected)", "LANG"
+        ),
+    )
+    caller_transcription_language: str | None = Field(
+        default=None, json_schema_extra=_flag("language the caller hears", "LANG")
+    )
+    cs_transcription_language: str | None = Field(
+        default=None, json_schema_extra=_flag("language the agent under test hears", "LANG")
+    )
+    noise_reduction: NoiseReduction | None = Field(
+        default=None,
+        json_schema_extra=_flag("input noise reduction: off (default), near_field or far_field"),
+    )
+    caller_noise_reduction: NoiseReduction | None = Field(
+        default=None, json_schema_extra=_flag("the caller's input noise reduction")
+    )
+    cs_noise_reduction: NoiseReduction | None = Field(
+        default=None, json_schema_extra=_flag("the agent under test's input noise reduction")
+    )
+    # Secrets: never dumped (batch.json, call_metadata.json), never shown (SecretStr).
+    header: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        json_schema_extra=_flag(
+            "extra header for both backends, 'Name: value' (or env DUALAGENT_HEADERS); "
+            "never written to disk",
+            "'NAME: VALUE'",
+        ),
+    )
+    caller_header: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        json_schema_extra=_flag(
+            "header for the caller's backend only (or env DUALAGENT_CALLER_HEADERS)",
+            "'NAME: VALUE'",
+        ),
+    )
+    cs_header: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        json_schema_extra=_flag(
+            "header for the agent's backend only, e.g. 'api-key: ...' for Azure OpenAI "
+            "(or env DUALAGENT_CS_HEADERS)",
+            "'NAME: VALUE'",
+        ),
+    )
+
+    @field_validator("header", "caller_header", "cs_header", mode="before")
+    @classmethod
+    def _headers_as_secret(cls, value: Any) -> SecretStr | None:
+        return as_secret_headers(value)
 
     # -- what is written ----------------------------------------------------------------------
     audio_format: AudioFormat = Field(
