@@ -15,13 +15,16 @@ the analysis commands) reads it here, so what a call *is* is defined once:
   text of the answer (what the backend costs; ``response_latencies_s`` of the recorder).
 
 A broken folder (call still running, crashed, truncated or missing JSON) still loads: the
-record says what could not be read in ``load_error`` and holds whatever could be.
+record says what could not be read in ``load_error`` and holds whatever could be. A call whose
+metadata still says ``running`` but whose recording process is gone (killed, crashed, machine
+restarted) reads as status ``crashed``, with what its last checkpoint kept.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,9 @@ METADATA_FILE = "call_metadata.json"
 TRANSCRIPT_FILE = "transcript.json"
 FUNCTION_CALLS_FILE = "function_calls.json"
 EVENTS_FILE = "session_events.json"
+EVENTS_JOURNAL = "session_events.jsonl"  # a running (or crashed) call's events, one a line
 UNREADABLE = "unreadable"
+CRASHED = "crashed"
 
 
 def call_success(status: str | None, outcome: str | None) -> bool | None:
@@ -79,7 +84,11 @@ class CallRecord(BaseModel):
 
     @property
     def status(self) -> str:
-        return str(self.metadata.get("status") or UNREADABLE)
+        """``completed``, ``error``, ``interrupted``, ``running``, ``crashed`` or ``unreadable``."""
+        status = str(self.metadata.get("status") or UNREADABLE)
+        if status == "running" and _process_gone(self.metadata.get("process")):
+            return CRASHED
+        return status
 
     @property
     def end_reason(self) -> str | None:
@@ -176,7 +185,12 @@ class CallRecord(BaseModel):
         return max(values) if values else None
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event both ways (``session_events.json``), read on demand: it can be large."""
+        """Every event both ways (``session_events.json``), read on demand: it can be large.
+
+        A call that never closed has its events in the journal instead (a torn last line is
+        skipped)."""
+        if not (self.path / EVENTS_FILE).is_file() and (self.path / EVENTS_JOURNAL).is_file():
+            return _read_journal(self.path / EVENTS_JOURNAL)
         events, _ = _read_entries(self.path / EVENTS_FILE, "events")
         return events
 
@@ -218,7 +232,7 @@ def load_call(folder: str | Path) -> CallRecord:
     metadata = metadata if isinstance(metadata, dict) else {}
     turns, turns_error = _read_entries(folder / TRANSCRIPT_FILE, "turns")
     calls, calls_error = _read_entries(folder / FUNCTION_CALLS_FILE, "calls")
-    # A running call has not written its transcript yet; that is not a load error.
+    # A running (or crashed) call may not have written its transcript yet: not a load error.
     running = metadata.get("status") == "running"
     problems = [meta_error, *(() if running else (turns_error, calls_error))]
     return CallRecord(
@@ -228,6 +242,33 @@ def load_call(folder: str | Path) -> CallRecord:
         function_calls=calls,
         load_error="; ".join(p for p in problems if p) or None,
     )
+
+
+def _process_gone(process: Any) -> bool:
+    """Is the process that was recording this call known to be gone? Only a process on this
+    host can be checked; elsewhere the call may still run, so the answer is no."""
+    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
+        return False
+    import psutil
+
+    try:
+        return psutil.Process(int(process["pid"])).create_time() != process.get("create_time")
+    except (psutil.NoSuchProcess, KeyError, TypeError, ValueError):
+        return True
+    except psutil.Error:  # e.g. access denied: it exists
+        return False
+
+
+def _read_journal(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # the line being written when the process died
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 def is_call_folder(folder: Path) -> bool:

@@ -17,16 +17,27 @@ than by the call's length. A barge-in is two speakers placed over the same stret
 
 The recorder opens everything on construction: the folder is created, the three audio files are
 opened for incremental writing and ``call_metadata.json`` is written with ``"status": "running"``
-so a crash leaves a record saying the call never finished. `close` is synchronous and idempotent
-so it can run from ``finally`` blocks, exception handlers and after task cancellation.
+and the recording process (pid, host, start time) so a crash leaves a record saying the call
+never finished, and :func:`dualagent.call.record.load_call` can tell a call still running from
+one whose process died (``"crashed"``). While the call runs, the transcript and tool calls are
+checkpointed (rewritten atomically at most every :data:`CHECKPOINT_INTERVAL_S`, when a turn
+starts and when audio is flushed) and events are appended to ``session_events.jsonl``, so a
+process killed with SIGKILL still leaves parseable JSON and audio files whose headers count
+every frame written (libsndfile updates a WAV header as it writes). `close` writes the final
+files (``session_events.json`` replaces the ``.jsonl``); it is synchronous and idempotent so it
+can run from ``finally`` blocks, exception handlers and after task cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import os
+import socket
 import threading
+import time
 from collections.abc import Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -81,6 +92,11 @@ _JSON_FILES = {
     "session_events": "session_events.json",
     "call_metadata": "call_metadata.json",
 }
+#: Events of a running call, one JSON object a line (replaced by session_events.json at close).
+EVENTS_JOURNAL = "session_events.jsonl"
+#: The most often the transcript and tool calls of a running call are rewritten on disk.
+CHECKPOINT_INTERVAL_S = 0.5
+
 # Keys the recorder owns in call_metadata.json; they override same-named user metadata.
 _MANAGED_METADATA_KEYS = (
     "conversation_id",
@@ -90,6 +106,7 @@ _MANAGED_METADATA_KEYS = (
     "end_reason",
     "error",
     "audio",
+    "process",
 )
 
 
@@ -157,6 +174,17 @@ def _write_compact_json_atomic(path: Path, data: Any) -> None:
     write_json_atomic(path, data, indent=None)
 
 
+def _this_process() -> dict[str, Any]:
+    """The recording process, as call_metadata.json names it while the call runs."""
+    import psutil
+
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "create_time": psutil.Process().create_time(),
+    }
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -206,6 +234,9 @@ class CallRecorder:
         self._turns: list[dict[str, Any]] = []
         self._calls: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
+        self._journaled = 0  # events already appended to the journal
+        self._checkpoint_at = -math.inf  # monotonic time of the last checkpoint
+        self._process = _this_process()
 
         # Unflushed window: frame 0 of `_buf` is absolute frame `_flushed`. Column 0 = caller,
         # column 1 = cs. Invariant: rows >= `_pending` are zero, so silence is free.
@@ -336,6 +367,7 @@ class CallRecorder:
                 {"conversation_id": self.conversation_id, "events": self._events},
             )
             attempt("call_metadata.json", self._write_metadata)
+            attempt("removing the event journal", self._remove_journal)
             # Drop the window; a closed recorder holds no audio.
             self._buf = np.zeros((0, 2), dtype=np.int16)
             self._pending = 0
@@ -424,6 +456,7 @@ class CallRecorder:
             if self._ignore_closed("flush"):
                 return
             self._flush_to(round(until_s * self.sample_rate_hz))
+            self._checkpoint()
 
     def _flush_all(self) -> None:
         end = self._end_frame()
@@ -510,6 +543,7 @@ class CallRecorder:
         with self._lock:
             if self._ignore_closed("add_turn"):
                 return -1
+            self._checkpoint()  # the turns before this one are done: keep them on disk
             entry = dict(turn)
             entry.setdefault("index", len(self._turns))
             self._turns.append(entry)
@@ -576,6 +610,8 @@ class CallRecorder:
             error=self._error,
             audio=self._audio_info or self._audio_info_running(),
         )
+        if not self._closed:  # who is recording it: lets a reader tell a crash from a call
+            meta["process"] = self._process
         return meta
 
     @property
@@ -589,6 +625,42 @@ class CallRecorder:
     @property
     def events(self) -> list[dict[str, Any]]:
         return self._events
+
+    def checkpoint(self, *, force: bool = False) -> None:
+        """Write what a crash must not lose: transcript, tool calls, new events (journal).
+
+        Called by the recorder itself as the call goes (throttled); ``force`` writes now.
+        """
+        with self._lock:
+            if not self._closed:
+                self._checkpoint(force=force)
+
+    def _checkpoint(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._opened or (not force and now - self._checkpoint_at < CHECKPOINT_INTERVAL_S):
+            return
+        self._checkpoint_at = now
+        try:
+            write_json_atomic(
+                self._paths["transcript"],
+                {"conversation_id": self.conversation_id, "turns": self._turns},
+            )
+            write_json_atomic(
+                self._paths["function_calls"],
+                {"conversation_id": self.conversation_id, "calls": self._calls},
+            )
+            fresh = self._events[self._journaled :]
+            if fresh:
+                lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in fresh)
+                with (self._dir / EVENTS_JOURNAL).open("a", encoding="utf-8") as journal:
+                    journal.write(lines)
+                self._journaled += len(fresh)
+        except OSError:  # a checkpoint is insurance: the call goes on, close() tries again
+            logger.warning("recording %s: checkpoint failed", self.conversation_id, exc_info=True)
+
+    def _remove_journal(self) -> None:
+        with suppress(FileNotFoundError):
+            (self._dir / EVENTS_JOURNAL).unlink()
 
     def _write_metadata(self) -> None:
         write_json_atomic(self._paths["call_metadata"], self.metadata)
