@@ -45,6 +45,13 @@ async def events_until(
                 return events
 
 
+async def manual_turns(conn: RealtimeConnection) -> None:
+    """Turn server VAD off (it is on in a new session, as hosted): the test commits itself."""
+    off = {"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    await conn.send({"type": "session.update", "session": off})
+    await events_until(conn, of_type("session.updated"))
+
+
 def _words(text: str) -> str:
     return " ".join("".join(c for c in text.lower() if c.isalnum() or c == " ").split())
 
@@ -71,6 +78,7 @@ async def test_speech_round_trip_between_two_sessions(local_server) -> None:
     speaker = await connect(local_server, "local-cs")
     listener = await connect(local_server, "local-caller")
     async with speaker, listener:
+        await manual_turns(listener)
         await speaker.send(p.SessionUpdate(session=p.session_config(voice="marin")))
         await events_until(speaker, of_type("session.updated"))
         await speaker.send(p.ResponseCreate())
@@ -229,6 +237,7 @@ async def test_cancelling_a_response_does_not_lose_the_input_transcription() -> 
         LocalRealtimeServer(warm=False, asr=lambda: asr) as server,
         await connect(server, "local-cs") as conn,
     ):
+        await manual_turns(conn)
         await conn.send({"type": "input_audio_buffer.append", "audio": p.encode_audio(speech)})
         await conn.send(p.InputAudioBufferCommit())
         await conn.send(p.ResponseCreate())

@@ -76,6 +76,15 @@ def test_start_sends_session_and_conversation_created() -> None:
     assert created["output_modalities"] == ["audio"]
     assert created["audio"]["output"]["voice"] == "alloy"
     assert created["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24_000}
+    # Server VAD is on from the start, with the hosted defaults.
+    assert created["audio"]["input"]["turn_detection"] == {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 500,
+        "create_response": True,
+        "interrupt_response": True,
+    }
     assert events[1]["conversation"]["id"] == "conv_sess_a"
     assert len({e["event_id"] for e in events}) == 2
 
@@ -130,16 +139,18 @@ def test_an_unknown_model_is_an_error_naming_the_valid_ones_and_gets_no_response
     assert session.response is None
 
 
-def test_session_update_to_an_unknown_model_is_refused_and_keeps_the_model(
+def test_the_url_fixes_the_model_and_session_update_cannot_change_it(
     session: WireSession,
 ) -> None:
-    update = {"type": "session.update", "session": {"type": "realtime", "model": "local-llm"}}
-    error = only_error(send(session, update))
-    assert (error["code"], error["param"]) == ("invalid_value", "session.model")
-    assert "'local-llm'" in error["message"]
+    # As hosted: the model (here the brain) is the URL's; a session.update naming another one
+    # (LiveKit repeats its own "gpt-realtime" in every update) is applied without it.
+    for model in ("local-caller", "gpt-realtime"):
+        update = {"type": "session.update", "session": {"model": model, "instructions": "Hi."}}
+        [updated] = send(session, update)
+        assert updated["type"] == "session.updated"
+        assert updated["session"]["model"] == "local-cs"
+        assert updated["session"]["instructions"] == "Hi."
     assert session.config.model == "local-cs"
-    update["session"]["model"] = "local-caller"
-    assert kinds(send(session, update)) == ["session.updated"]
 
 
 def test_barge_in_metadata_reaches_the_work_order(session: WireSession) -> None:
@@ -397,7 +408,10 @@ def test_truncate_keeps_only_the_words_heard(session: WireSession) -> None:
             {"type": "conversation.item.truncate", "item_id": "item_nope", "audio_end_ms": 0},
         )
     )
-    assert missing["code"] == "item_not_found"
+    assert (missing["code"], missing["param"]) == ("item_truncate_invalid_item_id", "item_id")
+    assert missing["message"] == (
+        "Error truncating item: the item with id 'item_nope' does not exist."
+    )
 
 
 def test_delete_item_removes_it_from_the_conversation(session: WireSession) -> None:
@@ -407,7 +421,7 @@ def test_delete_item_removes_it_from_the_conversation(session: WireSession) -> N
     assert actions[0]["item_id"] == item_id
     assert item_id not in [e.item_id for e in session.conversation()]
     again = only_error(send(session, {"type": "conversation.item.delete", "item_id": item_id}))
-    assert again["code"] == "item_not_found"
+    assert again["code"] == "item_delete_invalid_item_id"
 
 
 def test_created_items_reach_the_conversation(session: WireSession) -> None:
@@ -446,7 +460,57 @@ def test_created_items_reach_the_conversation(session: WireSession) -> None:
             },
         )
     )
-    assert duplicate["code"] == "item_already_exists"
+    # Code and message as hosted: clients replaying items after a reconnect look for them.
+    assert duplicate["code"] == "item_create_duplicate_item_id"
+    assert duplicate["message"] == (
+        f"Error adding item: an item with id '{user.item_id}' already exists."
+    )
+    assert duplicate["param"] is None
+
+
+def create_text(session: WireSession, text: str, **fields: Any) -> list:
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    return send(session, {"type": "conversation.item.create", "item": item, **fields})
+
+
+def test_previous_item_id_places_a_created_item(session: WireSession) -> None:
+    first = create_text(session, "one")[0]
+    assert "previous_item_id" not in first  # the first item has none
+    third = create_text(session, "three")[0]
+    assert third["previous_item_id"] == first["item"]["id"]
+    second = create_text(session, "two", previous_item_id=first["item"]["id"])[0]
+    assert second["previous_item_id"] == first["item"]["id"]
+    zero = create_text(session, "zero", previous_item_id="root")[0]
+    assert "previous_item_id" not in zero
+    assert [e.text for e in session.conversation()] == ["zero", "one", "two", "three"]
+    error = only_error(create_text(session, "lost", previous_item_id="item_nope", event_id="e1"))
+    assert (error["code"], error["event_id"]) == ("item_create_invalid_previous_item_id", "e1")
+    assert len(session.conversation()) == 4
+
+
+def test_response_items_name_the_item_before_them(session: WireSession) -> None:
+    user = create_text(session, "hello")[0]["item"]["id"]
+    send(session, {"type": "response.create"})
+    item_id, events = session.begin_message()
+    [added] = [e for e in events if e["type"] == "conversation.item.added"]
+    assert added["previous_item_id"] == user
+    session.message_text(item_id, "Hi.")
+    done = [e for e in session.end_message(item_id) if e["type"] == "conversation.item.done"]
+    assert done[0]["previous_item_id"] == user
+    call_events = session.function_call("verify_customer", {"name": "Ada"})
+    for event in call_events:
+        if event["type"].startswith("conversation.item."):
+            assert event["previous_item_id"] == item_id
+
+
+def test_response_metadata_is_echoed_on_created_and_done(session: WireSession) -> None:
+    metadata = {"client_event_id": "response_create_abc"}
+    created, _ = send(session, {"type": "response.create", "response": {"metadata": metadata}})
+    assert created["response"]["metadata"] == metadata
+    done = session.response_finished()[0]
+    assert done["response"]["metadata"] == metadata
+    created, _ = send(session, {"type": "response.create"})
+    assert "metadata" not in created["response"]
 
 
 def test_transcription_of_a_deleted_item_is_dropped(session: WireSession) -> None:
@@ -524,6 +588,7 @@ def test_server_vad_speech_cancels_the_agent_unless_told_not_to(session: WireSes
         "response.done",
     ]
     assert actions[2]["response"]["status"] == "cancelled" and session.response is None
+    assert actions[2]["response"]["status_details"]["reason"] == "turn_detected"
     # Speech ends: committed, but no answer (create_response is false).
     assert "response.created" not in kinds(append(session, silence(800)))
 
@@ -531,6 +596,38 @@ def test_server_vad_speech_cancels_the_agent_unless_told_not_to(session: WireSes
     send(session, {"type": "response.create"})
     assert kinds(append(session, tone(300))) == ["input_audio_buffer.speech_started"]
     assert session.response is not None
+
+
+def test_a_client_that_never_sets_turn_detection_gets_its_speech_answered() -> None:
+    session = WireSession(LocalSession("sess_mic", model="local-cs"))
+    session.start()
+    actions = append(session, silence(500) + tone(1000) + silence(700))
+    assert kinds(actions)[:3] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+    ]
+    assert kinds(actions)[-2:] == ["response.created", "Respond"]
+
+
+def test_turn_detection_is_reported_whole_with_its_defaults(session: WireSession) -> None:
+    [updated] = vad_on(session, silence_duration_ms=800)
+    assert updated["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"] == 800
+    assert updated["session"]["audio"]["input"]["turn_detection"]["prefix_padding_ms"] == 300
+    semantic = {"type": "semantic_vad", "eagerness": "high"}
+    update = {"audio": {"input": {"turn_detection": semantic}}}
+    [updated] = send(session, {"type": "session.update", "session": update})
+    assert updated["session"]["audio"]["input"]["turn_detection"] == {
+        "type": "semantic_vad",
+        "eagerness": "high",
+        "create_response": True,
+        "interrupt_response": True,
+    }
+    assert session.vad is not None and session.vad.settings.silence_duration_ms == 300
+    off = {"audio": {"input": {"turn_detection": None}}}
+    send(session, {"type": "session.update", "session": off})
+    [updated] = send(session, {"type": "session.update", "session": {"instructions": "x"}})
+    assert updated["session"]["audio"]["input"]["turn_detection"] is None  # stays off, as null
 
 
 def test_turn_detection_off_and_bad_settings(session: WireSession) -> None:

@@ -9,6 +9,7 @@ import base64
 import json
 from typing import Any
 
+import numpy as np
 import openai
 import pydantic
 import pytest
@@ -192,7 +193,7 @@ def test_every_session_core_event_is_valid_ga() -> None:
     committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
     events += wire(session.transcription_done(committed["item_id"], "hello", 0.2))
     send(p.ConversationItemCreate(item=p.text_message("hi")).dump())
-    send({"type": "response.create"})
+    send({"type": "response.create", "response": {"metadata": {"client_event_id": "evt_r"}}})
     send({"type": "response.create"})
     item_id, more = session.begin_message()
     events += wire(more)
@@ -209,6 +210,23 @@ def test_every_session_core_event_is_valid_ga() -> None:
     send({"type": "response.cancel"})
     send({"type": "response.create"})
     events += wire(session.response_failed("engine broke"))
+    # Semantic VAD, then the server VAD interrupting an answer (response.done: turn_detected).
+    send({"type": "session.update", "session": {"audio": {"input": {"turn_detection": {}}}}})
+    semantic = {"type": "semantic_vad", "eagerness": "low"}
+    send({"type": "session.update", "session": {"audio": {"input": {"turn_detection": semantic}}}})
+    send({"type": "response.create"})
+    tone = (np.sin(np.arange(4800 * 3) / 5) * 8000).astype("<i2").tobytes()
+    send({"type": "input_audio_buffer.append", "audio": p.encode_audio(tone)})
+    send(
+        {"type": "conversation.item.create", "item": {"id": item_id, **p.text_message("x").dump()}}
+    )
+    send(
+        {
+            "type": "conversation.item.create",
+            "previous_item_id": "nope",
+            "item": {"type": "message", "role": "user", "content": []},
+        }
+    )
     send({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime"}})
     unknown_model = LocalSession("sess_sdk2", model="gpt-realtime")
     events += wire(unknown_model.start())
@@ -223,7 +241,9 @@ def test_every_session_core_event_is_valid_ga() -> None:
         "conversation.item.deleted",
     } <= kinds
     statuses = [e["response"]["status"] for e in raw_events if e["type"] == "response.done"]
-    assert statuses == ["completed", "cancelled", "failed"]
+    assert statuses == ["completed", "cancelled", "failed", "cancelled"]
+    created = next(e for e in raw_events if e["type"] == "response.created")
+    assert created["response"]["metadata"] == {"client_event_id": "evt_r"}
     for raw in raw_events:
         validate_server_event(json.loads(json.dumps(raw)))
 
@@ -264,8 +284,9 @@ def test_events_the_bridge_sends_are_valid_ga_client_events() -> None:
 async def test_sdk_client_streaming_a_microphone_gets_answers_from_server_vad(
     local_server,
 ) -> None:
-    """A client that only streams audio (no commit, no response.create): the server finds
-    the speech, transcribes it and answers, as the hosted service does with server VAD."""
+    """A client that only streams audio (no commit, no response.create) and never sets
+    turn_detection: the server finds the speech, transcribes it and answers, as the hosted
+    service does with its default server VAD."""
     speech = b"".join(
         get_tts().synthesize("I lost my debit card yesterday.", voice=None, speed=1.0)
     )
@@ -274,11 +295,7 @@ async def test_sdk_client_streaming_a_microphone_gets_answers_from_server_vad(
     chunk = 2 * p.SAMPLE_RATE_HZ // 10  # 100 ms, as a microphone sends
     async with sdk_client(local_server).realtime.connect(model="local-cs") as conn:
         await conn.session.update(
-            session={
-                "type": "realtime",
-                "audio": {"input": {"turn_detection": {"type": "server_vad"}}},
-                "instructions": "You are a helpful bank agent.",
-            }
+            session={"type": "realtime", "instructions": "You are a helpful bank agent."}
         )
         for start in range(0, len(stream), chunk):
             piece = base64.b64encode(stream[start : start + chunk]).decode()

@@ -16,9 +16,18 @@ from typing import Any
 
 from dualagent.realtime import protocol as p
 from dualagent.realtime import server_events as ev
+from dualagent.realtime.local import errors
 from dualagent.realtime.local.brains import registry
-from dualagent.realtime.local.vad import EnergyVad, VadSettings
+from dualagent.realtime.local.conversation import ROOT, Conversation, ConversationEntry
+from dualagent.realtime.local.vad import (
+    EnergyVad,
+    VadSettings,
+    default_turn_detection,
+    normalize_turn_detection,
+)
 from dualagent.realtime.truncation import SpokenAlignment
+
+__all__ = ["ConversationEntry", "LocalSession", "Respond", "StopResponse", "Transcribe"]
 
 DEFAULT_MODEL = registry.LOCAL_CS_MODEL
 
@@ -47,26 +56,10 @@ class StopResponse:
 
 
 @dataclass
-class ConversationEntry:
-    """What the brain sees of one item: who, what was said or heard, or a tool call/result."""
-
-    item_id: str
-    role: str  # "user" (the other party), "assistant" (this agent), "system", "tool"
-    text: str = ""
-    pending: bool = False  # audio not transcribed yet
-    call_id: str | None = None
-    name: str | None = None
-    arguments: str | None = None
-    output: str | None = None
-    audio_ms: int = 0  # assistant messages: how much audio was sent (or kept after truncation)
-    # Assistant messages: where each sentence starts in the audio, to truncate at a word.
-    alignment: SpokenAlignment = field(default_factory=SpokenAlignment)
-
-
-@dataclass
 class _ActiveResponse:
     response_id: str
     output_modalities: list[str]
+    metadata: dict[str, str] | None = None  # echoed on response.created/done, as hosted
     items: list[ev.Item] = field(default_factory=list)
     audio_bytes: int = 0
     cancelled: bool = False
@@ -89,7 +82,9 @@ class LocalSession:
             instructions="",
             output_modalities=["audio"],
             audio=p.AudioConfig(
-                input=p.AudioInputConfig(format=p.AudioFormat(), turn_detection=None),
+                input=p.AudioInputConfig(
+                    format=p.AudioFormat(), turn_detection=default_turn_detection()
+                ),
                 output=p.AudioOutputConfig(format=p.AudioFormat(), voice="alloy", speed=1.0),
             ),
             tools=[],
@@ -97,11 +92,11 @@ class LocalSession:
         )
         self.input_buffer = bytearray()
         self.input_ms = 0.0  # all audio appended in this session, as the VAD counts it
-        self.vad: EnergyVad | None = None  # server-side turn detection, when configured
+        # Server-side turn detection: on until the client turns it off (as hosted).
+        self.vad: EnergyVad | None = EnergyVad(VadSettings())
         self._vad_offset_ms = 0.0  # where the detector started, in session audio
         self._speech_item_id: str | None = None  # the user item the current speech becomes
-        self.entries: dict[str, ConversationEntry] = {}
-        self._items: dict[str, ev.Item] = {}
+        self.items = Conversation()
         self.response: _ActiveResponse | None = None
 
     # ---------------------------------------------------------------- helpers
@@ -109,17 +104,14 @@ class LocalSession:
     def _event(self, model: type[ev.ServerEventT], **fields: Any) -> ev.ServerEventT:
         return model(event_id=self.ids("event"), **fields)
 
-    def _error(
-        self, message: str, code: str, event_id: str | None, param: str | None = None
-    ) -> ev.ErrorEvent:
-        return ev.error_event(
-            self.ids, p.ProtocolError(message, code=code, param=param, event_id=event_id)
-        )
+    def _refuse(self, error: p.ProtocolError, event_id: str | None) -> list[Action]:
+        """The ``error`` event refusing the client event ``event_id``."""
+        error.event_id = event_id
+        return [ev.error_event(self.ids, error)]
 
-    def _unknown_model_error(
-        self, model: str | None, event_id: str | None, param: str
-    ) -> ev.ErrorEvent:
-        return self._error(registry.unknown_brain_message(model), "invalid_value", event_id, param)
+    def _unknown_model_error(self, event_id: str | None) -> list[Action]:
+        message = registry.unknown_brain_message(self.config.model)
+        return self._refuse(errors.invalid_value(message, "model"), event_id)
 
     def session_object(self) -> dict[str, Any]:
         return {"id": self.session_id, "object": "realtime.session", **self.config.dump()}
@@ -132,19 +124,28 @@ class LocalSession:
             else None
         )
 
+    def _turn_detection(self) -> dict[str, Any] | None:
+        audio_in = self.config.audio.input if self.config.audio else None
+        return audio_in.turn_detection if audio_in else None
+
     @property
     def speed(self) -> float:
         out = self.config.audio.output if self.config.audio else None
         return (out.speed if out and out.speed else 1.0) or 1.0
 
-    def _last_item_id(self) -> str | None:
-        return next(reversed(self._items), None)
+    @property
+    def entries(self) -> dict[str, ConversationEntry]:
+        """What the brain sees of each item, by item id."""
+        return self.items.entries
 
-    def _add_item(self, item: ev.Item, entry: ConversationEntry) -> ev.ConversationItemAdded:
-        assert item.id is not None
-        previous = self._last_item_id()
-        self._items[item.id] = item
-        self.entries[item.id] = entry
+    @property
+    def _items(self) -> dict[str, ev.Item]:
+        return self.items.items
+
+    def _add_item(
+        self, item: ev.Item, entry: ConversationEntry, after: str | None = None
+    ) -> ev.ConversationItemAdded:
+        previous = self.items.insert(item, entry, after)
         return self._event(ev.ConversationItemAdded, previous_item_id=previous, item=item)
 
     # ---------------------------------------------------------------- lifecycle
@@ -159,7 +160,7 @@ class LocalSession:
             ),
         ]
         if not registry.is_registered(self.config.model):
-            events.append(self._unknown_model_error(self.config.model, None, "model"))
+            events += self._unknown_model_error(None)
         return events
 
     def handle_raw(self, raw: str | bytes) -> list[Action]:
@@ -180,17 +181,27 @@ class LocalSession:
     def _on_session_update(self, event: p.SessionUpdate) -> list[Action]:
         merged = self.config.model_dump(exclude_none=True)
         update = event.session.model_dump(exclude_unset=True)
+        # The URL chose the model (the brain); like the hosted service, an update cannot
+        # change it, and clients that repeat theirs (LiveKit sends "gpt-realtime") are ignored.
+        update.pop("model", None)
         _deep_merge(merged, update)
         try:
+            audio_in_update = (update.get("audio") or {}).get("input") or {}
+            turn_detection = (
+                normalize_turn_detection(audio_in_update["turn_detection"])  # replaced whole
+                if "turn_detection" in audio_in_update
+                else self._turn_detection()
+            )
+            # Set even when null: the session then reports "turn_detection": null, as hosted.
+            merged.setdefault("audio", {}).setdefault("input", {})["turn_detection"] = (
+                turn_detection
+            )
             config = p.SessionConfig.model_validate(merged)
             audio_in = config.audio.input if config.audio else None
             vad = VadSettings.from_turn_detection(audio_in.turn_detection if audio_in else None)
         except ValueError as exc:
-            return [
-                self._error(f"Invalid session: {exc}", "invalid_value", event.event_id, "session")
-            ]
-        if "model" in update and not registry.is_registered(config.model):
-            return [self._unknown_model_error(config.model, event.event_id, "session.model")]
+            message = f"Invalid session: {exc}"
+            return self._refuse(errors.invalid_value(message, "session"), event.event_id)
         self.config = config
         if vad is None:
             self.vad = None
@@ -203,16 +214,10 @@ class LocalSession:
         try:
             pcm = p.decode_audio(event.audio)
         except ValueError as exc:
-            return [self._error(str(exc), "invalid_value", event.event_id, "audio")]
+            return self._refuse(errors.invalid_value(str(exc), "audio"), event.event_id)
         if len(pcm) % 2:
-            return [
-                self._error(
-                    "audio must be PCM16: an even number of bytes",
-                    "invalid_value",
-                    event.event_id,
-                    "audio",
-                )
-            ]
+            message = "audio must be PCM16: an even number of bytes"
+            return self._refuse(errors.invalid_value(message, "audio"), event.event_id)
         self.input_buffer += pcm
         self.input_ms += p.pcm16_duration_s(pcm) * 1000
         return self._detect_turns(pcm) if self.vad is not None else []
@@ -240,7 +245,7 @@ class LocalSession:
                     )
                 )
                 if settings.interrupt_response and self.response is not None:
-                    actions += self._cancel_response()
+                    actions += self._cancel_response(reason="turn_detected")
                 continue
             item_id, self._speech_item_id = self._speech_item_id or self.ids("item"), None
             actions.append(
@@ -255,21 +260,14 @@ class LocalSession:
         min_bytes = 2 * p.SAMPLE_RATE_HZ // 10  # the hosted service also refuses < 100 ms
         if len(self.input_buffer) < min_bytes:
             ms = len(self.input_buffer) / (2 * p.SAMPLE_RATE_HZ) * 1000
-            return [
-                self._error(
-                    f"Error committing input audio buffer: buffer too small. Expected at least "
-                    f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
-                    "input_audio_buffer_commit_empty",
-                    event.event_id,
-                )
-            ]
+            return self._refuse(errors.commit_empty(ms), event.event_id)
         return self._commit_buffer(self.ids("item"))
 
     def _commit_buffer(self, item_id: str) -> list[Action]:
         """Turn the input buffer into a user audio item, and order its transcription."""
         pcm = bytes(self.input_buffer)
         self.input_buffer.clear()
-        previous = self._last_item_id()
+        previous = self.items.last_id()
         item = ev.Item(
             id=item_id,
             object="realtime.item",
@@ -294,15 +292,11 @@ class LocalSession:
         item_model = event.item
         item = item_model.model_dump(exclude_none=True)
         item_id = item.get("id") or self.ids("item")
-        if item_id in self._items:
-            return [
-                self._error(
-                    f"Item with id '{item_id}' already exists.",
-                    "item_already_exists",
-                    event.event_id,
-                    "item.id",
-                )
-            ]
+        if item_id in self.items:  # code and message as hosted: clients replaying match them
+            return self._refuse(errors.duplicate_item(item_id), event.event_id)
+        after = event.previous_item_id
+        if after is not None and after != ROOT and after not in self.items:
+            return self._refuse(errors.unknown_previous_item(after), event.event_id)
         item.update(id=item_id, object="realtime.item", status="completed")
         wire_item = ev.Item.model_validate(item)
         if isinstance(item_model, p.MessageItem):
@@ -310,14 +304,7 @@ class LocalSession:
                 part.text or part.transcript or "" for part in item_model.content
             ).strip()
             if any(part.type == "input_audio" and part.audio for part in item_model.content):
-                return [
-                    self._error(
-                        "input_audio items are not supported; append to the input buffer instead",
-                        "unsupported_content",
-                        event.event_id,
-                        "item.content",
-                    )
-                ]
+                return self._refuse(errors.input_audio_item(), event.event_id)
             role = item_model.role
             entry = ConversationEntry(item_id, role, text=text)
         elif isinstance(item_model, p.FunctionCallItem):
@@ -332,7 +319,7 @@ class LocalSession:
             entry = ConversationEntry(
                 item_id, "tool", call_id=item_model.call_id, output=item_model.output
             )
-        added = self._add_item(wire_item, entry)
+        added = self._add_item(wire_item, entry, after)
         return [
             added,
             self._event(
@@ -342,26 +329,15 @@ class LocalSession:
 
     def _on_conversation_item_truncate(self, event: p.ConversationItemTruncate) -> list[Action]:
         item = self._items.get(event.item_id)
-        if item is None or item.role != "assistant":
-            return [
-                self._error(
-                    f"No assistant message item with id '{event.item_id}'.",
-                    "item_not_found",
-                    event.event_id,
-                    "item_id",
-                )
-            ]
+        if item is None:
+            return self._refuse(errors.unknown_item("truncate", event.item_id), event.event_id)
+        if item.role != "assistant":
+            return self._refuse(errors.not_truncatable(event.item_id), event.event_id)
         entry = self.entries[event.item_id]
         total_ms = entry.audio_ms
         if event.audio_end_ms > total_ms:
-            return [
-                self._error(
-                    f"audio_end_ms {event.audio_end_ms} is beyond the item's audio ({total_ms} ms).",
-                    "invalid_value",
-                    event.event_id,
-                    "audio_end_ms",
-                )
-            ]
+            refusal = errors.truncate_beyond_audio(event.audio_end_ms, total_ms)
+            return self._refuse(refusal, event.event_id)
         # The hosted service drops the unheard part of the transcript; keep the words heard.
         entry.text = entry.alignment.spoken_before(event.audio_end_ms / 1000, total_ms / 1000)
         entry.alignment = SpokenAlignment()  # a second truncation spreads what is left
@@ -380,58 +356,41 @@ class LocalSession:
         ]
 
     def _on_conversation_item_delete(self, event: p.ConversationItemDelete) -> list[Action]:
-        if event.item_id not in self._items:
-            return [
-                self._error(
-                    f"No item with id '{event.item_id}'.",
-                    "item_not_found",
-                    event.event_id,
-                    "item_id",
-                )
-            ]
-        del self._items[event.item_id]
-        del self.entries[event.item_id]
+        if event.item_id not in self.items:
+            return self._refuse(errors.unknown_item("delete", event.item_id), event.event_id)
+        self.items.delete(event.item_id)
         return [self._event(ev.ConversationItemDeleted, item_id=event.item_id)]
 
     def _on_response_create(self, event: p.ResponseCreate) -> list[Action]:
         if self.response is not None:
-            return [
-                self._error(
-                    f"Conversation already has an active response in progress: {self.response.response_id}. "
-                    "Wait until the response is finished before creating a new one.",
-                    "conversation_already_has_active_response",
-                    event.event_id,
-                )
-            ]
+            return self._refuse(errors.active_response(self.response.response_id), event.event_id)
         return self._start_response(event.response or p.ResponseParams(), event.event_id)
 
     def _start_response(self, params: p.ResponseParams, event_id: str | None) -> list[Action]:
         if not registry.is_registered(self.config.model):  # no brain could answer
-            return [self._unknown_model_error(self.config.model, event_id, "model")]
+            return self._unknown_model_error(event_id)
         modalities = list(params.output_modalities or self.config.output_modalities or ["audio"])
         response_id = self.ids("resp")
-        self.response = _ActiveResponse(response_id, modalities)
+        self.response = _ActiveResponse(response_id, modalities, params.metadata)
         created = self._event(ev.ResponseCreated, response=self._response_object("in_progress"))
         return [created, Respond(response_id, params)]
 
     def _on_response_cancel(self, event: p.ResponseCancel) -> list[Action]:
         active = self.response
         if active is None or (event.response_id and event.response_id != active.response_id):
-            return [
-                self._error(
-                    "Cancellation failed: no active response found.",
-                    "response_cancel_not_active",
-                    event.event_id,
-                )
-            ]
+            return self._refuse(errors.cancel_not_active(), event.event_id)
         return self._cancel_response()
 
-    def _cancel_response(self) -> list[Action]:
-        """Stop the active response's work and close it as cancelled."""
+    def _cancel_response(self, reason: str = "client_cancelled") -> list[Action]:
+        """Stop the active response's work and close it as cancelled (``reason`` as hosted:
+        ``client_cancelled`` or ``turn_detected``)."""
         active = self.response
         assert active is not None
         active.cancelled = True
-        return [StopResponse(active.response_id), *self.response_finished(status="cancelled")]
+        return [
+            StopResponse(active.response_id),
+            *self.response_finished(status="cancelled", reason=reason),
+        ]
 
     # ---------------------------------------------------------------- work results
 
@@ -470,6 +429,8 @@ class LocalSession:
         )
         if status_details:
             obj.status_details = status_details
+        if active.metadata is not None:  # LiveKit matches its generate_reply() by this
+            obj.metadata = dict(active.metadata)
         if "audio" in active.output_modalities:
             obj.audio = {
                 "output": {
@@ -499,8 +460,7 @@ class LocalSession:
         )
         output_index = len(active.items)
         active.items.append(item)
-        self._items[item_id] = item
-        self.entries[item_id] = ConversationEntry(item_id, "assistant")
+        previous = self.items.insert(item, ConversationEntry(item_id, "assistant"))
         part = (
             ev.ContentPart(type="audio", transcript="")
             if audio
@@ -514,7 +474,9 @@ class LocalSession:
                 item=item.model_copy(deep=True),
             ),
             self._event(
-                ev.ConversationItemAdded, previous_item_id=None, item=item.model_copy(deep=True)
+                ev.ConversationItemAdded,
+                previous_item_id=previous,
+                item=item.model_copy(deep=True),
             ),
             self._event(
                 ev.ResponseContentPartAdded,
@@ -601,7 +563,11 @@ class LocalSession:
                 item=item,
             )
         )
-        events.append(self._event(ev.ConversationItemDone, item=item))
+        events.append(
+            self._event(
+                ev.ConversationItemDone, previous_item_id=self.items.previous_id(item_id), item=item
+            )
+        )
         return events
 
     def function_call(self, name: str, arguments: dict[str, Any]) -> list[Action]:
@@ -622,9 +588,9 @@ class LocalSession:
             arguments=args,
         )
         active.items.append(item)
-        self._items[item_id] = item
-        self.entries[item_id] = ConversationEntry(
-            item_id, "assistant", call_id=call_id, name=name, arguments=args
+        previous = self.items.insert(
+            item,
+            ConversationEntry(item_id, "assistant", call_id=call_id, name=name, arguments=args),
         )
         common: dict[str, Any] = {
             "response_id": active.response_id,
@@ -640,7 +606,7 @@ class LocalSession:
                 output_index=output_index,
                 item=in_progress,
             ),
-            self._event(ev.ConversationItemAdded, item=in_progress),
+            self._event(ev.ConversationItemAdded, previous_item_id=previous, item=in_progress),
             self._event(ev.ResponseFunctionCallArgumentsDelta, delta=args, **common),
             self._event(ev.ResponseFunctionCallArgumentsDone, arguments=args, name=name, **common),
             self._event(
@@ -649,17 +615,19 @@ class LocalSession:
                 output_index=output_index,
                 item=item,
             ),
-            self._event(ev.ConversationItemDone, item=item),
+            self._event(ev.ConversationItemDone, previous_item_id=previous, item=item),
         ]
 
-    def response_finished(self, status: str = "completed") -> list[Action]:
+    def response_finished(
+        self, status: str = "completed", reason: str = "client_cancelled"
+    ) -> list[Action]:
         """Close the active response with ``response.done`` (completed or cancelled)."""
         active = self.response
         if active is None:
             return []
         details = None
         if status == "cancelled":
-            details = ev.StatusDetails(type="cancelled", reason="client_cancelled")
+            details = ev.StatusDetails(type="cancelled", reason=reason)
             for item in active.items:
                 if item.status == "in_progress":
                     item.status = "incomplete"
@@ -720,7 +688,7 @@ class LocalSession:
 
     def conversation(self) -> list[ConversationEntry]:
         """The conversation as the brain sees it, oldest first."""
-        return list(self.entries.values())
+        return self.items.in_order()
 
 
 def _deep_merge(target: dict[str, Any], update: dict[str, Any]) -> None:

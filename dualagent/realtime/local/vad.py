@@ -68,6 +68,52 @@ class VadSettings:
         return -60.0 + 50.0 * self.threshold
 
 
+def default_turn_detection() -> dict[str, Any]:
+    """A new session's ``turn_detection``: server VAD on, with the hosted service's defaults.
+
+    A client that never sets ``turn_detection`` (Pipecat's defaults, a plain SDK script) gets
+    its speech answered, as it would from the hosted service. Our bridge sets ``null``.
+    """
+    normal = normalize_turn_detection({"type": "server_vad"})
+    assert normal is not None
+    return normal
+
+
+SERVER_VAD_FIELDS = (
+    "threshold",
+    "prefix_padding_ms",
+    "silence_duration_ms",
+    "idle_timeout_ms",
+    "create_response",
+    "interrupt_response",
+)
+SEMANTIC_VAD_FIELDS = ("eagerness", "create_response", "interrupt_response")
+
+
+def normalize_turn_detection(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``turn_detection`` as the session reports it: the type's fields with their defaults
+    filled in, nothing else (``None`` stays off). Raises ``ValueError`` for a bad setting."""
+    settings = VadSettings.from_turn_detection(config)
+    if settings is None or config is None:
+        return None
+    kind = config.get("type", "server_vad")
+    defaults: dict[str, Any] = {
+        "threshold": settings.threshold,
+        "prefix_padding_ms": settings.prefix_padding_ms,
+        "silence_duration_ms": settings.silence_duration_ms,
+        "create_response": settings.create_response,
+        "interrupt_response": settings.interrupt_response,
+        "eagerness": config.get("eagerness") or "auto",
+    }
+    names = SERVER_VAD_FIELDS if kind == "server_vad" else SEMANTIC_VAD_FIELDS
+    normal: dict[str, Any] = {"type": kind}
+    for name in names:
+        value = config.get(name, defaults.get(name))
+        if value is not None:
+            normal[name] = value
+    return normal
+
+
 VadEvent = tuple[Literal["speech_started", "speech_stopped"], int]
 
 
