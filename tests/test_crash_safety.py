@@ -108,3 +108,30 @@ def test_a_call_whose_process_is_gone_reads_as_crashed(tmp_path: Path) -> None:
     path.write_text(json.dumps(metadata), encoding="utf-8")
     assert load_call(tmp_path / "orphan").status == "running"
     recorder.close()
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_run_like_ctrl_c_with_a_finalised_recording(tmp_path: Path) -> None:
+    folder = tmp_path / "agent_conversations" / "termed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dualagent", "run", "--conversation-id", "termed", "--json"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: turns_on_disk(folder) >= 2 or proc.poll() is not None, "two turns")
+        assert proc.poll() is None, "the call ended before it could be stopped"
+        proc.terminate()  # SIGTERM
+        _, stderr = proc.communicate(timeout=TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    record = load_call(folder)
+    assert (record.status, record.end_reason) == ("interrupted", "interrupted")
+    assert record.load_error is None
+    assert not (folder / "session_events.jsonl").exists()  # closed: the final files are there
+    assert sf.info(folder / "stereo_recording.wav").frames > 0

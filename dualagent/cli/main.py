@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dualagent.version import __version__
@@ -179,7 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dualagent", description="Two voice agents call each other; every call is recorded."
     )
     parser.add_argument("--version", action="version", version=f"dualagent {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=_log_level(os.environ.get("DUALAGENT_LOG_LEVEL") or "WARNING"),
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING (default, or $DUALAGENT_LOG_LEVEL) or ERROR; secrets are "
+        "never logged at any level",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run one simulated call and record it")
@@ -222,15 +232,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"invalid log level {text!r}; valid choices: {', '.join(LOG_LEVELS)}"
+        )
+    return text.upper()
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a scheduler, `kill`, a container stop) ends a command as Ctrl-C does: the call
+    in progress is finalised as "interrupted" and the exit code is 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(
+        signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT)
+    )
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except argparse.ArgumentTypeError as exc:  # a bad $DUALAGENT_LOG_LEVEL
+        print(f"dualagent: error: DUALAGENT_LOG_LEVEL: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING))
+    logging.basicConfig(level=getattr(logging, args.log_level))
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_ctrl_c():
+            return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"dualagent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
