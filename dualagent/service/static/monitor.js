@@ -189,7 +189,7 @@ function onEvent(event) {
       const args = event.arguments && typeof event.arguments === "object"
         ? Object.entries(event.arguments).map(([k, v]) => k + "=" + JSON.stringify(v)).join(", ")
         : String(event.arguments ?? "");
-      li.appendChild(el("code", null, "🔧 " + event.name + "(" + args + ")" + (event.ok === false ? " ✗" : " ✓")));
+      li.appendChild(el("code", null, "tool " + event.name + "(" + args + ")" + (event.ok === false ? " ✗" : " ✓")));
       if (event.at_s != null) { view.marks.push({ kind: "tool", at_s: event.at_s }); drawTimeline(); }
       break;
     }
@@ -208,6 +208,7 @@ function onEvent(event) {
       for (const entry of view.bubbles.values()) entry.li.classList.remove("speaking");
       showOutcome(event);
       refreshLists();
+      refreshHealth();
       break;
   }
 }
