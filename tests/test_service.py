@@ -186,6 +186,7 @@ def test_the_mixer_puts_both_voices_on_one_timeline():
         ("audio=maybe", "audio", "0 or 1"),
         ("scenario=/etc/passwd", "scenario", "lost_card"),
         ("output_dir=/tmp", "output_dir", "caller_type"),
+        ("cs_header=Authorization%3A+Bearer+x", "cs_header", "caller_type"),
     ],
 )
 async def test_bad_parameters_are_refused_with_1008_naming_them(service, query, parameter, valid):
@@ -451,6 +452,9 @@ def test_log_redaction_keeps_uvicorn_access_args_usable():
     )
     redactor.filter(record)
     assert record.args[2] == "/health?token=***"
+    assert security.redact("/x?cs_header=Authorization%3A+Bearer+sk-1&seed=2") == (
+        "/x?cs_header=***&seed=2"
+    )
     assert record.args[4] == 200
     scope = {"headers": [(b"authorization", f"Bearer {TOKEN}".encode())]}
     record = logging.LogRecord("uvicorn.asgi", 5, __file__, 1, "scope=%s", (scope,), None)

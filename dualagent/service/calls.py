@@ -13,7 +13,9 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
+
+from pydantic import SecretStr
 
 from dualagent.call.options import CallOptions
 from dualagent.call.plan import CallPlan, plan_call
@@ -61,9 +63,21 @@ class CapacityError(Exception):
         self.maximum = maximum
 
 
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
 def call_parameters() -> list[str]:
-    """The query parameters ``/agent-conversation`` takes: call fields, then the service's."""
-    fields = [name for name in CallOptions.model_fields if name not in NOT_PARAMETERS]
+    """The query parameters ``/agent-conversation`` takes: call fields, then the service's.
+
+    Secret fields (backend headers) are not among them: a URL ends up in access logs and
+    browser histories; hosted backends are configured where the service runs.
+    """
+    fields = [
+        name
+        for name, field in CallOptions.model_fields.items()
+        if name not in NOT_PARAMETERS and not _is_secret(field.annotation)
+    ]
     return [*fields, *SERVICE_PARAMETERS]
 
 

@@ -31,7 +31,9 @@ SERVICE_LOGGERS = (
     "dualagent.service",
 )
 
-_QUERY_SECRET = re.compile(r"(?i)\b(token|api_key|key)=[^&\s\"']+")
+# Query parameters that carry secrets: the token, keys, backend headers (refused, but logged
+# by the server before the app sees them).
+_QUERY_SECRET = re.compile(r"(?i)\b(token|api_key|key|\w*header)=[^&\s\"']+")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+")
 _AUTH_HEADER = re.compile(r"(?i)(authorization\s*:\s*)(\S+(\s+\S+)?)")
 
