@@ -20,6 +20,33 @@ DEFAULT_CS_VOICE = "alloy"
 BANK_NAME = "First Bank"
 CS_AGENT_NAME = "Alex"
 
+LOCAL_TRANSCRIPTION_MODEL = "whisper-1"
+"""The transcription model named to the embedded server (it transcribes with its own engine
+whatever the name; kept as it always was, so local event logs do not change)."""
+
+
+@dataclass(frozen=True)
+class Hearing:
+    """How an agent's server transcribes what the agent hears (``audio.input``)."""
+
+    model: str = LOCAL_TRANSCRIPTION_MODEL
+    language: str | None = None
+    noise_reduction: str | None = None  # near_field, far_field; None or "off": none
+
+    def session_fields(self) -> dict[str, Any]:
+        transcription = {"model": self.model}
+        if self.language:
+            transcription["language"] = self.language
+        return {"transcription": transcription, "noise_reduction": self.noise_reduction}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "transcription_model": self.model,
+            "language": self.language,
+            "noise_reduction": self.noise_reduction or "off",
+        }
+
+
 INTENTS = (
     "lost_card",
     "stolen_card",
@@ -126,6 +153,7 @@ def caller_session(
     model: str = LOCAL_CALLER_MODEL,
     voice: str | None = None,
     output_modalities: list[str] | None = None,
+    hearing: Hearing | None = None,
 ) -> p.SessionConfig:
     """The caller's session: persona voice and speaking rate, the end_call tool."""
     return p.session_config(
@@ -135,6 +163,7 @@ def caller_session(
         speed=persona.personality.speaking_rate,
         tools=bank.CALLER_TOOLS,
         output_modalities=output_modalities,
+        **(hearing or Hearing()).session_fields(),
     )
 
 
@@ -144,6 +173,7 @@ def cs_session(
     model: str = LOCAL_CS_MODEL,
     voice: str | None = None,
     output_modalities: list[str] | None = None,
+    hearing: Hearing | None = None,
 ) -> p.SessionConfig:
     """The customer-service agent's session: neutral voice, all banking tools."""
     return p.session_config(
@@ -153,4 +183,5 @@ def cs_session(
         speed=1.0,
         tools=bank.CS_TOOLS,
         output_modalities=output_modalities,
+        **(hearing or Hearing()).session_fields(),
     )

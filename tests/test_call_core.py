@@ -53,8 +53,14 @@ class Call:
         self.counter += 1
         return f"{prefix}_{self.counter}"
 
-    def start(self, now: float = 0.0) -> list:
-        return self.core.start(SESSIONS, now)
+    def start(self, now: float = 0.0, sessions: dict[str, p.SessionConfig] | None = None) -> list:
+        """Both sessions configured, and confirmed as asked (the first response follows)."""
+        sessions = sessions or SESSIONS
+        effects = self.core.start(sessions, now)
+        for agent in ("caller", "cs"):
+            echo = {"type": "session.updated", "session": sessions[agent].dump()}
+            effects += self.feed(agent, echo, now)
+        return effects
 
     def feed(self, agent: str, event: dict[str, Any], now: float = 0.0) -> list:
         return self.core.on_event(agent, event, now)
@@ -613,9 +619,7 @@ def test_a_barge_in_is_flagged_in_metadata_and_told_in_prose_only_to_hosted_mode
         "caller": p.session_config(model=caller_model, instructions="You are a caller."),
         "cs": SESSIONS["cs"],
     }
-    [first_request] = [
-        e for e in call.core.start(sessions, 0.0) if e.event["type"] == "response.create"
-    ]
+    [first_request] = [e for e in call.start(0.0, sessions) if e.event["type"] == "response.create"]
     assert "response" not in first_request.event  # an ordinary turn carries no flag
     call.speak("cs", "Hello, First Bank.", 1000)
     call.done("cs")

@@ -36,7 +36,14 @@ from dualagent.call.core import (
 from dualagent.call.recording import CallRecorder
 from dualagent.realtime import protocol as p
 from dualagent.realtime import server_events as ev
-from dualagent.realtime.client import RealtimeConnection, RealtimeConnectionError
+from dualagent.realtime.client import (
+    DEFAULT_RETRY,
+    RealtimeConnection,
+    RealtimeConnectionError,
+    RetryPolicy,
+    connect_with_retry,
+)
+from dualagent.realtime.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +57,8 @@ class Endpoint:
     url: str
     headers: dict[str, str] = field(default_factory=dict)
 
-    def __repr__(self) -> str:  # never show headers: they carry API keys
-        return f"Endpoint({self.url!r})"
+    def __repr__(self) -> str:  # never show headers or credentials in the URL
+        return f"Endpoint({redact_url(self.url)!r})"
 
 
 class BridgeObserver(Protocol):
@@ -101,27 +108,6 @@ class BridgeOutcome:
     timeline_s: float
 
 
-CONNECT_ATTEMPTS = 4
-CONNECT_BACKOFF_S = 0.5
-
-
-async def connect_with_retry(
-    endpoint: Endpoint, attempts: int = CONNECT_ATTEMPTS
-) -> RealtimeConnection:
-    """Connect, retrying transient failures (refused, timeouts, HTTP 429/5xx) with backoff.
-
-    Authentication and not-found answers are final: retrying them cannot help.
-    """
-    for attempt in range(attempts):
-        try:
-            return await RealtimeConnection.connect(endpoint.url, headers=endpoint.headers)
-        except RealtimeConnectionError as exc:
-            if not exc.transient or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(CONNECT_BACKOFF_S * 2**attempt)
-    raise AssertionError("unreachable")
-
-
 class DualAgentBridge:
     """Connects a caller session and a CS session and runs one call to its end."""
 
@@ -137,6 +123,7 @@ class DualAgentBridge:
         idle_timeout_s: float = 60.0,
         on_log: Callable[[Log], None] | None = None,
         observer: BridgeObserver | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self.endpoints = endpoints
         self.sessions = sessions
@@ -146,6 +133,7 @@ class DualAgentBridge:
         self.idle_timeout_s = idle_timeout_s
         self.on_log = on_log
         self.observer = observer
+        self.retry = retry
         self.connections: dict[Agent, RealtimeConnection] = {}
         self._t0 = 0.0
         self._last_event = 0.0
@@ -203,11 +191,30 @@ class DualAgentBridge:
         )
 
     async def _connect(self) -> None:
+        """Open both sessions; if one fails, the other is not left open (nor left connecting)."""
+
         async def open_one(agent: Agent) -> None:
             endpoint = self.endpoints[agent]
-            self.connections[agent] = await connect_with_retry(endpoint)
+            self.connections[agent] = await connect_with_retry(
+                endpoint.url, headers=endpoint.headers, policy=self.retry
+            )
 
-        await asyncio.gather(*(open_one(agent) for agent in AGENTS))
+        tasks = [asyncio.create_task(open_one(agent), name=f"connect-{agent}") for agent in AGENTS]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            done, pending = set(), set(tasks)
+            raise
+        finally:
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(BaseException):
+                    await task
+        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+        if failed:
+            await self._close_connections()  # run() closes them too: closing twice is harmless
+            raise failed[0].exception()  # type: ignore[misc]
 
     async def _read(self, agent: Agent) -> None:
         connection = self.connections[agent]
@@ -333,6 +340,9 @@ class DualAgentBridge:
             response_latencies_s=[round(x, 4) for x in core.latencies_s],
             usage=core.usage(),
             server_errors=core.errors,
+            response_issues=core.response_issues,
+            transcription_failures=core.transcription_failures,
+            rate_limits=core.rate_limits,
             bridge_stats=self.stats.summary(),
         )
         status = "interrupted" if interrupted else final.status

@@ -8,6 +8,10 @@ every turn-taking rule here is unit-tested without sockets.
 Timeline: each utterance is placed at a *virtual* start time, the end of what was said before
 plus the measured response latency (the wall time from our ``response.create`` to the first
 audio), so the stereo recording sounds like the call would have sounded live.
+
+The effects are defined in :mod:`dualagent.call.effects` (imported here too); what servers
+answer that must be checked or counted (session echoes, usage, incomplete responses) in
+:mod:`dualagent.call.answers`.
 """
 
 from __future__ import annotations
@@ -15,18 +19,35 @@ from __future__ import annotations
 import json
 import random
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dualagent.call.answers import (
+    add_response_usage,
+    add_transcription_usage,
+    response_issue,
+    session_mismatches,
+)
+from dualagent.call.effects import (
+    AGENTS,
+    AddTurn,
+    Agent,
+    Effect,
+    EndCall,
+    Flush,
+    Log,
+    LogToolCall,
+    PlaceAudio,
+    Send,
+    ToolExecutor,
+    UpdateTurn,
+)
 from dualagent.call.line import LineChannel, LineModel
 from dualagent.realtime import protocol as p
 from dualagent.realtime import server_events as ev
 from dualagent.realtime.local.brains.registry import is_registered as is_local_brain
 from dualagent.realtime.truncation import SpokenAlignment, spoken_fraction
 
-Agent = Literal["caller", "cs"]
-AGENTS: tuple[Agent, Agent] = ("caller", "cs")
 Route = Literal["audio", "text"]
 
 MIN_COMMIT_BYTES = 2 * p.SAMPLE_RATE_HZ // 10  # the protocol refuses commits under 100 ms
@@ -46,65 +67,6 @@ WORDS_PER_SECOND = 2.6  # text route: estimated speaking time at speed 1.0
 
 def other(agent: Agent) -> Agent:
     return "cs" if agent == "caller" else "caller"
-
-
-# ------------------------------------------------------------------------------ effects
-
-
-@dataclass
-class Send:
-    agent: Agent
-    event: dict[str, Any]
-    # Realtime pacing: seconds into the current utterance this event belongs at (audio only).
-    utterance_offset_s: float | None = None
-
-
-@dataclass
-class PlaceAudio:
-    speaker: Agent
-    pcm16: bytes
-    at_s: float
-
-
-@dataclass
-class Flush:
-    until_s: float
-
-
-@dataclass
-class AddTurn:
-    turn: dict[str, Any]
-
-
-@dataclass
-class UpdateTurn:
-    index: int
-    fields: dict[str, Any]
-
-
-@dataclass
-class LogToolCall:
-    call: dict[str, Any]
-
-
-@dataclass
-class Log:
-    """Something a person watching the call wants to see (speaker lines, tool calls)."""
-
-    kind: Literal["turn", "tool", "info", "error"]
-    text: str
-    speaker: Agent | None = None
-
-
-@dataclass
-class EndCall:
-    status: Literal["completed", "error"]
-    end_reason: str
-    error: str | None = None
-
-
-Effect = Send | PlaceAudio | Flush | AddTurn | UpdateTurn | LogToolCall | Log | EndCall
-ToolExecutor = Callable[[Agent, str, str], dict[str, Any]]
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -166,7 +128,8 @@ class _Side:
     appended_bytes: int = 0  # input audio not yet committed
     commits_waiting: deque[int] = field(default_factory=deque)  # turn index per commit sent
     heard_items: dict[str, int] = field(default_factory=dict)  # input item id -> turn index
-    usage: dict[str, int] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+    asked_session: p.SessionConfig | None = None  # what our session.update asked for
     response_active: bool = False  # between response.created and response.done
     deferred_request_at_s: float | None = None  # response.create waiting for the active one
     cancelled_response_id: str | None = None  # a response we cancelled on barge-in
@@ -198,17 +161,27 @@ class CallCore:
         self.interruptions = 0
         self.instructions: dict[Agent, str] = {}
         self.models: dict[Agent, str | None] = {}
+        self.started_at_s: float | None = None  # when the first response was asked for
+        self.response_issues: list[dict[str, Any]] = []  # incomplete / server-cancelled
+        self.transcription_failures: list[dict[str, Any]] = []
+        self.rate_limits: dict[Agent, list[dict[str, Any]]] = {}  # the latest, per agent
 
     # ------------------------------------------------------------------ start
 
     def start(self, sessions: dict[Agent, p.SessionConfig], now_s: float) -> list[Effect]:
-        """Configure both sessions and ask the first speaker to begin."""
+        """Configure both sessions; the first speaker is asked to begin once both servers have
+        confirmed their session (``session.updated``, checked against what was asked).
+
+        The model is not sent: the URL names it, and a GA session cannot change it.
+        """
         self.instructions = {agent: sessions[agent].instructions or "" for agent in AGENTS}
         self.models = {agent: sessions[agent].model for agent in AGENTS}
-        effects: list[Effect] = [
-            Send(agent, p.SessionUpdate(session=sessions[agent]).dump()) for agent in AGENTS
-        ]
-        effects += self._request_response(self.settings.first_speaker, now_s)
+        effects: list[Effect] = []
+        for agent in AGENTS:
+            self.sides[agent].asked_session = sessions[agent]
+            session = sessions[agent].model_copy(update={"model": None})
+            update = p.SessionUpdate(event_id=session_update_id(agent), session=session)
+            effects.append(Send(agent, update.dump()))
         return effects
 
     # ------------------------------------------------------------------ events
@@ -244,12 +217,35 @@ class CallCore:
                 side.heard_items[event.item_id or ""] = side.commits_waiting.popleft()
             return []
         if isinstance(event, ev.InputAudioTranscriptionCompleted):
+            add_transcription_usage(side.usage, event.usage)
+            return self._on_heard(side, event)
+        if isinstance(event, ev.InputAudioTranscriptionFailed):
             return self._on_heard(side, event)
         if isinstance(event, ev.SessionUpdated):
-            side.session_ready = True
-            return []
+            return self._on_session_updated(side, event.session, now_s)
         if isinstance(event, ev.ErrorEvent):
             return self._on_error(side, event.error)
+        if isinstance(event, ev.RateLimitsUpdated):
+            self.rate_limits[agent] = [r.model_dump(exclude_none=True) for r in event.rate_limits]
+        return []
+
+    def _on_session_updated(
+        self, side: _Side, session: dict[str, Any], now_s: float
+    ) -> list[Effect]:
+        if side.session_ready or side.asked_session is None:
+            return []  # only the answer to our one session.update matters
+        problems = session_mismatches(side.asked_session, session)
+        if problems:
+            return self._end(
+                "error",
+                "session_rejected",
+                f"{side.agent} session does not hold what was asked: {', '.join(problems)}",
+                now=True,
+            )
+        side.session_ready = True
+        if self.started_at_s is None and all(s.session_ready for s in self.sides.values()):
+            self.started_at_s = now_s
+            return self._request_response(self.settings.first_speaker, now_s)
         return []
 
     def on_disconnect(self, agent: Agent, reason: str) -> list[Effect]:
@@ -507,10 +503,33 @@ class CallCore:
                 points.append(side.barge_in_from_s)
         return min(points)
 
-    def _on_heard(self, side: _Side, event: ev.InputAudioTranscriptionCompleted) -> list[Effect]:
+    def _on_heard(
+        self,
+        side: _Side,
+        event: ev.InputAudioTranscriptionCompleted | ev.InputAudioTranscriptionFailed,
+    ) -> list[Effect]:
+        """What the listener's server heard, or that its transcription failed (the turn says
+        so, ``heard`` stays None, and the call goes on: nothing waits for it any more)."""
         index = side.heard_items.pop(event.item_id or "", None)
         effects: list[Effect] = []
-        if index is not None:
+        if isinstance(event, ev.InputAudioTranscriptionFailed):
+            error = event.error
+            failure = f"{error.code or error.type or 'transcription_failed'}: {error.message}"
+            self.transcription_failures.append(
+                {
+                    "agent": side.agent,
+                    "item_id": event.item_id,
+                    "turn_index": index,
+                    "error": failure,
+                }
+            )
+            effects.append(
+                Log("error", f"{side.agent} could not transcribe: {failure}", side.agent)
+            )
+            if index is not None:
+                self.turns[index]["heard_error"] = failure
+                effects.append(UpdateTurn(index, {"heard": None, "heard_error": failure}))
+        elif index is not None:
             heard = (event.transcript or "").strip()
             self.turns[index]["heard"] = heard
             effects.append(UpdateTurn(index, {"heard": heard}))
@@ -525,7 +544,7 @@ class CallCore:
         if side.utterance is not None:  # a message cut short without output_item.done
             effects += self._close_utterance(side)
         if response.usage is not None:
-            _add_usage(side.usage, response.usage.model_dump(exclude_none=True))
+            add_response_usage(side.usage, response.usage)
         side.response_id = None
         side.response_active = False
         if side.cancelled_response_id is not None and response.id == side.cancelled_response_id:
@@ -538,6 +557,20 @@ class CallCore:
             if self.ending is not None and not self._transcriptions_pending():
                 effects += self._finish()
             return effects + self._deferred_request(side)
+        issue = response_issue(side.agent, response)
+        if issue is not None:  # incomplete (token limit, content filter), or cancelled by it
+            self.response_issues.append(issue)
+            effects.append(
+                Log("error", f"{side.agent} response {issue['status']}: {issue['reason']}")
+            )
+            for turn in self.turns:
+                if turn["response_id"] == response.id and turn["speaker"] == side.agent:
+                    fields = {
+                        "response_status": issue["status"],
+                        "response_reason": issue["reason"],
+                    }
+                    turn.update(fields)
+                    effects.append(UpdateTurn(turn["index"], fields))
         if response.status == "failed":
             details = response.status_details
             error = (details.error if details else None) or ev.ErrorDetails()
@@ -655,7 +688,13 @@ class CallCore:
             or error.code in fatal_codes
             or error.type in ("server_error", "authentication_error")
         ):
-            effects += self._end("error", "service_error", message, now=True)
+            return effects + self._end("error", "service_error", message, now=True)
+        if error.event_id == session_update_id(side.agent) or not side.session_ready:
+            # It refused (part of) the session: the call would run on the service's defaults.
+            rejected = (
+                f"{side.agent} rejected its session configuration ({error.code}): {error.message}"
+            )
+            return effects + self._end("error", "session_rejected", rejected, now=True)
         return effects
 
     # ------------------------------------------------------------------ ending
@@ -691,16 +730,11 @@ class CallCore:
 
     # ------------------------------------------------------------------ results
 
-    def usage(self) -> dict[str, dict[str, int]]:
+    def usage(self) -> dict[str, dict[str, Any]]:
         return {agent: dict(side.usage) for agent, side in self.sides.items()}
 
 
-def _add_usage(total: dict[str, int], usage: dict[str, Any]) -> None:
-    for key in ("input_tokens", "output_tokens", "total_tokens"):
-        if isinstance(usage.get(key), int):
-            total[key] = total.get(key, 0) + usage[key]
-    for group in ("input_token_details", "output_token_details"):
-        for key, value in (usage.get(group) or {}).items():
-            if isinstance(value, int):
-                name = f"{group.split('_')[0]}_{key}"
-                total[name] = total.get(name, 0) + value
+def session_update_id(agent: Agent) -> str:
+    """The ``event_id`` of our ``session.update`` to ``agent``: an error that names it answers
+    it."""
+    return f"event_dualagent_session_{agent}"

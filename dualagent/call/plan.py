@@ -15,16 +15,20 @@ from typing import Any
 
 from dualagent import agents, bank
 from dualagent.call.core import CallSettings
+from dualagent.call.hosted import agent_headers
 from dualagent.call.line import LineModel, make_line
-from dualagent.call.options import DEFAULT_DURATION_S, CallOptions
+from dualagent.call.options import DEFAULT_DURATION_S, DEFAULT_TRANSCRIPTION_MODEL, CallOptions
 from dualagent.call.recording import validate_conversation_id
 from dualagent.errors import InputError
 from dualagent.personas import Persona, PersonaError, load_persona
 from dualagent.realtime import protocol as p
+from dualagent.realtime.redact import redact_url
 from dualagent.scenarios import Scenario, ScenarioError, load_scenario
 from dualagent.version import __version__
 
-DEFAULT_OPENAI_MODEL = "gpt-realtime"
+DEFAULT_OPENAI_MODEL = "gpt-realtime-2.1"
+"""The hosted default: OpenAI's recommended GA realtime model (checked 2026-11-27; gpt-realtime
+and gpt-realtime-mini shut down on 2027-01-20, replaced by gpt-realtime-2.1 and -2.1-mini)."""
 
 
 @dataclass
@@ -44,6 +48,8 @@ class CallPlan:
     fixture: bank.BankFixture
     line: LineModel
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Extra headers per agent's backend (secrets: never in metadata, never shown).
+    headers: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def route(self) -> str:
@@ -119,13 +125,11 @@ def plan_call(options: CallOptions) -> CallPlan:
     local_models = {"caller": agents.LOCAL_CALLER_MODEL, "cs": agents.LOCAL_CS_MODEL}
     models = {
         agent: explicit
-        or (
-            local_models[agent]
-            if backends[agent].startswith(("local", "ws://"))
-            else DEFAULT_OPENAI_MODEL
-        )
+        or (local_models[agent] if _is_local(backends[agent]) else DEFAULT_OPENAI_MODEL)
         for agent, explicit in (("caller", options.caller_model), ("cs", options.cs_model))
     }
+    hearing = {agent: _hearing(options, agent, backends[agent]) for agent in ("caller", "cs")}
+    headers = {agent: agent_headers(agent, options) for agent in ("caller", "cs")}
     sessions = {
         "caller": agents.caller_session(
             persona,
@@ -135,12 +139,14 @@ def plan_call(options: CallOptions) -> CallPlan:
             model=models["caller"],
             voice=options.caller_voice,
             output_modalities=modalities,
+            hearing=hearing["caller"],
         ),
         "cs": agents.cs_session(
             seed=options.seed,
             model=models["cs"],
             voice=options.cs_voice,
             output_modalities=modalities,
+            hearing=hearing["cs"],
         ),
     }
     settings = CallSettings(
@@ -169,6 +175,7 @@ def plan_call(options: CallOptions) -> CallPlan:
         "max_turns": max_turns,
         "duration_limit_s": duration_s,
         "audio_format": options.audio_format,
+        "hearing": {agent: h.describe() for agent, h in hearing.items()},
     }
     return CallPlan(
         options=options,
@@ -184,6 +191,7 @@ def plan_call(options: CallOptions) -> CallPlan:
         fixture=fixture,
         line=line,
         metadata=metadata,
+        headers=headers,
     )
 
 
@@ -218,5 +226,30 @@ def line_condition(spec: Any) -> LineModel:
 
 
 def public_backend(backend: str) -> str:
-    """The backend as it may be written to disk (no query strings: they can hold secrets)."""
-    return backend.split("?")[0]
+    """The backend as it may be written to disk: no user part, secret-named query values
+    replaced (see :func:`~dualagent.realtime.redact.redact_url`)."""
+    return backend if backend in ("local", "openai") else redact_url(backend)
+
+
+def _is_local(backend: str) -> bool:
+    """The embedded server, or a plain ws:// URL (most often a `dualagent local-server`)."""
+    return backend.startswith(("local", "ws://"))
+
+
+def _hearing(options: CallOptions, agent: str, backend: str) -> agents.Hearing:
+    """How ``agent``'s server transcribes what it hears: the agent's option, else the shared
+    one, else the backend's default (the embedded server's name, or the hosted default)."""
+    default = (
+        agents.LOCAL_TRANSCRIPTION_MODEL if _is_local(backend) else DEFAULT_TRANSCRIPTION_MODEL
+    )
+    return agents.Hearing(
+        model=_first(
+            getattr(options, f"{agent}_transcription_model"), options.transcription_model, default
+        ),
+        language=_first(
+            getattr(options, f"{agent}_transcription_language"), options.transcription_language
+        ),
+        noise_reduction=_first(
+            getattr(options, f"{agent}_noise_reduction"), options.noise_reduction
+        ),
+    )

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dualagent import bank
 from dualagent.call.bridge import BridgeObserver, DualAgentBridge, Endpoint
 from dualagent.call.core import Agent, Log
+from dualagent.call.hosted import OPENAI_REALTIME_URL, with_model
 from dualagent.call.options import CallOptions
 from dualagent.call.plan import CallPlan, plan_call
 from dualagent.call.record import load_call
@@ -33,9 +34,15 @@ from dualagent.scenarios import Scenario
 if TYPE_CHECKING:  # the server (and its speech engines) load only when a call needs them
     from dualagent.realtime.local.server import LocalRealtimeServer
 
-OPENAI_REALTIME_URL = "wss://api.openai.com/v1/realtime"
-
-__all__ = ["CallOptions", "CallResult", "InputError", "run", "run_plan", "simulate"]
+__all__ = [
+    "OPENAI_REALTIME_URL",
+    "CallOptions",
+    "CallResult",
+    "InputError",
+    "run",
+    "run_plan",
+    "simulate",
+]
 
 
 async def simulate(
@@ -92,7 +99,9 @@ async def run_plan(
     async with server_cm as server:
         local_url = server.url if server is not None else None
         endpoints = {
-            agent: endpoint_for(plan.backends[agent], plan.models[agent], local_url)
+            agent: endpoint_for(
+                plan.backends[agent], plan.models[agent], local_url, plan.headers.get(agent)
+            )
             for agent in ("caller", "cs")
         }
         recorder = CallRecorder(
@@ -116,16 +125,27 @@ async def run_plan(
             await bridge.run()
         finally:
             _write_final_state(recorder, state)
-            _write_costs(recorder, plan.models)
+            _write_costs(recorder, plan.models, plan.metadata.get("hearing"))
             _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
     return CallResult(recorder.directory)
 
 
-def endpoint_for(backend: str, model: str, local_url: str | None) -> Endpoint:
-    """The websocket endpoint for one agent on ``backend``."""
+def endpoint_for(
+    backend: str,
+    model: str,
+    local_url: str | None,
+    headers: Mapping[str, str] | None = None,
+) -> Endpoint:
+    """The websocket endpoint for one agent on ``backend``, with its extra ``headers``.
+
+    ``openai`` adds ``Authorization: Bearer $OPENAI_API_KEY`` (``DUALAGENT_OPENAI_URL`` replaces
+    the address, e.g. for a proxy); a URL gets ``model=`` unless it names one (``model`` or
+    ``deployment``), and its own query string is kept.
+    """
+    extra = dict(headers or {})
     if backend == "local":
         assert local_url is not None
-        return Endpoint(f"{local_url}?model={model}")
+        return Endpoint(with_model(local_url, model), extra)
     if backend == "openai":
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -133,9 +153,8 @@ def endpoint_for(backend: str, model: str, local_url: str | None) -> Endpoint:
                 "backend 'openai' needs an API key: set OPENAI_API_KEY in the environment"
             )
         base = os.environ.get("DUALAGENT_OPENAI_URL", OPENAI_REALTIME_URL)
-        return Endpoint(f"{base}?model={model}", {"Authorization": f"Bearer {key}"})
-    separator = "&" if "?" in backend else "?"
-    return Endpoint(backend if "model=" in backend else f"{backend}{separator}model={model}")
+        return Endpoint(with_model(base, model), {"Authorization": f"Bearer {key}", **extra})
+    return Endpoint(with_model(backend, model), extra)
 
 
 @contextlib.asynccontextmanager
@@ -152,13 +171,30 @@ async def local_backend(
         yield started
 
 
-def _write_costs(recorder: CallRecorder, models: dict[str, str]) -> None:
+def _write_costs(
+    recorder: CallRecorder, models: dict[str, str], hearing: dict[str, Any] | None = None
+) -> None:
+    """Estimated USD per agent and in total; None ("unknown") where a model has no price (the
+    token counts stay in ``usage``)."""
     usage = recorder.metadata.get("usage") or {}
-    costs = {agent: estimate_cost_usd(models[agent], usage.get(agent, {})) for agent in models}
-    known = [c for c in costs.values() if c is not None]
+    hearing = hearing or {}
+    costs = {
+        agent: estimate_cost_usd(
+            models[agent],
+            usage.get(agent, {}),
+            (hearing.get(agent) or {}).get("transcription_model"),
+        )
+        for agent in models
+    }
+    unknown = [agent for agent, cost in costs.items() if cost is None]
+    total = None if unknown else round(sum(c for c in costs.values() if c is not None), 6)
     with contextlib.suppress(Exception):
         recorder.update_metadata(
-            estimated_cost_usd={**costs, "total": round(sum(known), 6) if known else None}
+            estimated_cost_usd={
+                **costs,
+                "total": total,
+                **({"unknown": unknown} if unknown else {}),
+            }
         )
 
 

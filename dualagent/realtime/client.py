@@ -1,8 +1,15 @@
 """``RealtimeConnection``: a Realtime websocket client (OpenAI, any compatible URL, or local).
 
 Thin on purpose: connect, send typed or dict events, iterate normalised (GA) server events
-(dicts, as received) or read them typed with :meth:`RealtimeConnection.recv_event`, close. Errors at connect time are turned into :class:`RealtimeConnectionError` with a message
-that says which URL failed and why; API keys never appear in messages.
+(dicts, as received) or read them typed with :meth:`RealtimeConnection.recv_event`, close.
+Errors at connect time are turned into :class:`RealtimeConnectionError` with a message that
+says which URL failed and why. Credentials never appear in a message or a log record: URLs
+are shown through :func:`~dualagent.realtime.redact.redact_url`, and the websockets library
+(which logs the request line and every header at DEBUG) logs through a
+:class:`~dualagent.realtime.redact.RedactingLogger`.
+
+:func:`connect_with_retry` retries transient failures with jittered exponential backoff and
+waits at least what a ``Retry-After`` header asks.
 """
 
 from __future__ import annotations
@@ -10,7 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,29 +30,63 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from dualagent.realtime.protocol import normalize_server_event
+from dualagent.realtime.redact import RedactingLogger, redact_url, secret_values
 from dualagent.realtime.server_events import ServerEvent, parse_server_event
+
+__all__ = [
+    "RealtimeConnection",
+    "RealtimeConnectionError",
+    "RetryPolicy",
+    "connect_with_retry",
+    "redact_url",
+]
 
 CLOSE_TIMEOUT_S = 2.0
 """How long :meth:`RealtimeConnection.close` waits for the server's closing handshake."""
+
+WIRE_LOGGER = logging.getLogger("dualagent.realtime.wire")
+"""Where the websockets library's records for our connections go (always redacted)."""
 
 
 class RealtimeConnectionError(ConnectionError):
     """The Realtime server could not be reached or refused the connection.
 
-    ``transient`` says whether trying again later may help (refused port, timeout, HTTP 429 or
-    5xx) or not (bad URL, HTTP 401/403/404).
+    ``transient`` says whether trying again later may help (refused port, timeout, HTTP 408,
+    429 or 5xx) or not (bad URL, HTTP 401/403/404). ``retry_after_s``: the server's
+    ``Retry-After``, when it sent one.
     """
 
-    def __init__(self, message: str, *, transient: bool = False, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool = False,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.status = status
+        self.retry_after_s = retry_after_s
 
 
-def redact_url(url: str) -> str:
-    """The URL without its query string (which may carry credentials)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date); None if absent
+    or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class RealtimeConnection:
@@ -59,12 +105,18 @@ class RealtimeConnection:
         headers: Mapping[str, str] | None = None,
         open_timeout_s: float = 10.0,
     ) -> RealtimeConnection:
-        """Open a session at ``url`` (``ws://`` or ``wss://``)."""
-        scheme = urlsplit(url).scheme
+        """Open a session at ``url`` (``ws://`` or ``wss://``) sending ``headers``."""
+        shown = redact_url(url)
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:
+            scheme = ""
         if scheme not in ("ws", "wss"):
             raise RealtimeConnectionError(
-                f"invalid Realtime URL {redact_url(url)!r}: it must start with ws:// or wss://"
+                f"invalid Realtime URL {shown!r}: it must start with ws:// or wss://"
             )
+        logger = RedactingLogger(WIRE_LOGGER, secret_values(url, headers))
+        failure: RealtimeConnectionError | None = None
         try:
             ws = await connect(
                 url,
@@ -73,26 +125,33 @@ class RealtimeConnection:
                 max_size=None,
                 compression=None,
                 close_timeout=CLOSE_TIMEOUT_S,
+                logger=logger,
             )
         except websockets.InvalidStatus as exc:
             status = exc.response.status_code
             hint = {401: " (check the API key)", 403: " (no access)", 404: " (wrong URL or model)"}
-            raise RealtimeConnectionError(
-                f"Realtime server at {redact_url(url)} refused the connection: HTTP {status}"
+            failure = RealtimeConnectionError(
+                f"Realtime server at {shown} refused the connection: HTTP {status}"
                 + hint.get(status, ""),
-                transient=status == 429 or status >= 500,
+                transient=status in (408, 429) or status >= 500,
                 status=status,
-            ) from None
-        except (TimeoutError, OSError, websockets.InvalidURI, websockets.InvalidHandshake) as exc:
-            reason = (
-                exc.strerror
-                if isinstance(exc, OSError) and exc.strerror
-                else str(exc) or type(exc).__name__
+                retry_after_s=parse_retry_after(exc.response.headers.get("Retry-After")),
             )
-            raise RealtimeConnectionError(
-                f"cannot connect to Realtime server at {redact_url(url)}: {reason}",
+        except websockets.InvalidURI:
+            failure = RealtimeConnectionError(f"invalid Realtime URL {shown!r}")
+        except (TimeoutError, OSError, websockets.InvalidHandshake, ValueError) as exc:
+            if isinstance(exc, OSError) and exc.strerror:
+                reason = exc.strerror
+            elif isinstance(exc, ValueError):  # its message may quote the URL
+                reason = type(exc).__name__
+            else:
+                reason = logger.redact(str(exc)) or type(exc).__name__
+            failure = RealtimeConnectionError(
+                f"cannot connect to Realtime server at {shown}: {reason}",
                 transient=isinstance(exc, (OSError, TimeoutError)),
-            ) from None
+            )
+        if failure is not None:  # raised here, so no traceback chains to the library's error
+            raise failure
         return cls(ws, url)
 
     async def send(self, event: Any) -> dict[str, Any]:
@@ -162,3 +221,56 @@ class RealtimeConnection:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+# ------------------------------------------------------------------------------ retries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to connect again after a transient failure.
+
+    Delays grow exponentially with full jitter (uniform between 0 and ``base_delay_s * 2**n``,
+    capped at ``max_delay_s``), so calls that failed together do not come back together; a
+    ``Retry-After`` answer is waited for at least (up to ``max_retry_after_s``).
+    """
+
+    attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 20.0
+    max_retry_after_s: float = 60.0
+
+    def delay_s(self, retry: int, error: RealtimeConnectionError, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``retry`` (0 for the first) after ``error``."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2**retry)
+        delay = rng.uniform(0.0, ceiling)
+        if error.retry_after_s is not None:
+            delay = max(delay, min(error.retry_after_s, self.max_retry_after_s))
+        return delay
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+async def connect_with_retry(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> RealtimeConnection:
+    """Connect, retrying transient failures (refused, timeouts, HTTP 408/429/5xx).
+
+    Authentication and not-found answers are final: retrying them cannot help. ``rng`` and
+    ``sleep`` are injectable, so tests check the delays without waiting for them.
+    """
+    rng = rng or random.Random()
+    for attempt in range(policy.attempts):
+        try:
+            return await RealtimeConnection.connect(url, headers=headers)
+        except RealtimeConnectionError as exc:
+            if not exc.transient or attempt == policy.attempts - 1:
+                raise
+            await sleep(policy.delay_s(attempt, exc, rng))
+    raise AssertionError("unreachable")

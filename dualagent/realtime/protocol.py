@@ -165,15 +165,21 @@ def session_config(
     tools: list[dict[str, Any]] | None = None,
     output_modalities: list[str] | None = None,
     transcribe_input: bool = True,
+    transcription: dict[str, Any] | None = None,
+    noise_reduction: str | None = None,
 ) -> SessionConfig:
     """Build the GA session object the bridge sends: PCM16 24 kHz both ways, no server VAD.
 
     The bridge owns the turns, so ``turn_detection`` is explicitly ``None`` (sent as JSON null).
+    ``transcription`` is the input transcription setting (``{"model", "language"}``; default
+    ``whisper-1``); ``noise_reduction`` is ``near_field`` or ``far_field`` (None/``off``: none).
     """
     pcm = AudioFormat(type="audio/pcm", rate=SAMPLE_RATE_HZ)
     audio_input = AudioInputConfig(format=pcm, turn_detection=None)
     if transcribe_input:
-        audio_input.transcription = {"model": "whisper-1"}
+        audio_input.transcription = dict(transcription or {"model": "whisper-1"})
+    if noise_reduction and noise_reduction != "off":
+        audio_input.noise_reduction = {"type": noise_reduction}
     return SessionConfig(
         type="realtime",
         model=model,
