@@ -187,6 +187,7 @@ def test_the_mixer_puts_both_voices_on_one_timeline():
         ("scenario=/etc/passwd", "scenario", "lost_card"),
         ("output_dir=/tmp", "output_dir", "caller_type"),
         ("cs_header=Authorization%3A+Bearer+x", "cs_header", "caller_type"),
+        ("cs_backend=openai", "cs_backend", "OPENAI_API_KEY"),
     ],
 )
 async def test_bad_parameters_are_refused_with_1008_naming_them(service, query, parameter, valid):
@@ -229,6 +230,17 @@ async def test_over_capacity_the_websocket_is_closed_with_1013_and_a_reason(tmp_
         # A slot is free again.
         again = await _call(service, "route=text")
         assert again[-1]["status"] == "completed"
+
+
+async def test_a_session_stops_at_the_session_limit_and_is_finalised(tmp_path):
+    settings = ServiceSettings.build(output_dir=tmp_path / "calls", max_session_s=1)
+    async with running_service(settings) as service:
+        events = await _call(service, "route=audio&pace=realtime&duration=600")
+    ended = events[-1]
+    assert ended["type"] == "call.ended"
+    assert ended["stopped_by"] == "session_limit"
+    assert ended["status"] == "interrupted"
+    assert Path(ended["paths"]["stereo"]).is_file()
 
 
 async def test_a_message_over_the_size_limit_closes_the_connection(tmp_path):

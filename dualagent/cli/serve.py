@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 from typing import Any
 
@@ -116,6 +117,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     except InputError as exc:
         raise UsageError(str(exc)) from None
+    service_log = logging.getLogger("dualagent.service")
+    if service_log.getEffectiveLevel() > logging.INFO:  # calls started/ended, retention
+        service_log.setLevel(logging.INFO)
     shown = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(f"dualagent service on http://{shown}:{settings.port}/ (docs: /docs)", flush=True)
     if settings.token_required:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -20,11 +21,12 @@ from pydantic import SecretStr
 from dualagent.call.options import CallOptions
 from dualagent.call.plan import CallPlan, plan_call
 from dualagent.call.record import load_call
-from dualagent.call.simulate import run_plan
+from dualagent.call.simulate import endpoint_for, run_plan
 from dualagent.errors import InputError
 from dualagent.personas import list_personas
 from dualagent.scenarios import list_scenarios
 from dualagent.service.live import LiveCall
+from dualagent.service.security import redact
 from dualagent.service.settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -148,7 +150,7 @@ class CallManager:
             raise CapacityError(self.active, self.settings.max_conversations)
         self._starting += 1  # taken before the first await: two clients cannot both get it
         try:
-            plan = await asyncio.to_thread(plan_call, options)
+            plan = await asyncio.to_thread(_plan, options)
             if plan.conversation_id in self.calls:
                 raise ParameterError(
                     "conversation_id", f"conversation {plan.conversation_id!r} is running already"
@@ -172,6 +174,12 @@ class CallManager:
         live.task.cancel()
         await live.wait_ended()
 
+    def _secrets(self) -> list[str]:
+        token = self.settings.token
+        return [
+            s for s in (token and token.get_secret_value(), os.environ.get("OPENAI_API_KEY")) if s
+        ]
+
     def stop_soon(self, live: LiveCall, reason: str) -> None:
         """:meth:`stop` without waiting (from a task that must not block on it)."""
         task = asyncio.create_task(self.stop(live, reason))
@@ -186,6 +194,7 @@ class CallManager:
 
     async def _run(self, live: LiveCall, plan: CallPlan) -> None:
         stopped_by: str | None = None
+        failure: str | None = None
         try:
             async with asyncio.timeout(self.settings.max_session_s):
                 await run_plan(plan, local_server=self.server, observer=live)
@@ -195,15 +204,16 @@ class CallManager:
             if not live.stop_requested:
                 raise
         except Exception as exc:  # the call machinery failed; the recording says what it can
-            log.error("call %s failed: %s: %s", live.conversation_id, type(exc).__name__, exc)
-            live.publish({"type": "log", "level": "error", "text": f"{type(exc).__name__}"})
+            failure = redact(f"{type(exc).__name__}: {exc}", self._secrets())
+            log.error("call %s failed: %s", live.conversation_id, failure)
+            live.publish({"type": "log", "level": "error", "text": failure})
         finally:
             try:
                 ended = await asyncio.to_thread(
                     ended_info, plan.output_dir / plan.conversation_id, plan.conversation_id
                 )
-            except BaseException:  # reading the recording failed: still end the stream
-                ended = {"status": "unknown"}
+            except Exception:  # no recording (the call failed before it): still end the stream
+                ended = {"status": "error", "end_reason": "error", "error": failure}
             stopped_by = stopped_by or live.info.pop("stopped_by", None)
             if stopped_by:
                 ended["stopped_by"] = stopped_by
@@ -215,6 +225,19 @@ class CallManager:
                 ended.get("status"),
                 ended.get("end_reason"),
             )
+
+
+def _plan(options: CallOptions) -> CallPlan:
+    """:func:`plan_call`, and each agent's backend reachable as configured (a hosted one needs
+    its key on the server): what would fail at connect time is refused before the call."""
+    plan = plan_call(options)
+    for agent, backend in plan.backends.items():
+        try:
+            endpoint_for(backend, plan.models[agent], "ws://127.0.0.1:0")
+        except InputError as exc:
+            name = "backend" if options.backend == backend else f"{agent}_backend"
+            raise ParameterError(name, f"{name}: {exc}") from None
+    return plan
 
 
 def _call_info(plan: CallPlan) -> dict[str, Any]:
