@@ -171,6 +171,9 @@ def test_the_mixer_puts_both_voices_on_one_timeline():
     assert rest[0][0] == 0.5
     values = [int.from_bytes(pcm[i : i + 2], "little", signed=True) for i in range(0, len(pcm), 2)]
     assert values == [1500] * 5 + [500] * 5
+    mixer.place(b"\1\0" * 10, at_s=2.0)
+    mixer.skip(2.5)  # nobody listened to this part
+    assert mixer.release(None) == [(2.5, b"\1\0" * 5)]
 
 
 # ------------------------------------------------------------------------------ refusals

@@ -81,6 +81,16 @@ class AudioMixer:
             )
         self._pending[start:end] += samples
 
+    def skip(self, until_s: float | None = None) -> None:
+        """Drop what is placed up to ``until_s`` (everything when None): nobody listens."""
+        if until_s is None:
+            self.released += len(self._pending)
+            self._pending = np.zeros(0, dtype=np.int32)
+            return
+        count = max(0, round(until_s * self.sample_rate_hz) - self.released)
+        self._pending = self._pending[count:]
+        self.released += count
+
     def release(self, until_s: float | None = None) -> list[tuple[float, bytes]]:
         """``(at_s, pcm16)`` chunks up to ``until_s`` (everything placed when None)."""
         if until_s is None:
@@ -293,9 +303,10 @@ class LiveCall:
         return any(s.audio for s in self.subscribers)
 
     def _release_audio(self, until_s: float | None) -> None:
+        if not self._wants_audio():
+            self._mixer.skip(until_s)
+            return
         for at_s, pcm in self._mixer.release(until_s):
-            if not self._wants_audio():
-                continue
             self.publish(
                 {
                     "type": "audio",
