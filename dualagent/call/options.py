@@ -208,6 +208,25 @@ class CallDefaults(BaseModel):
         ),
     )
 
+    # -- language models behind the embedded server (dualagent.realtime.local.brains.llm) -----
+    caller_llm: str | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "the caller is a language model at an OpenAI-compatible chat endpoint, heard and "
+            "voiced by the local engines, e.g. http://127.0.0.1:11434/v1#qwen2.5:3b "
+            "(key: env DUALAGENT_LLM_API_KEY)",
+            "URL#MODEL",
+        ),
+    )
+    cs_llm: str | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "the agent under test is a language model at an OpenAI-compatible chat endpoint "
+            "(as --caller-llm)",
+            "URL#MODEL",
+        ),
+    )
+
     # -- checks -------------------------------------------------------------------------------
 
     @field_validator("duration")
