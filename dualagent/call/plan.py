@@ -128,6 +128,8 @@ def plan_call(options: CallOptions) -> CallPlan:
         or (local_models[agent] if _is_local(backends[agent]) else DEFAULT_OPENAI_MODEL)
         for agent, explicit in (("caller", options.caller_model), ("cs", options.cs_model))
     }
+    llms = llm_endpoints(options, backends)
+    models.update({agent: endpoint.model_name for agent, endpoint in llms.items()})
     hearing = {agent: _hearing(options, agent, backends[agent]) for agent in ("caller", "cs")}
     headers = {agent: agent_headers(agent, options) for agent in ("caller", "cs")}
     sessions = {
@@ -177,6 +179,8 @@ def plan_call(options: CallOptions) -> CallPlan:
         "audio_format": options.audio_format,
         "hearing": {agent: h.describe() for agent, h in hearing.items()},
     }
+    if llms:  # endpoint, model and sampling settings; never the API key
+        metadata["llm"] = {agent: e.describe(options.seed) for agent, e in llms.items()}
     return CallPlan(
         options=options,
         persona=persona,
@@ -193,6 +197,32 @@ def plan_call(options: CallOptions) -> CallPlan:
         metadata=metadata,
         headers=headers,
     )
+
+
+def llm_endpoints(options: CallOptions, backends: dict[str, str]) -> dict[str, Any]:
+    """The agents that are language models (``--caller-llm``/``--cs-llm``), checked."""
+    from dualagent.realtime.local.brains.llm import LlmEndpoint
+
+    endpoints = {}
+    for agent, spec, model in (
+        ("caller", options.caller_llm, options.caller_model),
+        ("cs", options.cs_llm, options.cs_model),
+    ):
+        if spec is None:
+            continue
+        flag = f"--{agent}-llm"
+        try:
+            endpoints[agent] = LlmEndpoint.parse(spec)
+        except ValueError as exc:
+            raise InputError(f"{flag}: {exc}") from None
+        if not backends[agent].startswith(("local", "ws://")):
+            raise InputError(
+                f"{flag} needs the embedded server as the {agent}'s backend (local, or the ws:// "
+                f"URL of `dualagent local-server`), not {public_backend(backends[agent])!r}"
+            )
+        if model is not None:
+            raise InputError(f"{flag} and --{agent}-model both name the {agent}'s model; give one")
+    return endpoints
 
 
 def _first(*values: Any) -> Any:
