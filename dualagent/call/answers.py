@@ -91,6 +91,18 @@ def response_issue(agent: str, response: ev.Response) -> dict[str, Any] | None:
     }
 
 
+RETRYABLE_ERROR_CODES = frozenset({"rate_limit_exceeded", "server_error", "overloaded"})
+"""Server errors that say "try again later" (a batch may re-run the call)."""
+
+
+def worth_retrying(errors: list[dict[str, Any]]) -> bool:
+    """Whether the servers' errors of a failed call were of the passing kind (rate limit,
+    server error), so running the call again later may succeed."""
+    return any(
+        e.get("code") in RETRYABLE_ERROR_CODES or e.get("type") == "server_error" for e in errors
+    )
+
+
 def _add(total: dict[str, Any], key: str, value: Any) -> None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         total[key] = total.get(key, 0) + value

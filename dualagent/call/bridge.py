@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 import websockets
 
+from dualagent.call.answers import worth_retrying
 from dualagent.call.core import (
     AGENTS,
     AddTurn,
@@ -143,6 +144,7 @@ class DualAgentBridge:
         self._end: EndCall | None = None
         self._utterance_wall_start: dict[Agent, float] = {}
         self.stats = BridgeStats()
+        self._connect_transient = False  # the connect failed in a way that may pass
 
     def _now(self) -> float:
         return time.perf_counter() - self._t0
@@ -168,6 +170,7 @@ class DualAgentBridge:
             self._finalise(EndCall("completed", "interrupted", None), interrupted=True)
             raise
         except RealtimeConnectionError as exc:
+            self._connect_transient = exc.transient
             self._finalise(EndCall("error", "connection_failed", str(exc)))
         except Exception as exc:
             log.exception("bridge failed")
@@ -345,6 +348,10 @@ class DualAgentBridge:
             rate_limits=core.rate_limits,
             bridge_stats=self.stats.summary(),
         )
+        if final.status == "error":  # may a batch run this call again? (--retries)
+            self.recorder.update_metadata(
+                retryable=self._connect_transient or worth_retrying(core.errors)
+            )
         status = "interrupted" if interrupted else final.status
         started = time.perf_counter()
         self.recorder.close(status=status, end_reason=final.end_reason, error=final.error)

@@ -574,6 +574,7 @@ class CallCore:
         if response.status == "failed":
             details = response.status_details
             error = (details.error if details else None) or ev.ErrorDetails()
+            self.errors.append({"agent": side.agent, **error.model_dump(exclude_unset=True)})
             message = error.message or "response failed"
             code = error.code or error.type or "response_failed"
             return effects + self._end(

@@ -143,9 +143,9 @@ def endpoint_for(
     ``deployment``), and its own query string is kept.
     """
     extra = dict(headers or {})
-    if backend == "local":
+    if backend == "local":  # our embedded server: no provider, no credentials to send
         assert local_url is not None
-        return Endpoint(with_model(local_url, model), extra)
+        return Endpoint(with_model(local_url, model))
     if backend == "openai":
         key = os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -187,7 +187,7 @@ def _write_costs(
         for agent in models
     }
     unknown = [agent for agent, cost in costs.items() if cost is None]
-    total = None if unknown else round(sum(c for c in costs.values() if c is not None), 6)
+    total = None if unknown else round(sum(c for c in costs.values() if c is not None), 9)
     with contextlib.suppress(Exception):
         recorder.update_metadata(
             estimated_cost_usd={

@@ -126,7 +126,7 @@ def estimate_cost_usd(
         if transcription is None:
             return None
         total += _transcription_cost(transcription, usage)
-    return round(total, 6)
+    return round(total, 9)  # nano-dollars: a response can cost a fraction of a cent
 
 
 def _response_cost(prices: dict[str, float], usage: dict[str, Any]) -> float:
