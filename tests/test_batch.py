@@ -661,3 +661,84 @@ async def test_hundred_text_calls_at_parallel_16(tmp_path, local_server):
     assert (result.calls["status"] == "completed").all()
     assert list(result.summary["n"]) == [25, 25, 25, 25]
     assert len([p for p in (tmp_path / "big").iterdir() if p.is_dir()]) == 100
+
+
+# ------------------------------------------------------------------------------ retries
+
+HOSTED_KEY = "sk-test-batch-retry-0000"
+
+
+async def test_a_call_that_hit_a_rate_limit_is_retried_and_the_manifest_says_so(
+    tmp_path, local_server, monkeypatch
+):
+    from tests.fake_openai import FakeOpenAIRealtime
+
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:  # counted, not waited
+        pauses.append(seconds)
+
+    monkeypatch.setattr(runner, "_pause", pause)
+    monkeypatch.setenv("OPENAI_API_KEY", HOSTED_KEY)
+    async with (
+        FakeOpenAIRealtime(
+            local_server.url, api_key=HOSTED_KEY, fault="rate_limit", fault_after=1
+        ) as limited,
+        FakeOpenAIRealtime(local_server.url, api_key=HOSTED_KEY) as fine,
+    ):
+        services = iter([limited.url, fine.url])  # the first attempt hits the rate limit
+
+        async def simulate(*args, **kwargs):
+            monkeypatch.setenv("DUALAGENT_OPENAI_URL", next(services))
+            return await REAL_SIMULATE(*args, **kwargs)
+
+        monkeypatch.setattr(runner, "simulate", simulate)
+        result = await batch.run(
+            caller_types=["typical"],
+            backend="openai",
+            pace="fast",
+            route="text",
+            max_turns=2,
+            retries=2,
+            output_dir=tmp_path,
+            batch_id="retried",
+            progress=False,
+            local_server=local_server,
+        )
+    assert result.errors == 0
+    data = manifest(tmp_path / "retried")
+    assert data["retries"] == 2 and data["config"]["retries"] == 2
+    [call] = data["calls"]
+    assert (call["status"], call["attempts"]) == ("completed", 2)
+    [failed] = call["retried"]
+    assert failed["end_reason"] == "service_error" and "rate_limit_exceeded" in failed["error"]
+    assert len(pauses) == 1 and 0 <= pauses[0] <= runner.CALL_RETRY.base_delay_s
+
+
+async def test_a_call_refused_for_its_key_is_not_retried(tmp_path, local_server, monkeypatch):
+    from tests.fake_openai import FakeOpenAIRealtime
+
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(runner, "_pause", pause)
+    async with FakeOpenAIRealtime(local_server.url, api_key=HOSTED_KEY) as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-wrong-key-1111")
+        monkeypatch.setenv("DUALAGENT_OPENAI_URL", fake.url)
+        result = await batch.run(
+            caller_types=["typical"],
+            backend="openai",
+            route="text",
+            retries=3,
+            output_dir=tmp_path,
+            batch_id="refused",
+            progress=False,
+            local_server=local_server,
+        )
+    assert result.errors == 1
+    [call] = manifest(tmp_path / "refused")["calls"]
+    assert (call["end_reason"], call["attempts"]) == ("connection_failed", 1)
+    assert "retried" not in call and pauses == []
+    assert fake.handshakes == 2  # once per agent: a 401 is final, for the connect and the batch

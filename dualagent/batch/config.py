@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dualagent.batch.plan import item_slug
+from dualagent.call.hosted import secret_fields
 from dualagent.call.options import CallDefaults
 from dualagent.call.plan import resolve_persona
 from dualagent.errors import InputError, describe_validation_error
@@ -46,10 +47,19 @@ class BatchConfig(CallDefaults):
         default=None, ge=1, le=1024, description="calls at a time (default: per route)"
     )
     seed: int = Field(default=0, ge=0, description="base seed; each call's seed derives from it")
+    retries: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="run a call again, up to this many times, when it failed on a rate limit "
+        "or a transient connect or server error",
+    )
 
     def call_defaults(self) -> dict[str, Any]:
-        """The call options this config sets for every call (unset ones left to the scenario)."""
-        return self.model_dump(include=set(CallDefaults.model_fields), exclude_none=True)
+        """The call options this config sets for every call (unset ones left to the scenario);
+        headers are passed on in memory, never dumped (they are secrets)."""
+        dumped = self.model_dump(include=set(CallDefaults.model_fields), exclude_none=True)
+        return {**dumped, **secret_fields(self)}
 
     @field_validator("caller_types", "scenarios", mode="before")
     @classmethod

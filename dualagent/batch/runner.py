@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import re
 import shutil
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,10 +50,17 @@ from dualagent.batch.plan import (
     default_parallel,
     plan_calls,
 )
+from dualagent.call.hosted import secret_fields
+from dualagent.call.record import load_call
 from dualagent.call.simulate import simulate
 from dualagent.errors import InputError
+from dualagent.realtime.client import RealtimeConnectionError, RetryPolicy
 from dualagent.realtime.local.server import LocalRealtimeServer
 from dualagent.version import __version__
+
+CALL_RETRY = RetryPolicy(base_delay_s=2.0, max_delay_s=60.0)
+"""Pauses before a batch runs a failed call again (``retries``): jittered, growing."""
+_NO_RETRY_AFTER = RealtimeConnectionError("call failed", transient=True)
 
 # One call of the batch: runs it (here or on a worker) and returns its figures.
 CallRunner = Callable[[CallSpec], Awaitable[dict[str, Any]]]
@@ -89,6 +97,7 @@ async def run(
     batch_id: str | None = None,
     notebook: str | Path | None = None,
     local_server: LocalRealtimeServer | None = None,
+    retries: int | None = None,
     **call_defaults: Any,
 ) -> BatchResult:
     """Run a batch of calls; return its :class:`BatchResult` (also written to the batch folder).
@@ -103,7 +112,9 @@ async def run(
     threads). ``executor``: ``"local"`` (one shared embedded server in this process),
     ``"dask://HOST:PORT"`` or a ``distributed.Client``. ``resume=True`` with ``batch_id`` re-runs
     only the calls of that batch that did not complete. ``notebook``: a papermill notebook run
-    afterwards with ``input_dir`` and ``output_dir`` set to the batch folder.
+    afterwards with ``input_dir`` and ``output_dir`` set to the batch folder. ``retries``: run
+    a call again (up to N times, after a jittered pause) when it failed on a rate limit or a
+    transient connect or server error; the manifest keeps each failed attempt (``retried``).
 
     Bad input raises :class:`InputError` before anything is written. A failing call is recorded
     and counted, never raised. Cancelling the task (Ctrl-C) cancels the calls in flight and
@@ -117,6 +128,7 @@ async def run(
         "repeat": repeat,
         "parallel": parallel,
         "seed": seed,
+        "retries": retries,
         **call_defaults,
     }
     batch = _prepare(
@@ -173,6 +185,8 @@ def _prepare(
         elif "caller_types" not in given and "scenarios" not in given:
             base = load_config("default")
     data = {**(base.model_dump() if base is not None else {}), **given}
+    if base is not None:  # headers are excluded from dumps (secrets): pass them on in memory
+        data = {**secret_fields(base), **data}
     cfg = config_from_dict(data, source="batch settings")
     check_scenarios(cfg.scenarios)
     specs = plan_calls(cfg)
@@ -251,6 +265,7 @@ def _new_manifest(batch: _Batch, previous: dict[str, Any] | None) -> dict[str, A
         "resumed_from_previous_run": previous is not None,
         "executor": _executor_label(batch.executor),
         "parallel": batch.parallel or None,
+        "retries": batch.config.retries,
         "config": batch.config.model_dump(mode="json"),
         "seeds": {spec.call_id: spec.seed for spec in batch.specs},
         "calls": calls,
@@ -378,15 +393,22 @@ async def _run_calls(
 
     async def one(spec: CallSpec) -> None:
         async with semaphore:
-            manifest.update(spec.call_id, status="running", started_at=utc_now())
             call_dir = batch.batch_dir / spec.call_id
-            try:
-                record = await call(spec)
-            except asyncio.CancelledError:
-                finished(spec, interrupted_figures(call_dir))
-                raise
-            except Exception as exc:  # one failed call never stops the batch
-                record = error_figures(call_dir, exc)
+            rng = random.Random(spec.seed)  # jitter: calls that failed together come back apart
+            for attempt in range(batch.config.retries + 1):
+                manifest.update(spec.call_id, status="running", started_at=utc_now())
+                try:
+                    record = await call(spec)
+                except asyncio.CancelledError:
+                    finished(spec, interrupted_figures(call_dir))
+                    raise
+                except Exception as exc:  # one failed call never stops the batch
+                    record = error_figures(call_dir, exc)
+                if attempt == batch.config.retries or not _worth_retrying(call_dir, record):
+                    break
+                _note_retry(manifest, spec.call_id, record)
+                shutil.rmtree(call_dir, ignore_errors=True)
+                await _pause(CALL_RETRY.delay_s(attempt, _NO_RETRY_AFTER, rng))
             finished(spec, record)
 
     tasks = [asyncio.create_task(one(spec), name=f"call-{spec.call_id}") for spec in todo]
@@ -402,3 +424,34 @@ async def _run_calls(
         raise
     for task in tasks:
         task.result()  # an unexpected bug in the batch machinery surfaces here
+
+
+# ------------------------------------------------------------------------------ retries
+
+
+def _worth_retrying(call_dir: Path, record: dict[str, Any]) -> bool:
+    """A call that ended in error on something passing: its recording says ``retryable``
+    (a rate limit, a server error, a transient connect failure)."""
+    if record.get("status") != "error":
+        return False
+    try:
+        return bool(load_call(call_dir).metadata.get("retryable"))
+    except Exception:  # no readable recording: nothing says it may pass
+        return False
+
+
+def _note_retry(manifest: Manifest, call_id: str, record: dict[str, Any]) -> None:
+    """Keep a failed attempt in the manifest (its folder is replaced by the next attempt)."""
+    entry = manifest.by_id[call_id]
+    failed = {"end_reason": record.get("end_reason"), "error": record.get("error")}
+    manifest.update(
+        call_id,
+        attempts=entry.get("attempts", 0) + 1,
+        retried=[*entry.get("retried", []), failed],
+    )
+    manifest.save(force=False)
+
+
+async def _pause(seconds: float) -> None:
+    """Wait before a retry (looked up at call time: tests count the pauses instead)."""
+    await asyncio.sleep(seconds)

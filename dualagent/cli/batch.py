@@ -104,6 +104,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="PATH",
         help="afterwards, execute this notebook with papermill (input_dir/output_dir = the batch folder)",
     )
+    batch.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run a call again, up to N times, when it failed on a rate limit or a transient "
+        "connect or server error (default 0; recorded in the manifest)",
+    )
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     calls = batch.add_argument_group("every call (overrides the config; unset: the scenario's)")
     add_cli_flags(calls, CallDefaults)  # one flag per CallDefaults field, as `dualagent run`
@@ -135,6 +143,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 batch_id=args.batch_id,
                 notebook=args.notebook,
+                retries=args.retries,
                 **call_defaults,
             )
         )
