@@ -700,3 +700,113 @@ def test_a_model_the_server_does_not_serve_ends_the_call_with_the_servers_messag
     [end] = [e for e in effects if isinstance(e, EndCall)]
     assert (end.status, end.end_reason) == ("error", "service_error")
     assert "'gpt-realtime'" in (end.error or "") and "'local-caller'" in (end.error or "")
+
+
+# ------------------------------------------------------------------------------ server answers
+
+
+def test_the_first_response_waits_until_both_sessions_are_confirmed() -> None:
+    call = Call()
+    effects = call.core.start(SESSIONS, 0.0)
+    assert send_types(effects) == ["session.update", "session.update"]
+    assert all("model" not in e["session"] for e in sends(effects))  # the URL names it
+    cs_echo = {"type": "session.updated", "session": SESSIONS["cs"].dump()}
+    assert call.feed("cs", cs_echo, 0.1) == []
+    caller_echo = {"type": "session.updated", "session": SESSIONS["caller"].dump()}
+    assert send_types(call.feed("caller", caller_echo, 0.2), "cs") == ["response.create"]
+
+
+def test_an_error_answering_session_update_ends_the_call_before_any_response() -> None:
+    call = Call()
+    [caller_update, _] = sends(call.core.start(SESSIONS, 0.0))
+    error = {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "code": "invalid_value",
+            "message": "Invalid value: 'robot'.",
+            "param": "session.audio.output.voice",
+            "event_id": caller_update["event_id"],
+        },
+    }
+    effects = call.feed("caller", error)
+    end = ending(effects)
+    assert end is not None and (end.status, end.end_reason) == ("error", "session_rejected")
+    assert "invalid_value" in (end.error or "")
+    assert "response.create" not in send_types(effects)
+    assert call.feed("cs", {"type": "session.updated", "session": SESSIONS["cs"].dump()}) == []
+
+
+def test_a_session_that_does_not_hold_what_was_asked_ends_the_call() -> None:
+    call = Call()
+    call.core.start(SESSIONS, 0.0)
+    echo = SESSIONS["cs"].dump()
+    echo["audio"]["input"]["turn_detection"] = {"type": "server_vad"}  # the service's default
+    echo["tools"] = []
+    end = ending(call.feed("cs", {"type": "session.updated", "session": echo}))
+    assert end is not None and end.end_reason == "session_rejected"
+    assert "turn_detection" in (end.error or "")
+
+
+def test_a_failed_transcription_marks_the_turn_and_lets_the_call_end() -> None:
+    call = Call()
+    call.start()
+    call.speak("cs", "Hello, First Bank.", 1000)
+    call.done("cs")
+    call.feed("caller", {"type": "input_audio_buffer.committed", "item_id": "heard_1"})
+    call.core._end("completed", "max_turns")  # the call is ending: it waits for what was heard
+    failed = {
+        "type": "conversation.item.input_audio_transcription.failed",
+        "item_id": "heard_1",
+        "content_index": 0,
+        "error": {"type": "transcription_error", "code": "audio_unintelligible", "message": "?"},
+    }
+    effects = call.feed("caller", failed)
+    [update] = [e for e in effects if isinstance(e, UpdateTurn)]
+    assert update.fields == {"heard": None, "heard_error": "audio_unintelligible: ?"}
+    assert ending(effects) is not None  # nothing waits for a transcription that failed
+    assert call.core.transcription_failures[0]["turn_index"] == 0
+
+
+def test_an_incomplete_response_is_recorded_with_its_reason_and_the_call_goes_on() -> None:
+    call = Call()
+    call.start()
+    call.speak("cs", "Hello, First", 1000)
+    details = {"type": "incomplete", "reason": "max_output_tokens"}
+    effects = call.done("cs", status="incomplete", status_details=details)
+    assert call.core.response_issues == [
+        {"agent": "cs", "response_id": "r", "status": "incomplete", "reason": "max_output_tokens"}
+    ]
+    assert call.core.turns[0]["response_reason"] == "max_output_tokens"
+    assert send_types(effects, "caller")[-1] == "response.create"  # the caller's turn
+
+
+def test_usage_counts_cached_text_audio_and_transcription_apart() -> None:
+    call = Call()
+    call.start()
+    usage = {
+        "input_tokens": 10,
+        "input_token_details": {
+            "text_tokens": 4,
+            "audio_tokens": 6,
+            "cached_tokens": 5,
+            "cached_tokens_details": {"text_tokens": 2, "audio_tokens": 3},
+        },
+    }
+    call.done("cs", usage=usage)
+    heard = {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "item_id": "x",
+        "transcript": "hi",
+        "usage": {"type": "duration", "seconds": 2.5},
+    }
+    call.feed("cs", heard)
+    assert call.core.usage()["cs"] == {
+        "input_tokens": 10,
+        "input_text_tokens": 4,
+        "input_audio_tokens": 6,
+        "input_cached_tokens": 5,
+        "input_cached_text_tokens": 2,
+        "input_cached_audio_tokens": 3,
+        "transcription_seconds": 2.5,
+    }
