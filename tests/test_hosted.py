@@ -38,6 +38,17 @@ def openai_env(monkeypatch):
     return point_at
 
 
+def assert_valid_ga_client_events(events: list[dict]) -> None:
+    """Every client event validates strictly against the openai SDK's GA types, with no field
+    the GA protocol does not define (the must-hold of the hosted path)."""
+    from tests.test_sdk_compat import CLIENT_EVENTS, _unknown_fields
+
+    assert events
+    for event in events:
+        model = CLIENT_EVENTS.validate_python(json.loads(json.dumps(event)), strict=True)
+        assert not _unknown_fields(model), event
+
+
 def files_mention(folder: Path, needle: str) -> list[str]:
     return [p.name for p in folder.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
 
@@ -55,6 +66,7 @@ async def test_openai_backend_speaks_ga_with_bearer_key_and_records_costs(
     update = next(e for e in fake.client_events if e["type"] == "session.update")["session"]
     assert update["type"] == "realtime"
     assert "model" not in update  # the URL names it; a GA session cannot change it
+    assert_valid_ga_client_events(fake.client_events)
     assert update["audio"]["input"]["transcription"] == {"model": DEFAULT_TRANSCRIPTION_MODEL}
     # Nothing is asked of a model before both sessions are confirmed as configured.
     kinds = [e["type"] for e in fake.client_events]
@@ -239,10 +251,22 @@ async def test_a_failed_transcription_is_marked_and_does_not_stall_the_call(
     ) as fake:
         openai_env(fake)
         result = await dualagent.simulate(
-            "typical", backend="openai", pace="fast", max_turns=2, output_dir=tmp_path
+            "hurried",  # interrupts: barge-in, cancel and truncate go out too
+            backend="openai",
+            pace="fast",
+            max_turns=2,
+            transcription_language="en",
+            cs_noise_reduction="near_field",
+            output_dir=tmp_path,
         )
     assert result.status == "completed", result.metadata.get("error")
     assert result.end_reason == "max_turns"  # not "stalled": nothing waited for the 60 s watchdog
+    assert_valid_ga_client_events(fake.client_events)
+    updates = [
+        e["session"]["audio"]["input"] for e in fake.client_events if e["type"] == "session.update"
+    ]
+    assert {u["transcription"]["language"] for u in updates} == {"en"}
+    assert [u.get("noise_reduction") for u in updates].count({"type": "near_field"}) == 1
     [failure] = result.metadata["transcription_failures"]
     assert "audio_unintelligible" in failure["error"]
     failed_turn = result.turns[failure["turn_index"]]
