@@ -251,7 +251,7 @@ async def test_a_failed_transcription_is_marked_and_does_not_stall_the_call(
     ) as fake:
         openai_env(fake)
         result = await dualagent.simulate(
-            "hurried",  # interrupts: barge-in, cancel and truncate go out too
+            "hurried",  # it may cut in: then cancel and truncate go out too
             backend="openai",
             pace="fast",
             max_turns=2,
