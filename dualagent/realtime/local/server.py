@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +27,17 @@ import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
 from dualagent.realtime import protocol as p
+from dualagent.realtime import server_events as ev
 from dualagent.realtime.local import engines
-from dualagent.realtime.local.brains.base import Brain, BrainInput
+from dualagent.realtime.local.brains.base import (
+    AnyBrain,
+    BrainInput,
+    BrainUnavailableError,
+    GenerationStats,
+    StreamingBrain,
+    TextDelta,
+    ToolCall,
+)
 from dualagent.realtime.local.brains.registry import LOCAL_CS_MODEL, brain_for
 from dualagent.realtime.local.profile import parse_profile
 from dualagent.realtime.local.session import LocalSession, Respond, StopResponse, Transcribe
@@ -37,6 +47,41 @@ log = logging.getLogger(__name__)
 
 REALTIME_PATH = "/v1/realtime"
 AUDIO_CHUNK_S = 0.2  # size of each response.output_audio.delta
+
+
+class SentenceSplitter:
+    """Text arriving piece by piece -> sentences to speak, each as soon as it is complete."""
+
+    _END = re.compile(r"[.!?][\"')\]]*\s+|\n+")  # a sentence ends, or a line does
+    LONG_WORDS = 30  # past this without an end, speak up to the last comma
+
+    def __init__(self) -> None:
+        self.rest = ""
+
+    def feed(self, text: str) -> list[str]:
+        self.rest += text
+        ends = list(self._END.finditer(self.rest))
+        if ends:
+            cut = ends[-1].end()
+        elif len(self.rest.split()) > self.LONG_WORDS and ", " in self.rest:
+            cut = self.rest.rindex(", ") + 2
+        else:
+            return []
+        done, self.rest = self.rest[:cut], self.rest[cut:]
+        return self._sentences(done)
+
+    def flush(self) -> list[str]:
+        done, self.rest = self.rest, ""
+        return self._sentences(done)
+
+    @staticmethod
+    def _sentences(text: str) -> list[str]:
+        return [
+            sentence
+            for line in text.splitlines()
+            for sentence in engines.split_sentences(line)
+            if any(c.isalnum() for c in sentence)
+        ]
 
 
 class _Connection:
@@ -50,7 +95,7 @@ class _Connection:
         self.server = server
         self.transcriptions: dict[str, asyncio.Task[None]] = {}
         self.response_task: asyncio.Task[None] | None = None
-        self.brain: Brain | None = None
+        self.brain: AnyBrain | None = None
 
     async def send(self, actions: list[Any]) -> None:
         for action in actions:
@@ -88,16 +133,19 @@ class _Connection:
             profile = parse_profile(instructions)
             if self.brain is None:  # the session refuses responses for unregistered models
                 self.brain = brain_for(config.model)(profile)
-            reply = self.brain.respond(
-                BrainInput(
-                    instructions=instructions,
-                    profile=profile,
-                    tools=[t.name for t in tools],
-                    conversation=session.conversation(),
-                    response_instructions=order.params.instructions,
-                    barge_in=order.params.barge_in,
-                )
+            given = BrainInput(
+                instructions=instructions,
+                profile=profile,
+                tools=[t.name for t in tools],
+                conversation=session.conversation(),
+                response_instructions=order.params.instructions,
+                barge_in=order.params.barge_in,
+                tool_specs=[t.model_dump(exclude_none=True) for t in tools],
             )
+            if isinstance(self.brain, StreamingBrain):
+                await self._stream_reply(self.brain, given)
+                return
+            reply = self.brain.respond(given)
             if reply.text:
                 await self._speak(reply.text)
             for name, arguments in reply.tool_calls:
@@ -106,37 +154,106 @@ class _Connection:
         except asyncio.CancelledError:
             # response.cancel already sent response.done; nothing more to say.
             raise
+        except BrainUnavailableError as exc:  # e.g. a language model's endpoint is down
+            log.warning("local response failed: %s", exc)
+            error = ev.ErrorEvent(
+                event_id=session.ids("event"),
+                error=ev.ErrorDetails(
+                    type="server_error", code="model_unavailable", message=str(exc)
+                ),
+            )
+            await self.send([error, *session.response_failed(str(exc))])
         except Exception as exc:  # a brain or engine bug must not kill the connection
             log.exception("local response failed")
             await self.send(session.response_failed(f"local engine error: {exc}"))
 
     async def _speak(self, text: str) -> None:
-        """Stream one message sentence by sentence: transcript delta, then its audio.
+        """Stream one message sentence by sentence: transcript delta, then its audio."""
+        item_id, events = self.session.begin_message()
+        await self.send(events)
+        for sentence in engines.split_sentences(text):
+            await self._say(item_id, sentence)
+        await self.send(self.session.end_message(item_id))
 
-        Each sentence's text goes out only once its audio is ready, so a response cancelled
-        mid-way has said (and written) the same sentences, whatever the timing.
+    async def _say(self, item_id: str, sentence: str) -> None:
+        """One sentence of a message: its text once its audio is ready, then the audio.
+
+        So a response cancelled mid-way has said (and written) the same sentences, whatever
+        the timing.
         """
         session = self.session
-        item_id, events = session.begin_message()
-        await self.send(events)
         audio_out = session.response is not None and "audio" in session.response.output_modalities
-        loop = asyncio.get_running_loop()
-        chunk_bytes = int(AUDIO_CHUNK_S * p.SAMPLE_RATE_HZ) * 2
-        for sentence in engines.split_sentences(text):
-            if not audio_out:
-                await self.send(session.message_text(item_id, sentence))
-                continue
-            audio = await loop.run_in_executor(
-                engines.engine_pool(),
-                self.server.synthesize,
-                sentence,
-                session.voice,
-                session.speed,
-            )
+        if not audio_out:
             await self.send(session.message_text(item_id, sentence))
-            for start in range(0, len(audio), chunk_bytes):
-                await self.send(session.message_audio(item_id, audio[start : start + chunk_bytes]))
-        await self.send(session.end_message(item_id))
+            return
+        audio = await asyncio.get_running_loop().run_in_executor(
+            engines.engine_pool(),
+            self.server.synthesize,
+            sentence,
+            session.voice,
+            session.speed,
+        )
+        await self.send(session.message_text(item_id, sentence))
+        chunk_bytes = int(AUDIO_CHUNK_S * p.SAMPLE_RATE_HZ) * 2
+        for start in range(0, len(audio), chunk_bytes):
+            await self.send(session.message_audio(item_id, audio[start : start + chunk_bytes]))
+
+    async def _stream_reply(self, brain: StreamingBrain, given: BrainInput) -> None:
+        """Speak a streaming brain's reply sentence by sentence as its text arrives (the next
+        sentence is generated while this one is synthesized), then send its tool calls as
+        ``function_call`` items. Cancelling the response closes the brain's stream."""
+        session = self.session
+        sentences: asyncio.Queue[str | Exception | None] = asyncio.Queue()
+        tool_calls: list[ToolCall] = []
+        stats: list[GenerationStats] = []
+
+        async def produce() -> None:
+            splitter = SentenceSplitter()
+            try:
+                async with contextlib.aclosing(brain.stream(given)) as parts:  # type: ignore[type-var]
+                    async for part in parts:
+                        if isinstance(part, TextDelta):
+                            for sentence in splitter.feed(part.text):
+                                sentences.put_nowait(sentence)
+                        elif isinstance(part, ToolCall):
+                            tool_calls.append(part)
+                        elif isinstance(part, GenerationStats):
+                            stats.append(part)
+                for sentence in splitter.flush():
+                    sentences.put_nowait(sentence)
+                sentences.put_nowait(None)
+            except Exception as exc:
+                sentences.put_nowait(exc)
+
+        producer = asyncio.create_task(produce())
+        try:
+            item_id = None
+            while (sentence := await sentences.get()) is not None:
+                if isinstance(sentence, Exception):
+                    raise sentence
+                if item_id is None:
+                    item_id, events = session.begin_message()
+                    await self.send(events)
+                await self._say(item_id, sentence)
+            if item_id is not None:
+                await self.send(session.end_message(item_id))
+        finally:
+            if not producer.done():
+                producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
+        for call in tool_calls:
+            await self.send(session.function_call(call.name, call.arguments))
+        finished = session.response_finished("completed")
+        for event in finished:
+            if isinstance(event, ev.ResponseDone) and stats:
+                # Time to first token and tokens/s per turn, where the bridge records every
+                # server event (session_events.json).
+                event.response.metadata = {
+                    **(event.response.metadata or {}),
+                    **stats[-1].as_metadata(),
+                }
+        await self.send(finished)
 
     async def close(self) -> None:
         tasks = [
