@@ -91,6 +91,7 @@ def cmd_local_server(args: argparse.Namespace) -> int:
 
     if args.selftest:
         return asyncio.run(_selftest())
+    llm_names = _register_llms(args.llm or [])
 
     async def serve() -> None:
         server = LocalRealtimeServer(args.host, args.port)
@@ -100,6 +101,8 @@ def cmd_local_server(args: argparse.Namespace) -> int:
             f"dualagent local Realtime server on {server.url}?model=local-cs (Ctrl-C to stop)",
             flush=True,
         )
+        for name in llm_names:
+            print(f"  language model: ?model={name}", flush=True)
         try:
             await asyncio.Future()
         finally:
@@ -108,6 +111,16 @@ def cmd_local_server(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
     return EXIT_OK
+
+
+def _register_llms(specs: list[str]) -> list[str]:
+    """``--llm URL#MODEL``: serve ``llm:MODEL`` with that endpoint (llm:MODEL@URL always works)."""
+    from dualagent.realtime.local.brains.llm import LlmEndpoint, register_llm
+
+    try:
+        return [register_llm(LlmEndpoint.parse(spec)) for spec in specs]
+    except ValueError as exc:
+        raise UsageError(f"--llm: {exc}") from None
 
 
 async def _selftest() -> int:
@@ -205,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, default=8765)
     local.add_argument(
         "--selftest", action="store_true", help="speak one sentence and recognise it, then exit"
+    )
+    local.add_argument(
+        "--llm",
+        action="append",
+        metavar="URL#MODEL",
+        help="serve ?model=llm:MODEL with the model at this OpenAI-compatible chat endpoint, "
+        "e.g. http://127.0.0.1:11434/v1#qwen2.5:3b (repeatable; key: env DUALAGENT_LLM_API_KEY)",
     )
     local.set_defaults(func=cmd_local_server)
 
