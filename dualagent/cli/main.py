@@ -132,6 +132,8 @@ async def _selftest() -> int:
     async with LocalRealtimeServer() as server:
         speaker = await RealtimeConnection.connect(server.url + "?model=local-cs")
         listener = await RealtimeConnection.connect(server.url + "?model=local-cs")
+        # A new session has server VAD on (as the hosted service): we commit ourselves.
+        await listener.send(p.SessionUpdate(session=p.session_config()))
         await speaker.send(p.ResponseCreate())
         said = ""
         async for event in speaker:
