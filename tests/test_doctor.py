@@ -43,3 +43,18 @@ def test_doctor_names_an_output_folder_it_cannot_write(tmp_path: Path) -> None:
     [line] = [x for x in proc.stdout.splitlines() if "output folder writable" in x]
     assert line.startswith("FAIL") and "is a file" in line
     assert "fix: choose another --output-dir" in proc.stdout
+
+
+@pytest.mark.slow
+def test_local_server_selftest_hears_what_it_said(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dualagent", "local-server", "--selftest"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    said, heard = proc.stdout.splitlines()[:2]
+    assert said.startswith("said:") and heard.startswith("heard:")
+    assert "first bank" in heard and "alex" in heard
