@@ -6,6 +6,7 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,14 @@ def test_a_built_wheel_runs_a_call_lists_scenarios_and_loads_the_notebooks_impor
         cwd=tmp_path,
     )
     [wheel] = dist.glob("dualagent-*.whl")
+    # Every data file the package reads at run time is in the wheel.
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package_data = [
+        p.relative_to(ROOT).as_posix()
+        for pattern in ("data/**/*.yaml", "**/templates/*.j2", "service/static/*")
+        for p in (ROOT / "dualagent").glob(pattern)
+    ]
+    assert package_data and not [f for f in package_data if f not in names]
 
     # A fresh venv with only the wheel installed; its dependencies come from this test's
     # environment through a path entry (not its .pth hooks, so our editable install stays out).
