@@ -522,14 +522,15 @@ def test_run_with_a_llama_cpp_agent_records_an_audio_call_of_the_models_words(
     assert all(r["metadata"]["llm_model"] == "smollm2" for r in finished)
     assert all(int(r["metadata"]["llm_output_tokens"]) > 0 for r in finished)
     # ... and what the agent said in the recording is what the model wrote, as spoken.
-    model_said = [
-        e["transcript"] for e in cs_events if e["type"] == "response.output_audio_transcript.done"
-    ]
+    model_said: dict[str, str] = {}  # item -> its transcript deltas (a cut message has no .done)
+    for e in cs_events:
+        if e["type"] == "response.output_audio_transcript.delta":
+            model_said[e["item_id"]] = model_said.get(e["item_id"], "") + e["delta"]
     turns = json.loads((call / "transcript.json").read_text())["turns"]
     cs_turns = [t for t in turns if t["speaker"] == "cs"]
     assert cs_turns and all(t["text"] for t in cs_turns)
     for turn in cs_turns:
-        assert any(_words(turn["text"]) <= _words(said) for said in model_said), turn["text"]
+        assert any(_words(turn["text"]) <= _words(s) for s in model_said.values()), turn["text"]
     # The caller heard the model's words through real speech recognition.
     heard = " ".join(t.get("heard") or "" for t in cs_turns)
     assert _words(heard) & _words(" ".join(t["text"] for t in cs_turns))
