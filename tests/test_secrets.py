@@ -236,3 +236,16 @@ def test_redaction_of_urls_headers_and_text() -> None:
     assert redact_text("> Host: api.openai.com") == "> Host: api.openai.com"
     assert PROVIDER_TOKEN not in redact_text(f"odd place {PROVIDER_TOKEN}", [PROVIDER_TOKEN])
     assert KEY not in redact_text(f"key={KEY} in prose: {KEY}")
+
+
+async def test_the_embedded_server_logs_no_header_a_client_sends(local_server, caplog) -> None:
+    """A client may point at `dualagent local-server` with its usual auth header: the server's
+    DEBUG request log must not keep it."""
+    with caplog.at_level(logging.DEBUG):
+        connection = await RealtimeConnection.connect(
+            local_server.url + "?model=local-cs", headers={"Authorization": f"Bearer {KEY}"}
+        )
+        await connection.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "GET /v1/realtime" in logged  # the server did log the request...
+    assert KEY not in logged  # ...without the key

@@ -170,10 +170,11 @@ async def _hosted_key() -> str:
     key = os.environ.get("OPENAI_API_KEY")
     if not key:
         raise Skipped("not set: the hosted backend is off (the embedded one needs no key)")
+    from dualagent.call.plan import DEFAULT_OPENAI_MODEL
     from dualagent.call.simulate import endpoint_for
     from dualagent.realtime.client import RealtimeConnection
 
-    endpoint = endpoint_for("openai", "gpt-realtime", None)
+    endpoint = endpoint_for("openai", DEFAULT_OPENAI_MODEL, None)
     try:
         connection = await RealtimeConnection.connect(endpoint.url, headers=endpoint.headers)
     except Exception as exc:  # never show the key: only the error's kind and its status

@@ -22,7 +22,7 @@ from dualagent.call.options import CallDefaults
 from dualagent.errors import InputError
 from dualagent.personas import list_personas
 from dualagent.scenarios import list_scenarios
-from dualagent.service.calls import CallManager
+from dualagent.service.calls import CallManager, is_secret
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,10 @@ BATCH_FIELDS = ("config", "caller_types", "scenarios", "repeat", "parallel", "se
 
 
 def batch_request_fields() -> list[str]:
-    return [*BATCH_FIELDS, *CallDefaults.model_fields]
+    """What ``POST /batches`` takes: the batch's fields and every call field except secrets
+    (backend headers are configured where the service runs, never sent over the wire)."""
+    calls = [n for n, f in CallDefaults.model_fields.items() if not is_secret(f.annotation)]
+    return [*BATCH_FIELDS, *calls]
 
 
 def _names(value: Any, field: str, valid: list[str]) -> list[str] | None:

@@ -65,7 +65,7 @@ class CapacityError(Exception):
         self.maximum = maximum
 
 
-def _is_secret(annotation: Any) -> bool:
+def is_secret(annotation: Any) -> bool:
     return annotation is SecretStr or SecretStr in get_args(annotation)
 
 
@@ -78,7 +78,7 @@ def call_parameters() -> list[str]:
     fields = [
         name
         for name, field in CallOptions.model_fields.items()
-        if name not in NOT_PARAMETERS and not _is_secret(field.annotation)
+        if name not in NOT_PARAMETERS and not is_secret(field.annotation)
     ]
     return [*fields, *SERVICE_PARAMETERS]
 

@@ -41,6 +41,7 @@ from dualagent.realtime.local.brains.base import (
 from dualagent.realtime.local.brains.registry import LOCAL_CS_MODEL, brain_for
 from dualagent.realtime.local.profile import parse_profile
 from dualagent.realtime.local.session import LocalSession, Respond, StopResponse, Transcribe
+from dualagent.realtime.redact import RedactingLogger
 from dualagent.realtime.server_events import ServerEventBase
 
 log = logging.getLogger(__name__)
@@ -318,6 +319,8 @@ class LocalRealtimeServer:
             process_request=self._check_path,
             max_size=None,
             compression=None,
+            # websockets logs request lines and headers at DEBUG: a client's key must not show.
+            logger=RedactingLogger(logging.getLogger("websockets.server")),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
