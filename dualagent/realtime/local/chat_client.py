@@ -16,8 +16,12 @@ endpoint being called and never logged or written.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import importlib
 import json
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -49,6 +53,13 @@ class _PendingToolCall:
     arguments: list[str] = field(default_factory=list)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
 def timeout_s() -> float:
     """The request timeout: ``$DUALAGENT_LLM_TIMEOUT_S`` or :data:`DEFAULT_TIMEOUT_S`."""
     raw = os.environ.get(TIMEOUT_ENV)
@@ -65,7 +76,8 @@ async def stream_chat(
     base_url: str, request: dict[str, Any], *, timeout: float | None = None
 ) -> AsyncIterator[ChatPart]:
     """Stream one chat completion from ``base_url`` (``.../v1``); see the module docstring."""
-    import httpx  # only a session that uses a language model pays for the import
+    # Only a session that uses a language model pays for the import, off the event loop.
+    httpx = await asyncio.to_thread(importlib.import_module, "httpx")
 
     url = base_url.rstrip("/") + "/chat/completions"
     body = {**request, "stream": True}
@@ -74,13 +86,16 @@ async def stream_chat(
     if key:
         headers["Authorization"] = f"Bearer {key}"
     limit_s = timeout if timeout is not None else timeout_s()
+    # Loading CA certificates takes tens of milliseconds: once, off the event loop; plain
+    # HTTP (a local server) needs none.
+    tls = await asyncio.to_thread(_tls_context) if url.startswith("https:") else False
     model = str(request.get("model", ""))
     where = f"LLM endpoint {url} (model {model!r})"
     started = time.perf_counter()
     parser = _StreamParser(where)
     try:
         async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(limit_s)) as client,
+            httpx.AsyncClient(timeout=httpx.Timeout(limit_s), verify=tls) as client,
             client.stream("POST", url, json=body, headers=headers) as answer,
         ):
             if answer.status_code != 200:
