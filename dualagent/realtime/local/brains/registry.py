@@ -21,9 +21,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dualagent.realtime.local.brains.base import Brain
+    from dualagent.realtime.local.brains.base import AnyBrain, Brain
 
-BrainFactory = Callable[[dict[str, Any]], "Brain"]
+BrainFactory = Callable[[dict[str, Any]], "AnyBrain"]
 """Makes one brain for one session from the profile in its instructions."""
 
 LOCAL_CALLER_MODEL = "local-caller"
