@@ -403,6 +403,13 @@ async def test_scripted_caller_llm_agent_and_banking_tools_in_one_call(
     assert result.metadata["models"]["cs"] == f"llm:stub-model@{stub.base_url}"
     assert result.metadata["llm"]["cs"]["model"] == "stub-model"
     assert (tmp_path / "llm_tools" / "cs_audio.wav").stat().st_size > 48_000
+    # How fast the model answered is in the call's metrics, per answer and summarised.
+    llm = result.metadata["metrics"]["llm"]
+    assert set(llm) == {"cs"}  # the caller is scripted
+    answers = llm["cs"]["per_answer"]
+    assert len(answers) == llm["cs"]["answers"] >= 2
+    assert all(a["model"] == "stub-model" and a["time_to_first_token_s"] >= 0 for a in answers)
+    assert llm["cs"]["time_to_first_token_s"]["count"] == len(answers)
 
 
 async def test_an_unreachable_model_ends_the_call_with_an_error_not_a_hang(

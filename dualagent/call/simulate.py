@@ -25,7 +25,7 @@ from dualagent.call.recording import CallRecorder
 from dualagent.call.result import CallResult
 from dualagent.errors import InputError
 from dualagent.evaluation.judge import judge_call, judge_enabled
-from dualagent.evaluation.metrics import compute_metrics
+from dualagent.evaluation.metrics import compute_metrics, llm_stats
 from dualagent.evaluation.outcome import evaluate
 from dualagent.evaluation.pricing import estimate_cost_usd
 from dualagent.personas import Persona
@@ -209,6 +209,9 @@ def _write_evaluation(
         metrics = compute_metrics(
             record.turns, record.function_calls, record.metadata, intent=intent
         )
+        llm = llm_stats(record.events())  # answers a language model wrote, if any
+        if llm:
+            metrics["llm"] = llm
     except Exception as exc:  # evaluation must never lose a recording
         recorder.update_metadata(evaluation_error=f"{type(exc).__name__}: {exc}")
         return

@@ -28,6 +28,7 @@ __all__ = [
     "OUTCOME_TOOLS",
     "compute_metrics",
     "latency_stats",
+    "llm_stats",
     "normalize_for_wer",
     "overlaps",
     "response_latencies",
@@ -122,6 +123,52 @@ def latency_stats(values: Sequence[float]) -> dict[str, Any]:
         "p50": _r(np.percentile(values, 50)),
         "p95": _r(np.percentile(values, 95)),
     }
+
+
+def llm_stats(events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per agent whose answers came from a language model on the embedded server: time to
+    first token and tokens per second, per answer and summarised (empty when none did).
+
+    Read from the ``llm_*`` keys of each received ``response.done``'s ``response.metadata``.
+    """
+    per_agent: dict[str, list[dict[str, Any]]] = {}
+    for entry in events:
+        event = entry.get("event") or {}
+        if entry.get("direction") != "received" or event.get("type") != "response.done":
+            continue
+        metadata = (event.get("response") or {}).get("metadata") or {}
+        if "llm_model" not in metadata:
+            continue
+        per_agent.setdefault(str(entry.get("agent")), []).append(
+            {
+                "t_s": entry.get("t_s"),
+                "model": metadata.get("llm_model"),
+                "time_to_first_token_s": _float(metadata.get("llm_time_to_first_token_s")),
+                "tokens_per_s": _float(metadata.get("llm_tokens_per_s")),
+                "output_tokens": _float(metadata.get("llm_output_tokens")),
+                "finish_reason": metadata.get("llm_finish_reason"),
+            }
+        )
+    stats = {}
+    for agent, answers in per_agent.items():
+        ttft = [
+            a["time_to_first_token_s"] for a in answers if a["time_to_first_token_s"] is not None
+        ]
+        rate = [a["tokens_per_s"] for a in answers if a["tokens_per_s"] is not None]
+        stats[agent] = {
+            "answers": len(answers),
+            "time_to_first_token_s": latency_stats(ttft),
+            "tokens_per_s": latency_stats(rate),
+            "per_answer": answers,
+        }
+    return stats
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def overlaps(turns: Sequence[Turn]) -> list[dict[str, Any]]:
