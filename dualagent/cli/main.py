@@ -92,9 +92,17 @@ def cmd_local_server(args: argparse.Namespace) -> int:
     if args.selftest:
         return asyncio.run(_selftest())
     llm_names = _register_llms(args.llm or [])
+    faults = None
+    if args.faults:
+        from dualagent.realtime.local.faults import FaultPlan, FaultSpecError
+
+        try:
+            faults = FaultPlan.parse(args.faults)
+        except FaultSpecError as exc:
+            raise UsageError(f"--faults: {exc}") from None
 
     async def serve() -> None:
-        server = LocalRealtimeServer(args.host, args.port)
+        server = LocalRealtimeServer(args.host, args.port, faults=faults)
         await server.start()
         # Printed once the engines are warm and the port is open (the bench waits for it).
         print(
@@ -227,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL#MODEL",
         help="serve ?model=llm:MODEL with the model at this OpenAI-compatible chat endpoint, "
         "e.g. http://127.0.0.1:11434/v1#qwen2.5:3b (repeatable; key: env DUALAGENT_LLM_API_KEY)",
+    )
+    local.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help="inject faults for testing, e.g. drop@cs:2,stall=3@caller:1 (see docs/reliability.md)",
     )
     local.set_defaults(func=cmd_local_server)
 

@@ -39,6 +39,7 @@ from dualagent.realtime.local.brains.base import (
     ToolCall,
 )
 from dualagent.realtime.local.brains.registry import LOCAL_CS_MODEL, brain_for
+from dualagent.realtime.local.faults import ConnectionFaults, FaultPlan
 from dualagent.realtime.local.profile import parse_profile
 from dualagent.realtime.local.session import LocalSession, Respond, StopResponse, Transcribe
 from dualagent.realtime.redact import RedactingLogger
@@ -97,11 +98,14 @@ class _Connection:
         self.transcriptions: dict[str, asyncio.Task[None]] = {}
         self.response_task: asyncio.Task[None] | None = None
         self.brain: AnyBrain | None = None
+        self.faults: ConnectionFaults | None = None  # injected on purpose (tests, --faults)
 
     async def send(self, actions: list[Any]) -> None:
         for action in actions:
             if isinstance(action, ServerEventBase):
-                await self.ws.send(json.dumps(action.dump()))
+                event = action.dump()
+                if self.faults is None or await self.faults.before_send(self.ws, event):
+                    await self.ws.send(json.dumps(event))
             elif isinstance(action, Transcribe):
                 self.transcriptions[action.item_id] = asyncio.create_task(self._transcribe(action))
             elif isinstance(action, Respond):
@@ -283,6 +287,7 @@ class LocalRealtimeServer:
         warm: bool = True,
         tts: Callable[[], engines.TextToSpeech] = engines.get_tts,
         asr: Callable[[], engines.SpeechToText] = engines.get_asr,
+        faults: FaultPlan | str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -292,6 +297,8 @@ class LocalRealtimeServer:
         self._server: Any = None
         self._session_counter = 0
         self.connections: set[_Connection] = set()
+        # Faults injected on purpose (see faults.py); a bad spec raises FaultSpecError.
+        self.faults = FaultPlan.parse(faults) if isinstance(faults, str) else faults
 
     @property
     def url(self) -> str:
@@ -359,6 +366,8 @@ class LocalRealtimeServer:
         self._session_counter += 1
         session = LocalSession(f"sess_local{self._session_counter:05d}", model=model)
         connection = _Connection(ws, session, self)
+        if self.faults is not None:
+            connection.faults = self.faults.for_connection(model, self._session_counter)
         self.connections.add(connection)
         try:
             await connection.send(session.start())
