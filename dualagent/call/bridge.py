@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -240,6 +241,11 @@ class DualAgentBridge:
             reason = "closed by server"
         except (websockets.ConnectionClosed, OSError) as exc:  # a dropped line ends the call
             reason = f"{type(exc).__name__}: {exc}"
+        except json.JSONDecodeError as exc:  # the server's bug, not ours: say so, keep the turn
+            if not self._done.is_set():
+                bad = f"it sent an event that is not JSON ({exc})"
+                await self._apply(self.core.on_disconnect(agent, bad, "bad_event"))
+            return
         except Exception as exc:  # our own bug: end the call as an error, keep the recording
             log.exception("error while handling %s events", agent)
             self._end = self._end or EndCall("error", "error", f"{type(exc).__name__}: {exc}")

@@ -248,12 +248,12 @@ class CallCore:
             return self._request_response(self.settings.first_speaker, now_s)
         return []
 
-    def on_disconnect(self, agent: Agent, reason: str) -> list[Effect]:
-        """The agent's websocket closed."""
+    def on_disconnect(self, agent: Agent, reason: str, kind: str = "disconnected") -> list[Effect]:
+        """The agent's websocket closed (``kind="bad_event"``: it sent what we cannot read)."""
         if self.ended:
             return []
         return self._end(
-            "error", f"{agent}_disconnected", f"{agent} connection closed: {reason}", now=True
+            "error", f"{agent}_{kind}", f"{agent} connection closed: {reason}", now=True
         )
 
     def on_timeout(self) -> list[Effect]:
