@@ -18,7 +18,12 @@ import soundfile as sf
 
 import dualagent
 from dualagent.call.record import load_call
-from dualagent.realtime.local.faults import FAULTS, FaultPlan, FaultSpecError
+from dualagent.realtime.local.faults import (
+    FAULTS,
+    UNKNOWN_EVENT_TYPE,
+    FaultPlan,
+    FaultSpecError,
+)
 from dualagent.realtime.local.server import LocalRealtimeServer
 
 SEED = 3
@@ -104,6 +109,9 @@ async def test_every_fault_on_each_agent_early_and_late_leaves_a_valid_recording
                     assert turns[:n] == baseline_turns[:n], name
                     if (status, end_reason) == baseline:
                         assert turns == baseline_turns, name
+                    if fault == "unknown":  # it did arrive, and was kept
+                        events = (result.path / "session_events.json").read_text()
+                        assert UNKNOWN_EVENT_TYPE in events, name
                     runs += 1
     assert runs >= 20
 
