@@ -43,5 +43,8 @@ def read_yaml(path: Path, error: type[Exception], where: str = "") -> Any:
     """Parse a YAML file; a syntax error becomes ``error`` naming the file."""
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise error(f"{path}: {where}not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # one line: where in the file, and what is wrong there
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise error(f"{path}: {where}not valid YAML{at}: {problem}") from None
