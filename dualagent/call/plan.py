@@ -7,6 +7,7 @@ value fails before anything is written. Running the plan is :func:`dualagent.cal
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,6 +104,7 @@ def plan_call(options: CallOptions) -> CallPlan:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     output_dir = Path(options.output_dir)
+    check_output_dir(output_dir)
     folder = output_dir / conversation_id
     if folder.exists() and any(folder.iterdir()):
         raise InputError(
@@ -223,6 +225,22 @@ def llm_endpoints(options: CallOptions, backends: dict[str, str]) -> dict[str, A
         if model is not None:
             raise InputError(f"{flag} and --{agent}-model both name the {agent}'s model; give one")
     return endpoints
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Raise :class:`InputError` unless ``output_dir`` is, or can be made, a writable folder:
+    the nearest part of it that exists must be a folder this process may write in."""
+    existing = output_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "" if existing == output_dir else f" ({str(existing)!r} is a file)"
+        raise InputError(f"output dir {str(output_dir)!r} is not a folder{where}; give a folder")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(
+            f"output dir {str(output_dir)!r} is not writable ({str(existing)!r}); "
+            "give a folder you may write in"
+        )
 
 
 def _first(*values: Any) -> Any:
