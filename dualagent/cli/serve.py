@@ -98,12 +98,15 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from dualagent.batch.runner import _check_executor as check_executor
     from dualagent.cli import UsageError
     from dualagent.errors import InputError
     from dualagent.service.server import serve
     from dualagent.service.settings import TOKEN_ENV, ServiceSettings
 
     try:
+        # The batches' executor, checked now: a typo must not wait for the first batch.
+        check_executor(args.executor)
         settings = ServiceSettings.build(
             host=args.host,
             port=args.port,
