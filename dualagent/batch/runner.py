@@ -198,7 +198,7 @@ def _prepare(
             f"batch {batch_id!r} already exists in {out}; use resume (--resume) or another batch id"
         )
 
-    executor = _check_executor(executor)
+    executor = check_executor(executor)
     parallel = cfg.parallel
     if parallel is None and _is_local(executor):
         parallel = default_parallel(cfg.route)
@@ -212,7 +212,8 @@ def _prepare(
     )
 
 
-def _check_executor(executor: Any) -> Any:
+def check_executor(executor: Any) -> Any:
+    """``executor`` if it is one a batch can run on, else :class:`InputError` naming the choices."""
     if executor is None or executor == "local":
         return "local"
     if isinstance(executor, str):

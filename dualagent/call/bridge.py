@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -177,11 +177,7 @@ class DualAgentBridge:
             log.exception("bridge failed")
             self._finalise(EndCall("error", "error", f"{type(exc).__name__}: {exc}"))
         finally:
-            for task in readers:
-                task.cancel()
-            for task in readers:
-                with contextlib.suppress(BaseException):
-                    await task
+            await _cancel_and_wait(readers)
             await self._close_connections()
         end = self._end or EndCall("error", "error", "call ended without a reason")
         self._finalise(end)
@@ -210,11 +206,7 @@ class DualAgentBridge:
             done, pending = set(), set(tasks)
             raise
         finally:
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(BaseException):
-                    await task
+            await _cancel_and_wait(pending)
         failed = [t for t in done if not t.cancelled() and t.exception() is not None]
         if failed:
             await self._close_connections()  # run() closes them too: closing twice is harmless
@@ -366,3 +358,13 @@ class DualAgentBridge:
             recording_overhead_s=round(self.stats.recorder_s, 4),
             recording_overhead_share=round(self.stats.recorder_s / max(self._now(), 1e-9), 5),
         )
+
+
+async def _cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended, whatever it ended with."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(BaseException):
+            await task

@@ -99,15 +99,15 @@ async def _python() -> str:
 
 
 async def _writable(folder: Path) -> str:
-    """Writable without writing: the folder, or the nearest existing folder above it."""
-    existing = folder.resolve()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise Failed(f"{existing} is a file", "choose another --output-dir")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise Failed(f"{existing} is not writable", "choose another --output-dir or fix its rights")
-    return str(folder) + ("" if folder.exists() else f" (will be created in {existing})")
+    """Writable without writing: the same check a call makes before it records anything."""
+    from dualagent.call.plan import check_output_dir
+    from dualagent.errors import InputError
+
+    try:
+        check_output_dir(folder)
+    except InputError as exc:
+        raise Failed(str(exc), "choose another --output-dir") from None
+    return str(folder) + ("" if folder.exists() else " (will be created)")
 
 
 async def _engines() -> str:

@@ -98,7 +98,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dualagent.batch.runner import _check_executor as check_executor
+    from dualagent.batch.runner import check_executor
     from dualagent.cli import UsageError
     from dualagent.errors import InputError
     from dualagent.service.server import serve
