@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dualagent import bank
+from dualagent.agent_spec import AgentSpec
+from dualagent.call.tools import CALLER_TOOLS
 from dualagent.personas import Persona
 from dualagent.realtime import protocol as p
 from dualagent.realtime.local.brains.registry import LOCAL_CALLER_MODEL, LOCAL_CS_MODEL
@@ -129,19 +131,24 @@ def caller_instructions(persona: Persona, facts: CallerFacts, intent: str, seed:
     return "\n".join(lines) + "\n\n" + render_profile(profile)
 
 
-def cs_instructions(seed: int) -> str:
-    """Instructions for the banking customer-service agent."""
-    prose = (
-        f"You are {CS_AGENT_NAME}, a customer service agent at {BANK_NAME}, on a phone call.\n"
-        "Greet the caller and find out what they need. Verify their identity with verify_customer "
-        "(full name and date of birth, or the card's last four digits) before any account action. "
-        "Block a lost or stolen card with report_card_lost_or_stolen before ordering a "
-        "replacement, and read back the delivery address for a yes before order_replacement_card. "
-        "Transfer to a human only when the caller asks or verification fails. Keep answers short, "
-        "spell card digits one by one, and say goodbye when the caller is done."
-    )
-    profile = {"role": "cs", "seed": seed, "bank_name": BANK_NAME, "agent_name": CS_AGENT_NAME}
-    return prose + "\n\n" + render_profile(profile)
+def agent_instructions(spec: AgentSpec, seed: int) -> str:
+    """The agent under test's instructions: the spec's, plus the profile section the embedded
+    server's scripted brain reads (a language model reads it as a harmless appendix)."""
+    profile = {
+        "role": "agent",
+        "seed": seed,
+        "spec": spec.name,
+        "organisation": spec.organisation,
+        "agent_name": spec.agent_name,
+        "greeting": spec.greeting,
+        "tools": {t.name: {"say": t.say} for t in spec.tools if t.say},
+        **spec.profile,
+    }
+    if profile["role"] == "cs":  # the banking brain's names for the same things
+        profile.update(
+            bank_name=spec.organisation or BANK_NAME, agent_name=spec.agent_name or CS_AGENT_NAME
+        )
+    return spec.instructions.strip() + "\n\n" + render_profile(profile)
 
 
 def caller_session(
@@ -161,27 +168,30 @@ def caller_session(
         instructions=caller_instructions(persona, facts, intent, seed),
         voice=voice or persona.voice,
         speed=persona.personality.speaking_rate,
-        tools=bank.CALLER_TOOLS,
+        tools=CALLER_TOOLS,
         output_modalities=output_modalities,
         **(hearing or Hearing()).session_fields(),
     )
 
 
-def cs_session(
+def agent_session(
+    spec: AgentSpec,
     *,
     seed: int = 0,
-    model: str = LOCAL_CS_MODEL,
+    model: str | None = None,
     voice: str | None = None,
     output_modalities: list[str] | None = None,
     hearing: Hearing | None = None,
 ) -> p.SessionConfig:
-    """The customer-service agent's session: neutral voice, all banking tools."""
+    """The agent under test's session, from its spec: instructions, voice, turn detection and
+    tools (``model`` defaults to the spec's brain on the embedded server)."""
     return p.session_config(
-        model=model,
-        instructions=cs_instructions(seed),
-        voice=voice or DEFAULT_CS_VOICE,
+        model=model or spec.local_model,
+        instructions=agent_instructions(spec, seed),
+        voice=voice or spec.voice or DEFAULT_CS_VOICE,
         speed=1.0,
-        tools=bank.CS_TOOLS,
+        tools=spec.session_tools(),
         output_modalities=output_modalities,
+        turn_detection=spec.turn_detection.session_value(),
         **(hearing or Hearing()).session_fields(),
     )

@@ -14,7 +14,9 @@ from dualagent.call.core import (
     Flush,
     LogToolCall,
     PlaceAudio,
+    RunTools,
     Send,
+    ToolOutput,
     UpdateTurn,
 )
 from dualagent.realtime import protocol as p
@@ -46,7 +48,7 @@ class Call:
 
     def __init__(self, tools: FakeBank | None = None, **settings: Any) -> None:
         self.tools = tools or FakeBank()
-        self.core = CallCore(CallSettings(**settings), self.tools)
+        self.core = CallCore(CallSettings(**settings))
         self.counter = 0
 
     def new_id(self, prefix: str) -> str:
@@ -63,7 +65,19 @@ class Call:
         return effects
 
     def feed(self, agent: str, event: dict[str, Any], now: float = 0.0) -> list:
-        return self.core.on_event(agent, event, now)
+        return self.run_tools(self.core.on_event(agent, event, now), now)
+
+    def run_tools(self, effects: list, now: float) -> list:
+        """Do what a pump does with RunTools: run them, hand the outputs back in place."""
+        out = []
+        for effect in effects:
+            out.append(effect)
+            if isinstance(effect, RunTools):
+                outputs = [
+                    ToolOutput(self.tools(effect.agent, c.name, c.arguments)) for c in effect.calls
+                ]
+                out += self.run_tools(self.core.on_tool_outputs(effect.agent, outputs, now), now)
+        return out
 
     def created(self, agent: str, now: float = 0.0) -> str:
         response_id = self.new_id("resp")

@@ -19,7 +19,7 @@ SESSIONS = {
 
 
 def test_the_core_ends_a_stalled_call_with_an_error_that_says_so() -> None:
-    core = CallCore(CallSettings(), lambda agent, name, arguments: {})
+    core = CallCore(CallSettings())
     core.start(SESSIONS, 0.0)
     [end] = [e for e in core.on_timeout() if isinstance(e, EndCall)]
     assert (end.status, end.end_reason) == ("error", "stalled")

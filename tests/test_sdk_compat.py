@@ -256,7 +256,7 @@ def test_events_the_bridge_sends_are_valid_ga_client_events() -> None:
     }
     sent = [
         effect.event
-        for effect in CallCore(CallSettings(), lambda *_: {"ok": True}).start(sessions, 0.0)
+        for effect in CallCore(CallSettings()).start(sessions, 0.0)
     ]
     sent += [
         {"type": "input_audio_buffer.append", "audio": p.encode_audio(b"\0\0" * 10)},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import time
@@ -19,20 +20,21 @@ from typing import Any, Literal, Protocol
 import websockets
 
 from dualagent.call.answers import worth_retrying
-from dualagent.call.core import (
+from dualagent.call.core import CallCore, CallSettings
+from dualagent.call.effects import (
     AGENTS,
     AddTurn,
     Agent,
-    CallCore,
-    CallSettings,
     Effect,
     EndCall,
     Flush,
     Log,
     LogToolCall,
     PlaceAudio,
+    RunTools,
     Send,
     ToolExecutor,
+    ToolOutput,
     UpdateTurn,
 )
 from dualagent.call.recording import CallRecorder
@@ -129,7 +131,9 @@ class DualAgentBridge:
     ) -> None:
         self.endpoints = endpoints
         self.sessions = sessions
-        self.core = CallCore(settings, execute_tool)
+        self.core = CallCore(settings)
+        self.execute_tool = execute_tool
+        self._tools_running = 0
         self.recorder = recorder
         self.pace = pace
         self.idle_timeout_s = idle_timeout_s
@@ -254,7 +258,8 @@ class DualAgentBridge:
     async def _watchdog(self) -> None:
         while not self._done.is_set():
             await asyncio.sleep(min(1.0, self.idle_timeout_s / 4))
-            if time.perf_counter() - self._last_event > self.idle_timeout_s:
+            idle_s = time.perf_counter() - self._last_event
+            if idle_s > self.idle_timeout_s and not self._tools_running:
                 self._last_event = time.perf_counter()
                 await self._apply(self.core.on_timeout())
 
@@ -272,9 +277,35 @@ class DualAgentBridge:
             if isinstance(effect, Send):
                 await self._send(effect)
                 continue
+            if isinstance(effect, RunTools):
+                outputs = await self._run_tools(effect)
+                await self._apply(self.core.on_tool_outputs(effect.agent, outputs, self._now()))
+                continue
             started = time.perf_counter()
             self._apply_local(effect)
             self.stats.recorder_s += time.perf_counter() - started
+
+    async def _run_tools(self, effect: RunTools) -> list[ToolOutput]:
+        """Run the calls in order (a tool may depend on the one before); the event loop goes
+        on meanwhile, and the watchdog does not count the time as silence."""
+        outputs = []
+        self._tools_running += 1
+        try:
+            for call in effect.calls:
+                started = time.perf_counter()
+                try:
+                    output = self.execute_tool(effect.agent, call.name, call.arguments)
+                    if inspect.isawaitable(output):
+                        output = await output
+                except Exception as exc:  # a tool's bug is the tool's error result, not ours
+                    log.warning("tool %s failed", call.name, exc_info=True)
+                    output = {"ok": False, "error": f"{call.name}: {type(exc).__name__}: {exc}"}
+                duration_ms = (time.perf_counter() - started) * 1000
+                outputs.append(ToolOutput(output, duration_ms))
+        finally:
+            self._tools_running -= 1
+            self._last_event = time.perf_counter()
+        return outputs
 
     def _apply_local(self, effect: Effect) -> None:
         if isinstance(effect, PlaceAudio):

@@ -38,8 +38,10 @@ from dualagent.call.effects import (
     Log,
     LogToolCall,
     PlaceAudio,
+    RunTools,
     Send,
-    ToolExecutor,
+    ToolCallRequest,
+    ToolOutput,
     UpdateTurn,
 )
 from dualagent.call.line import LineChannel, LineModel
@@ -135,14 +137,17 @@ class _Side:
     cancelled_response_id: str | None = None  # a response we cancelled on barge-in
     barge_in_from_s: float | None = None  # next utterance starts from here, not timeline end
     pending_text: dict[str, str] = field(default_factory=dict)  # transcript before its audio
+    # Function calls handed to the pump (RunTools) whose outputs have not come back yet, and
+    # whether their response had been cancelled (then the turn is already the other side's).
+    running_tools: list[ev.Item] = field(default_factory=list)
+    running_after_cancel: bool = False
 
 
 class CallCore:
     """Turn-taking, routing and end conditions for one call between a caller and a CS agent."""
 
-    def __init__(self, settings: CallSettings, execute_tool: ToolExecutor) -> None:
+    def __init__(self, settings: CallSettings) -> None:
         self.settings = settings
-        self.execute_tool = execute_tool
         self.sides: dict[Agent, _Side] = {a: _Side(a) for a in AGENTS}
         self.timeline_s = 0.0  # end of the last utterance on the virtual timeline
         self.turns: list[dict[str, Any]] = []  # one per utterance (message item)
@@ -552,8 +557,8 @@ class CallCore:
             side.cancelled_response_id = None
             calls, side.pending_tool_calls = side.pending_tool_calls, []
             side.spoke_in_response = False
-            for call in calls:
-                effects += self._run_tool(side, call)
+            if calls:
+                return effects + self._run_tools(side, calls, after_cancel=True)
             if self.ending is not None and not self._transcriptions_pending():
                 effects += self._finish()
             return effects + self._deferred_request(side)
@@ -585,13 +590,10 @@ class CallCore:
             )
         calls, side.pending_tool_calls = side.pending_tool_calls, []
         spoke, side.spoke_in_response = side.spoke_in_response, False
-        for call in calls:
-            effects += self._run_tool(side, call)
+        if calls:
+            return effects + self._run_tools(side, calls, after_cancel=False)
         if self.ending is not None:
             return effects + (self._finish() if not self._transcriptions_pending() else [])
-        if calls:
-            # The agent continues its own turn with the tool outputs.
-            return effects + self._request_response(side.agent, now_s)
         if not spoke:
             self.empty_responses += 1
             if self.empty_responses >= 2:
@@ -604,10 +606,43 @@ class CallCore:
             return effects + self._end("completed", "duration_limit")
         return effects + self._request_response(other(side.agent), now_s)
 
-    def _run_tool(self, side: _Side, call: ev.Item) -> list[Effect]:
+    def _run_tools(self, side: _Side, calls: list[ev.Item], *, after_cancel: bool) -> list[Effect]:
+        side.running_tools = list(calls)
+        side.running_after_cancel = after_cancel
+        requests = [
+            ToolCallRequest(call.call_id or "", call.name or "", call.arguments or "")
+            for call in calls
+        ]
+        return [RunTools(side.agent, requests)]
+
+    def on_tool_outputs(
+        self, agent: Agent, outputs: list[ToolOutput], now_s: float
+    ) -> list[Effect]:
+        """The outputs of the last :class:`RunTools` for ``agent``, in the order asked: each is
+        recorded and sent to the agent, which then goes on with its turn (or the call ends, if a
+        tool ended it)."""
+        side = self.sides[agent]
+        calls, side.running_tools = side.running_tools, []
+        if len(outputs) != len(calls):
+            raise ValueError(f"{len(calls)} tool calls were running, got {len(outputs)} outputs")
+        if self.ended:
+            return []
+        effects: list[Effect] = []
+        for call, output in zip(calls, outputs, strict=True):
+            effects += self._tool_done(side, call, output)
+        if side.running_after_cancel:  # the other side already has the turn
+            if self.ending is not None and not self._transcriptions_pending():
+                effects += self._finish()
+            return effects + self._deferred_request(side)
+        if self.ending is not None:
+            return effects + (self._finish() if not self._transcriptions_pending() else [])
+        # The agent continues its own turn with the tool outputs.
+        return effects + self._request_response(side.agent, now_s)
+
+    def _tool_done(self, side: _Side, call: ev.Item, result: ToolOutput) -> list[Effect]:
         name = call.name or ""
         arguments = call.arguments or ""
-        output = self.execute_tool(side.agent, name, arguments)
+        output = result.output
         try:
             parsed_args: Any = json.loads(arguments) if arguments else {}
         except json.JSONDecodeError:
@@ -620,6 +655,7 @@ class CallCore:
             "arguments": parsed_args,
             "output": output,
             "ok": ok,
+            "duration_ms": round(result.duration_ms, 3),
             "t_s": round(self.timeline_s, 3),
             "turn_index": len(self.turns) - 1,
         }

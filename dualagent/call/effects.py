@@ -7,7 +7,7 @@ watching, end the call. :class:`~dualagent.call.bridge.DualAgentBridge` applies 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,5 +67,32 @@ class EndCall:
     error: str | None = None
 
 
-Effect = Send | PlaceAudio | Flush | AddTurn | UpdateTurn | LogToolCall | Log | EndCall
-ToolExecutor = Callable[[Agent, str, str], dict[str, Any]]
+@dataclass
+class RunTools:
+    """Run these function calls of ``agent`` (in order) and hand the outputs back with
+    :meth:`~dualagent.call.core.CallCore.on_tool_outputs`. The pump runs them without blocking
+    the event loop (a tool may be an HTTP request); the core waits for the outputs before the
+    agent's turn goes on."""
+
+    agent: Agent
+    calls: list[ToolCallRequest]
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class ToolOutput:
+    """What running one :class:`ToolCallRequest` gave."""
+
+    output: dict[str, Any]
+    duration_ms: float = 0.0
+
+
+Effect = Send | PlaceAudio | Flush | AddTurn | UpdateTurn | LogToolCall | Log | EndCall | RunTools
+ToolExecutor = Callable[[Agent, str, str], "dict[str, Any] | Awaitable[dict[str, Any]]"]
+"""Runs one tool call: ``(agent, name, arguments JSON) -> output`` (sync or async)."""

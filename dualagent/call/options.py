@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 __all__ = ["CallOptions", "InputError", "add_cli_flags", "cli_fields"]
 
+from dualagent.agent_spec import AgentSpec
 from dualagent.call.hosted import as_secret_headers
 from dualagent.errors import InputError, describe_validation_error
 from dualagent.personas import Persona
@@ -33,6 +34,7 @@ Route = Literal["audio", "text"]
 Pace = Literal["fast", "realtime"]
 AudioFormat = Literal["wav", "flac", "ogg"]
 NoiseReduction = Literal["off", "near_field", "far_field"]
+AgentSessionMode = Literal["ours", "keep"]
 
 ROUTES: tuple[str, ...] = get_args(Route)
 PACES: tuple[str, ...] = get_args(Pace)
@@ -91,6 +93,23 @@ class CallDefaults(BaseModel):
         default=None,
         json_schema_extra=_flag(
             "fast (default for local backends) or realtime (default for hosted)"
+        ),
+    )
+
+    # -- the agent under test (dualagent.agent_spec) ----------------------------------------
+    agent: str | AgentSpec | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "the agent under test: a shipped spec (dualagent agents), a spec .yaml path or "
+            "package.module:attribute (default: the scenario's, else bank)",
+            "NAME|PATH",
+        ),
+    )
+    agent_session: AgentSessionMode = Field(
+        default="ours",
+        json_schema_extra=_flag(
+            "ours: configure the agent under test from its spec (session.update); keep: send "
+            "it nothing and let a deployed agent's own configuration stand"
         ),
     )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dualagent import agents, bank
+from dualagent.agent_spec import DEFAULT_AGENT, AgentSpec, AgentSpecError, load_agent
 from dualagent.call.core import CallSettings
 from dualagent.call.hosted import agent_headers
 from dualagent.call.line import LineModel, make_line
@@ -47,6 +48,8 @@ class CallPlan:
     sessions: dict[str, p.SessionConfig]
     settings: CallSettings
     fixture: bank.BankFixture
+    agent: AgentSpec
+    state_data: Any
     line: LineModel
     metadata: dict[str, Any] = field(default_factory=dict)
     # Extra headers per agent's backend (secrets: never in metadata, never shown).
@@ -87,9 +90,11 @@ def plan_call(options: CallOptions) -> CallPlan:
         options.max_turns, sc.turn_limit if sc else None, persona.goal.max_conversation_turns
     )
     line = line_condition(_first(options.line, sc.line if sc else None))
+    spec = resolve_agent(_first(options.agent, getattr(sc, "agent", None), DEFAULT_AGENT))
+    explicit_backend = options.backend if "backend" in options.model_fields_set else None
     backends = {
         "caller": options.caller_backend or options.backend,
-        "cs": options.cs_backend or options.backend,
+        "cs": _first(options.cs_backend, explicit_backend, spec.backend, options.backend),
     }
     # Hosted models behave as on a phone line only when audio arrives at speaking speed.
     hosted = any(b == "openai" or b.startswith("wss://") for b in backends.values())
@@ -124,11 +129,16 @@ def plan_call(options: CallOptions) -> CallPlan:
     modalities = ["text"] if options.route == "text" else ["audio"]
     # A plain ws:// URL is most often an embedded server of ours (`dualagent local-server`):
     # its models are named by role. Hosted services (openai, wss://) get the hosted default.
-    local_models = {"caller": agents.LOCAL_CALLER_MODEL, "cs": agents.LOCAL_CS_MODEL}
+    # The spec's model names a model of the service it is deployed on (never our embedded one).
+    spec_model = spec.model if backends["cs"] != "local" else None
+    local_models = {"caller": agents.LOCAL_CALLER_MODEL, "cs": spec.local_model}
     models = {
         agent: explicit
         or (local_models[agent] if _is_local(backends[agent]) else DEFAULT_OPENAI_MODEL)
-        for agent, explicit in (("caller", options.caller_model), ("cs", options.cs_model))
+        for agent, explicit in (
+            ("caller", options.caller_model),
+            ("cs", options.cs_model or spec_model),
+        )
     }
     llms = llm_endpoints(options, backends)
     models.update({agent: endpoint.model_name for agent, endpoint in llms.items()})
@@ -145,7 +155,8 @@ def plan_call(options: CallOptions) -> CallPlan:
             output_modalities=modalities,
             hearing=hearing["caller"],
         ),
-        "cs": agents.cs_session(
+        "cs": agents.agent_session(
+            spec,
             seed=options.seed,
             model=models["cs"],
             voice=options.cs_voice,
@@ -161,7 +172,14 @@ def plan_call(options: CallOptions) -> CallPlan:
         line=line,
         interrupt_probability=persona.personality.tendency_to_interrupt,
         seed=options.seed,
+        # The caller may always hang up; the spec says which of its tools end the call.
+        ending_tools={"end_call": "hang_up", **spec.ending_tools()},
     )
+    scenario_state = getattr(sc, "state", None) if sc is not None else None
+    if scenario_state is not None:
+        state_data = scenario_state
+    else:  # the banking agent's state is the bank: the scenario's fixture, else the default
+        state_data = fixture if spec.profile.get("role") == "cs" else None
     metadata = {
         "package_version": __version__,
         "caller_type": persona.personality.type.value if persona.personality.type else persona.name,
@@ -169,6 +187,8 @@ def plan_call(options: CallOptions) -> CallPlan:
         "scenario": sc.metadata()
         if sc is not None
         else {"name": f"{intent}-default", "intent": intent, "customer": facts.as_dict()},
+        "agent": spec.describe(),
+        "agent_session": options.agent_session,
         "line": line.describe(),
         "backend": {agent: public_backend(b) for agent, b in backends.items()},
         "models": models,
@@ -195,6 +215,8 @@ def plan_call(options: CallOptions) -> CallPlan:
         sessions=sessions,
         settings=settings,
         fixture=fixture,
+        agent=spec,
+        state_data=state_data,
         line=line,
         metadata=metadata,
         headers=headers,
@@ -254,6 +276,13 @@ def resolve_persona(caller_type: str | Persona) -> Persona:
     try:
         return load_persona(caller_type)
     except PersonaError as exc:
+        raise InputError(str(exc)) from None
+
+
+def resolve_agent(agent: str | Path | AgentSpec) -> AgentSpec:
+    try:
+        return load_agent(agent)
+    except AgentSpecError as exc:
         raise InputError(str(exc)) from None
 
 

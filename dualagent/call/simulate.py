@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from dualagent import bank
 from dualagent.call.bridge import BridgeObserver, DualAgentBridge, Endpoint
-from dualagent.call.core import Agent, Log
+from dualagent.call.core import Log
 from dualagent.call.hosted import OPENAI_REALTIME_URL, with_model
 from dualagent.call.options import CallOptions
 from dualagent.call.plan import CallPlan, plan_call
 from dualagent.call.record import load_call
 from dualagent.call.recording import CallRecorder
 from dualagent.call.result import CallResult
+from dualagent.call.tools import Toolbox
 from dualagent.errors import InputError
 from dualagent.evaluation.judge import judge_call, judge_enabled
 from dualagent.evaluation.metrics import compute_metrics, llm_stats
@@ -89,11 +90,7 @@ async def run_plan(
     ``observer`` sees every server event and core effect as the call happens (the service's
     live events).
     """
-    state = bank.BankState.from_fixture(plan.fixture)
-
-    def execute_tool(agent: Agent, name: str, arguments: str) -> dict[str, Any]:
-        # Looked up at call time so tests can break the bank on purpose.
-        return bank.execute_tool(state, name, arguments, agent=agent)
+    toolbox = Toolbox(plan.agent, plan.agent.new_state(plan.state_data))
 
     server_cm = local_backend(local_server) if plan.needs_local_server else contextlib.nullcontext()
     async with server_cm as server:
@@ -114,7 +111,7 @@ async def run_plan(
             endpoints=endpoints,
             sessions=plan.sessions,
             settings=plan.settings,
-            execute_tool=execute_tool,
+            execute_tool=toolbox,
             recorder=recorder,
             pace=plan.pace,  # type: ignore[arg-type]
             idle_timeout_s=plan.options.idle_timeout_s,
@@ -124,7 +121,7 @@ async def run_plan(
         try:
             await bridge.run()
         finally:
-            _write_final_state(recorder, state)
+            _write_final_state(recorder, toolbox)
             _write_costs(recorder, plan.models, plan.metadata.get("hearing"))
             _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
     return CallResult(recorder.directory)
@@ -221,9 +218,15 @@ def _write_evaluation(
         recorder.update_metadata(llm_judge=judge_call(record.turns, criteria))
 
 
-def _write_final_state(recorder: CallRecorder, state: bank.BankState) -> None:
+def _write_final_state(recorder: CallRecorder, toolbox: Toolbox) -> None:
+    """The state the agent's tools left (``bank_state`` too for the banking agent, whose checks
+    read it by that name)."""
     with contextlib.suppress(Exception):
-        recorder.update_metadata(bank_state=state.snapshot())
+        snapshot = toolbox.snapshot()
+        fields: dict[str, Any] = {"agent_state": snapshot}
+        if isinstance(toolbox.state, bank.BankState):
+            fields["bank_state"] = snapshot
+        recorder.update_metadata(**fields)
 
 
 def run(caller_type: str | Persona | None = None, **kwargs: Any) -> CallResult:

@@ -167,15 +167,18 @@ def session_config(
     transcribe_input: bool = True,
     transcription: dict[str, Any] | None = None,
     noise_reduction: str | None = None,
+    turn_detection: dict[str, Any] | None = None,
 ) -> SessionConfig:
-    """Build the GA session object the bridge sends: PCM16 24 kHz both ways, no server VAD.
+    """Build the GA session object the bridge sends: PCM16 24 kHz both ways.
 
-    The bridge owns the turns, so ``turn_detection`` is explicitly ``None`` (sent as JSON null).
+    By default the bridge owns the turns, so ``turn_detection`` is explicitly ``None`` (sent as
+    JSON null); an agent under test that takes its own turns gets its ``server_vad`` or
+    ``semantic_vad`` settings here.
     ``transcription`` is the input transcription setting (``{"model", "language"}``; default
     ``whisper-1``); ``noise_reduction`` is ``near_field`` or ``far_field`` (None/``off``: none).
     """
     pcm = AudioFormat(type="audio/pcm", rate=SAMPLE_RATE_HZ)
-    audio_input = AudioInputConfig(format=pcm, turn_detection=None)
+    audio_input = AudioInputConfig(format=pcm, turn_detection=turn_detection)
     if transcribe_input:
         audio_input.transcription = dict(transcription or {"model": "whisper-1"})
     if noise_reduction and noise_reduction != "off":

@@ -55,7 +55,7 @@ class CustomerServiceBrain:
     def __init__(self, profile: dict[str, Any]) -> None:
         self.profile = profile
         self.rng = seeded_rng(profile, "cs")
-        self.bank = profile.get("bank_name", "First Bank")
+        self.bank = profile.get("organisation") or profile.get("bank_name", "First Bank")
         self.agent_name = profile.get("agent_name", "Alex")
         self.reader = ConversationReader()
         self.greeted = False
