@@ -174,6 +174,19 @@ def cmd_personas(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_agents(args: argparse.Namespace) -> int:
+    from dualagent.agent_spec import list_agents, load_agent
+
+    for name in list_agents():
+        spec = load_agent(name)
+        tools = ", ".join(t.name for t in spec.tools)
+        print(
+            f"{name:<11} {spec.turn_detection.type:<12} {len(spec.tools):>2} tools  "
+            f"{spec.description}\n{'':<11} tools: {tools}"
+        )
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from dualagent.bench import run_bench
 
@@ -245,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     personas = sub.add_parser("personas", help="list the built-in caller personas")
     personas.set_defaults(func=cmd_personas)
+
+    agents = sub.add_parser(
+        "agents", help="list the shipped agent specs (the agents under test: --agent NAME)"
+    )
+    agents.set_defaults(func=cmd_agents)
 
     scenarios = sub.add_parser("scenarios", help="list the built-in scenarios")
     scenarios.set_defaults(func=cmd_scenarios)
