@@ -220,15 +220,15 @@ async def test_cancelling_a_call_finalises_the_recording(local_server, tmp_path)
     assert len(stereo) / rate > 1.0
 
 
-async def test_a_failing_tool_executor_ends_as_error_with_valid_files(
+async def test_a_tool_that_raises_gives_the_agent_an_error_and_the_call_goes_on(
     local_server, tmp_path, monkeypatch
 ) -> None:
-    from dualagent import bank
+    from dualagent.bank import agent as bank_agent
 
     def broken(*args, **kwargs):
         raise RuntimeError("bank backend exploded")
 
-    monkeypatch.setattr(bank, "execute_tool", broken)
+    monkeypatch.setattr(bank_agent, "execute_tool", broken)
     result = await dualagent.simulate(
         "typical",
         route="text",
@@ -236,8 +236,11 @@ async def test_a_failing_tool_executor_ends_as_error_with_valid_files(
         conversation_id="boom",
         local_server=local_server,
     )
-    assert result.status == "error"
-    assert "bank backend exploded" in result.metadata["error"]
+    assert result.status == "completed"
+    calls = json.loads((tmp_path / "boom" / "function_calls.json").read_text())["calls"]
+    failed = [c for c in calls if c["agent"] == "cs"]
+    assert failed and all(not c["ok"] for c in failed)
+    assert "bank backend exploded" in failed[0]["output"]["error"]
     assert sf.info(tmp_path / "boom" / "stereo_recording.wav").frames >= 0
 
 
