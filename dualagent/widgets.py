@@ -23,6 +23,7 @@ from typing import Any
 import ipywidgets as w
 
 from dualagent import analysis
+from dualagent.agent_spec import list_agents
 from dualagent.analysis import plots
 from dualagent.call.options import DEFAULT_OUTPUT_DIR, ROUTES, CallOptions
 from dualagent.call.result import CallResult
@@ -104,6 +105,7 @@ class CallApp:
         *,
         caller_type: str = "typical",
         scenario: str | None = None,
+        agent: str | None = None,
         duration: int = 60,
         route: str = "audio",
         seed: int = 0,
@@ -125,6 +127,10 @@ class CallApp:
         )
         self.caller_type = w.Dropdown(
             options=list_personas(), value=caller_type, description="Caller type"
+        )
+        # The agent under test: a shipped spec; unset, the scenario's (else the bank agent).
+        self.agent = w.Dropdown(
+            options=[("(scenario's)", None), *list_agents()], value=agent, description="Agent"
         )
         self.duration = w.IntSlider(
             value=duration, min=10, max=600, step=10, description="Duration (s)"
@@ -153,7 +159,8 @@ class CallApp:
         )
         controls = w.VBox(
             [
-                w.HBox([self.scenario, self.caller_type, self.route]),
+                w.HBox([self.scenario, self.caller_type, self.agent]),
+                w.HBox([self.route]),
                 w.HBox([self.duration, self.seed, self.run_button]),
                 w.HBox([self.progress, self.progress_label]),
                 self.status,
@@ -190,6 +197,8 @@ class CallApp:
             return
         scenario = load_scenario(change["new"])
         self.caller_type.value = scenario.resolve_persona().name
+        agent = getattr(scenario, "agent", None)
+        self.agent.value = agent if agent in list_agents() else None
         if scenario.duration_s:
             self.duration.value = int(min(max(scenario.duration_s, 10), 600))
 
@@ -198,6 +207,7 @@ class CallApp:
         return CallOptions.build(
             scenario=self.scenario.value,
             caller_type=self.caller_type.value,
+            agent=self.agent.value,
             duration=float(self.duration.value),
             route=self.route.value,
             seed=int(self.seed.value),

@@ -24,6 +24,10 @@ def test_controls_offer_personas_routes_and_seed():
     assert isinstance(app.seed, w.IntText) and isinstance(app.progress, w.IntProgress)
     assert app.run_button.description == "Run call"
     assert app.results.layout.display == "none"  # nothing to show before a call
+    # The agent under test: unset means the scenario's; a shipped spec can be chosen.
+    assert app.options().agent is None and "bank" in app.agent.options
+    app.agent.value = "bank"
+    assert app.options().agent == "bank"
 
 
 async def test_run_call_fills_transcript_progress_audio_and_outcome(local_server, tmp_path):
