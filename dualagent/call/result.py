@@ -48,6 +48,16 @@ class CallResult:
         return self.record.end_reason
 
     @property
+    def outcome(self) -> str | None:
+        """``success``, ``failure`` or ``incomplete``; None if the call was not judged."""
+        return self.record.outcome
+
+    @property
+    def success(self) -> bool | None:
+        """Did the call succeed (:func:`dualagent.call.record.call_success`)? None: unknown."""
+        return self.record.success
+
+    @property
     def turns(self) -> list[dict[str, Any]]:
         return self.record.turns
 
@@ -90,5 +100,44 @@ class CallResult:
             "error": record.error,
         }
 
+    def explain(self, tail: int = 6) -> str:
+        """Why the call did or did not succeed, for a test failure or a CI report: the verdict,
+        how the call ended, the unmet criteria and the failure conditions that held (each with
+        its evidence), the recording and the last ``tail`` utterances."""
+        return explain_record(self.record, tail)
+
     def _repr_html_(self) -> str:
         return _template().render(s=self.summary(), turns=self.turns)
+
+
+def explain_record(record: CallRecord, tail: int = 6) -> str:
+    """:meth:`CallResult.explain` for a record already read (batch reports read each once)."""
+    verdict = {True: "success", False: "not a success", None: "not judged (unknown)"}
+    outcome = record.outcome_details
+    expected = outcome.get("expected_outcome")
+    lines = [
+        f"call {record.conversation_id}: {verdict[record.success]}"
+        f" (outcome {record.outcome or 'none'}"
+        + (f", scenario expects {expected}" if expected else "")
+        + ")",
+        f"status: {record.status}, end reason: {record.end_reason or 'none'}",
+    ]
+    if record.error:
+        lines.append(f"error: {record.error}")
+    if record.metadata.get("evaluation_error"):
+        lines.append(f"evaluation error: {record.metadata['evaluation_error']}")
+    unmet = [c for c in outcome.get("criteria") or [] if not c.get("passed")]
+    held = [f for f in outcome.get("failures") or [] if f.get("passed")]
+    for title, checks in (("unmet criteria", unmet), ("failure conditions met", held)):
+        if checks:
+            lines.append(f"{title}:")
+            lines += [f"  - {c.get('name')}: {c.get('evidence')}" for c in checks]
+    lines.append(f"recording: {record.path}")
+    if tail > 0 and record.turns:
+        shown = record.turns[-tail:]
+        lines.append(f"last {len(shown)} of {len(record.turns)} utterances:")
+        speaker = {"caller": "CALLER", "cs": "AGENT "}
+        lines += [
+            f"  {speaker.get(t.get('speaker'), t.get('speaker'))}: {t.get('text')}" for t in shown
+        ]
+    return "\n".join(lines)
