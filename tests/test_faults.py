@@ -50,7 +50,8 @@ def expected(fault: str, agent: str, baseline: tuple[str, str]) -> tuple[str, st
         "error": ("error", "service_error"),
         "malformed": ("error", f"{agent}_bad_event"),
         "stall": ("error", "stalled"),
-    }.get(fault, baseline)  # unknown events are ignored, slow audio only slows: as without
+    }.get(fault, baseline)  # unknown events are ignored, slow audio only slows, a swap of two
+    # deltas is repaired by the item's .done text: as without
 
 
 async def call(server: LocalRealtimeServer, out: Path, name: str, route: str = "text", **kw):
@@ -136,6 +137,21 @@ async def test_audio_calls_survive_faults(spec, agent, fault, tmp_path: Path) ->
         assert duration >= result.turns[n - 1]["end_s"] - 0.05
 
 
+async def test_events_out_of_order_leave_a_valid_recording_and_the_call_goes_on(
+    tmp_path: Path,
+) -> None:
+    """The CS agent's first response arrives backwards from its first delta on: its
+    ``response.done`` before its item's deltas and ``.done``."""
+    async with LocalRealtimeServer(warm=False, faults="reorder=10@cs:1") as server:
+        result = await call(server, tmp_path, "backwards")
+    events = json.loads((result.path / "session_events.json").read_text())["events"]
+    received = [e["type"] for e in events if e["agent"] == "cs" and e["direction"] == "received"]
+    first_done = received.index("response.done")
+    assert "response.output_text.delta" in received[first_done : first_done + 10]
+    turns = check_recording(result.path, "completed", result.end_reason)
+    assert len(turns) > 4  # the call went on past the scrambled greeting
+
+
 def test_random_faults_are_reproducible_for_a_seed() -> None:
     plan = FaultPlan.parse("drop@cs:random,seed=5")
     draws = [plan.for_connection("local-cs", n).pending[0][1] for n in range(1, 20)]
@@ -171,4 +187,4 @@ def test_the_cli_refuses_a_bad_spec_in_one_line_exit_2() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "'oops@cs'" in done.stderr
-    assert "drop, close, error, malformed, unknown, stall, slow" in done.stderr
+    assert "drop, close, error, malformed, unknown, stall, slow, reorder" in done.stderr

@@ -6,12 +6,13 @@ Spec syntax (``dualagent local-server --faults SPEC``, ``LocalRealtimeServer(fau
     SPEC  := ITEM[,ITEM...]
     ITEM  := FAULT[=VALUE]@AGENT[:WHEN]  |  seed=N
     FAULT := drop | close[=CODE] | error | malformed | unknown | stall[=SECONDS] | slow[=SECONDS]
+           | reorder[=N]
     AGENT := caller | cs | any | a model name without ':'
     WHEN  := N (the agent's N-th response on a connection, 1-based; default 1) | random
 
 ``drop@cs:2,stall=3@caller:1`` drops the CS agent's connection during its second response and
 stalls the caller for 3 s during its first. ``caller`` is the model ``local-caller``, ``cs`` is
-``local-cs``. ``random`` draws the response from 1..6 with the plan's ``seed`` (default 0), per
+the agent under test's scripted brain (``local-cs`` or ``local-agent``). ``random`` draws the response from 1..6 with the plan's ``seed`` (default 0), per
 connection, reproducibly. Every matching connection (every call) gets the fault, once.
 
 A fault fires at the first output delta (audio, transcript or text) of its response (or of a
@@ -23,7 +24,10 @@ later one, when that response says nothing), so the agent is mid-sentence:
 - ``malformed``: a text frame that is not JSON, then the response goes on;
 - ``unknown``: an event of an unknown type, then the response goes on;
 - ``stall``: nothing is sent for SECONDS (default 5), then the response goes on;
-- ``slow``: from then on each audio/text delta is held back SECONDS (default 0.1).
+- ``slow``: from then on each audio/text delta is held back SECONDS (default 0.1);
+- ``reorder``: that delta and the N-1 events after it (default N=2: a swap; fewer when the
+  response ends first) are sent in reverse order, so events arrive out of order (a delta after
+  its ``.done``, the ``response.done`` first, say).
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-FAULTS = ("drop", "close", "error", "malformed", "unknown", "stall", "slow")
-DEFAULT_VALUES = {"close": 1011.0, "stall": 5.0, "slow": 0.1}
-AGENT_MODELS = {"caller": "local-caller", "cs": "local-cs"}
+FAULTS = ("drop", "close", "error", "malformed", "unknown", "stall", "slow", "reorder")
+DEFAULT_VALUES = {"close": 1011.0, "stall": 5.0, "slow": 0.1, "reorder": 2.0}
+AGENT_MODELS = {"caller": ("local-caller",), "cs": ("local-cs", "local-agent")}
+MAX_REORDER = 10
 RANDOM_MAX = 6  # ``:random`` picks a response in 1..RANDOM_MAX
 CLOSE_CODES = "1000-1003, 1007-1014 or 3000-4999"
 OUTPUT_DELTAS = frozenset(
@@ -62,7 +67,7 @@ class Fault:
     value: float | None = None  # close code, stall seconds, slow seconds per delta
 
     def matches(self, model: str) -> bool:
-        return self.agent == "any" or AGENT_MODELS.get(self.agent, self.agent) == model
+        return self.agent == "any" or model in AGENT_MODELS.get(self.agent, (self.agent,))
 
 
 @dataclass(frozen=True)
@@ -111,14 +116,18 @@ def _parse_item(part: str) -> Fault:
     value: float | None = DEFAULT_VALUES.get(kind)
     if equals:
         if kind not in DEFAULT_VALUES:
-            raise FaultSpecError(f"{part!r}: {kind} takes no value (only close, stall, slow do)")
+            raise FaultSpecError(
+                f"{part!r}: {kind} takes no value (only close, stall, slow, reorder do)"
+            )
         try:
             value = float(raw_value)
         except ValueError:
             raise FaultSpecError(f"{part!r}: {raw_value!r} is not a number") from None
         if kind == "close" and not _valid_close_code(value):
             raise FaultSpecError(f"{part!r}: close code must be {CLOSE_CODES}")
-        if kind != "close" and not 0 <= value <= 3600:
+        if kind == "reorder" and not (value == int(value) and 2 <= value <= MAX_REORDER):
+            raise FaultSpecError(f"{part!r}: reorder takes 2 to {MAX_REORDER} events")
+        if kind not in ("close", "reorder") and not 0 <= value <= 3600:
             raise FaultSpecError(f"{part!r}: {kind} seconds must be between 0 and 3600")
     agent, colon, when = target.partition(":")
     if not agent:
@@ -150,10 +159,20 @@ class ConnectionFaults:
         self.slow_s = 0.0
         self.dead = False  # the line was cut or closed: send nothing more
         self.fired: list[Fault] = []
+        self.held: list[dict[str, Any]] | None = None  # events being reordered
+        self.hold_count = 0
 
     async def before_send(self, ws: Any, event: dict[str, Any]) -> bool:
         """Inject what is due before ``event``; False: do not send it (the line is gone)."""
         if self.dead:
+            return False
+        if self.held is not None:  # reordering: collect, then send them backwards
+            self.held.append(event)
+            # A response's events stay within it: its end sends what is held, however few.
+            if len(self.held) >= self.hold_count or event.get("type") == "response.done":
+                held, self.held = self.held, None
+                for late in reversed(held):
+                    await ws.send(json.dumps(late))
             return False
         kind = event.get("type")
         if kind == "response.created":
@@ -167,6 +186,9 @@ class ConnectionFaults:
             self.pending.remove(entry)
             fault = entry[0]
             self.fired.append(fault)
+            if fault.kind == "reorder":
+                self.held, self.hold_count = [event], int(fault.value or 2)
+                return False
             if not await self._inject(ws, fault):
                 self.dead = True
                 return False
