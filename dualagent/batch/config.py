@@ -1,8 +1,9 @@
 """What a batch runs: :class:`BatchConfig`, loaded from YAML (built-in by name, or a path).
 
 A config names the caller types and/or scenarios, how many calls each (``repeat``), how many at
-a time, the route, limits, base seed and audio format. Errors name the file, the field and the
-reason (:class:`ConfigError`).
+a time, the route, limits, base seed and audio format, and the success rate the batch must
+reach (``min_success``: a threshold belongs with the run, as ``repeat`` and ``retries`` do).
+Errors name the file, the field and the reason (:class:`ConfigError`).
 """
 
 from __future__ import annotations
@@ -54,12 +55,26 @@ class BatchConfig(CallDefaults):
         description="run a call again, up to this many times, when it failed on a rate limit "
         "or a transient connect or server error",
     )
+    min_success: float | None = Field(
+        default=None,
+        description="the share of judged calls that must succeed (0 to 1); below it the batch "
+        "fails its gate (dualagent batch exits 1; BatchResult.gate)",
+    )
 
     def call_defaults(self) -> dict[str, Any]:
         """The call options this config sets for every call (unset ones left to the scenario);
         headers are passed on in memory, never dumped (they are secrets)."""
         dumped = self.model_dump(include=set(CallDefaults.model_fields), exclude_none=True)
         return {**dumped, **secret_fields(self)}
+
+    @field_validator("min_success")
+    @classmethod
+    def _a_share(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value <= 1.0:  # NaN fails this too
+            raise ValueError(
+                "out of range; valid: a share of the judged calls from 0 to 1, e.g. 0.9"
+            )
+        return value
 
     @field_validator("caller_types", "scenarios", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from dualagent.call.record import CallRecord, call_success, load_call
 from dualagent.call.recording import validate_conversation_id
 from dualagent.errors import InputError
 from dualagent.files import write_text_atomic
+
+if TYPE_CHECKING:
+    from dualagent.batch.ci import Gate
 
 MANIFEST_FILE = "batch.json"
 DEFAULT_OUTPUT_DIR = "batch_runs"
@@ -331,6 +334,15 @@ class BatchResult:
         return self.manifest.get("overall") or overall(
             self.summary, self.manifest["config"]["repeat"]
         )
+
+    @property
+    def gate(self) -> Gate | None:
+        """The success rate against the config's ``min_success`` (None when it sets none):
+        ``gate.passed``, ``gate.message()``."""
+        from dualagent.batch.ci import Gate  # ci reads the manifest: imported on use
+
+        threshold = self.manifest.get("config", {}).get("min_success")
+        return None if threshold is None else Gate.of(self.overall, float(threshold))
 
     def _repr_html_(self) -> str:
         counts = self.manifest.get("counts", {})

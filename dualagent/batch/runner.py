@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dualagent.batch.ci import check_junit_path, write_junit
 from dualagent.batch.config import BatchConfig, as_config, config_from_dict, load_config
 from dualagent.batch.manifest import (
     DEFAULT_OUTPUT_DIR,
@@ -80,6 +81,7 @@ class _Batch:
     resume: bool
     progress: bool
     local_server: LocalRealtimeServer | None
+    junit: Path | None = None
 
 
 async def run(
@@ -98,6 +100,8 @@ async def run(
     notebook: str | Path | None = None,
     local_server: LocalRealtimeServer | None = None,
     retries: int | None = None,
+    min_success: float | None = None,
+    junit: str | Path | None = None,
     **call_defaults: Any,
 ) -> BatchResult:
     """Run a batch of calls; return its :class:`BatchResult` (also written to the batch folder).
@@ -115,6 +119,10 @@ async def run(
     afterwards with ``input_dir`` and ``output_dir`` set to the batch folder. ``retries``: run
     a call again (up to N times, after a jittered pause) when it failed on a rate limit or a
     transient connect or server error; the manifest keeps each failed attempt (``retried``).
+    ``min_success``: the share of judged calls that must succeed (0 to 1; a config field):
+    ``result.gate`` compares the batch's success rate with it (``gate.passed``,
+    ``gate.message()``). ``junit``: write a JUnit XML report there (one test case per call;
+    :mod:`dualagent.batch.ci`), also when the batch is interrupted.
 
     Bad input raises :class:`InputError` before anything is written. A failing call is recorded
     and counted, never raised. Cancelling the task (Ctrl-C) cancels the calls in flight and
@@ -129,6 +137,7 @@ async def run(
         "parallel": parallel,
         "seed": seed,
         "retries": retries,
+        "min_success": min_success,
         **call_defaults,
     }
     batch = _prepare(
@@ -141,6 +150,7 @@ async def run(
         batch_id=batch_id,
         notebook=notebook,
         local_server=local_server,
+        junit=junit,
     )
     return await _execute(batch)
 
@@ -159,6 +169,7 @@ def _prepare(
     batch_id: str | None,
     notebook: str | Path | None,
     local_server: LocalRealtimeServer | None,
+    junit: str | Path | None = None,
 ) -> _Batch:
     """Check every input and plan the calls. Writes nothing; raises InputError."""
     out = Path(output_dir)
@@ -207,8 +218,19 @@ def _prepare(
         nb = Path(notebook)
         if nb.suffix != ".ipynb" or not nb.is_file():
             raise InputError(f"notebook {str(notebook)!r} not found or not a .ipynb file")
+    junit_path = check_junit_path(junit)
     return _Batch(
-        cfg, batch_id, batch_dir, specs, parallel or 0, executor, nb, resume, progress, local_server
+        cfg,
+        batch_id,
+        batch_dir,
+        specs,
+        parallel or 0,
+        executor,
+        nb,
+        resume,
+        progress,
+        local_server,
+        junit_path.resolve() if junit_path is not None else None,
     )
 
 
@@ -360,6 +382,8 @@ async def _execute(batch: _Batch) -> BatchResult:
         manifest.data["overall"] = overall(result.summary, batch.config.repeat)
         manifest.save()
         write_results(result)
+        if batch.junit is not None:  # CI reads it whatever happened, an interrupted batch too
+            write_junit(result, batch.junit)
 
     if batch.notebook is not None:
         manifest.data["notebook"] = await asyncio.to_thread(

@@ -1,8 +1,16 @@
 """``dualagent batch``: run many calls (caller types or scenarios × repeat) and summarise them.
 
-Registered by ``dualagent.cli`` through ``add_parser(subparsers)``. Exit codes: 0 every call
-ran (whatever its outcome), 1 a call ended in error or the batch/notebook failed, 2 bad input
-(one line naming the value and the valid choices; nothing is written).
+Registered by ``dualagent.cli`` through ``add_parser(subparsers)``. Exit codes:
+
+- 0: every call ran (whatever its outcome); with ``--min-success RATE`` (or ``min_success`` in
+  the config): the success rate reached RATE;
+- 1: the success rate is below ``--min-success`` (one line says the rate and the threshold;
+  calls that ended in error count as failed calls in it), or, without a threshold, a call
+  ended in error; or the batch machinery or the notebook failed;
+- 2: bad input (one line naming the value and the valid choices; nothing is written);
+- 130: interrupted (Ctrl-C, SIGTERM); the manifest and the ``--junit`` report say so.
+
+``--junit FILE`` writes a JUnit XML report (one test case per call) that CI systems show.
 """
 
 from __future__ import annotations
@@ -25,6 +33,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}; valid: a positive whole number")
     return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}; valid: a share of the judged calls from 0 to 1, e.g. 0.9"
+        ) from None
 
 
 def _names(text: str) -> list[str]:
@@ -112,6 +129,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run a call again, up to N times, when it failed on a rate limit or a transient "
         "connect or server error (default 0; recorded in the manifest)",
     )
+    batch.add_argument(
+        "--min-success",
+        type=_number,  # the range is checked with the config (one definition)
+        default=None,
+        metavar="RATE",
+        help="fail (exit 1) when the success rate of the judged calls is below RATE, 0 to 1 "
+        "(calls that ended in error count as failed; never-judged ones are left out)",
+    )
+    batch.add_argument(
+        "--junit",
+        default=None,
+        metavar="FILE",
+        help="write a JUnit XML report to FILE: a test case per call, a suite per scenario or "
+        "caller type (for CI test reports)",
+    )
     batch.add_argument("--no-progress", action="store_true", help="no progress bar")
     calls = batch.add_argument_group("every call (overrides the config; unset: the scenario's)")
     add_cli_flags(calls, CallDefaults)  # one flag per CallDefaults field, as `dualagent run`
@@ -120,7 +152,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    """Run the batch, print its summary; 0 if every call ran without error, else 1."""
+    """Run the batch, print its summary; the exit code as the module docstring says."""
     from dualagent import batch
     from dualagent.call.options import CallDefaults, cli_fields
     from dualagent.cli import UsageError
@@ -144,6 +176,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 batch_id=args.batch_id,
                 notebook=args.notebook,
                 retries=args.retries,
+                min_success=args.min_success,
+                junit=args.junit,
                 **call_defaults,
             )
         )
@@ -156,7 +190,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     print(batch.format_summary(result))
-    failed = result.errors > 0
+    if args.junit:
+        print(f"junit:    {args.junit}")
+    gate = result.gate
+    if gate is None:
+        failed = result.errors > 0
+    else:  # the threshold decides: a call in error is a failed call in the rate
+        failed = not gate.passed
+        print(f"dualagent: {gate.message()}", file=sys.stdout if gate.passed else sys.stderr)
     notebook = result.manifest.get("notebook")
     if notebook:
         print(f"notebook: {notebook['output']} ({notebook['status']})")
