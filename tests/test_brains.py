@@ -117,7 +117,7 @@ def test_each_local_model_name_has_its_brain_and_it_implements_the_protocol(
 
 
 def test_model_names_are_exact_and_an_unknown_one_names_the_choices() -> None:
-    assert brain_names() == ["local-caller", "local-cs"]
+    assert brain_names() == ["local-agent", "local-caller", "local-cs"]
     for wrong in ("gpt-realtime", "my-caller", "local-cs-2", "", None):
         with pytest.raises(UnknownBrainError) as info:
             brain_for(wrong)

@@ -108,7 +108,7 @@ def test_an_endpoint_is_named_url_hash_model_and_travels_as_a_model_name() -> No
         ("llm:nothing-registered", "No language model is registered under this name"),
         ("llm:m@ftp://host/v1", "valid: http(s)://HOST[:PORT]/PATH"),
         ("llm:m@http://user:secret@host/v1", "must not hold credentials"),
-        ("gpt-4o", "supported values are: 'local-caller', 'local-cs', 'llm:MODEL@"),
+        ("gpt-4o", "supported values are: 'local-agent', 'local-caller', 'local-cs', 'llm:MODEL@"),
     ],
 )
 def test_unknown_or_malformed_model_names_are_refused_with_the_reason(

@@ -28,6 +28,7 @@ BrainFactory = Callable[[dict[str, Any]], "AnyBrain"]
 
 LOCAL_CALLER_MODEL = "local-caller"
 LOCAL_CS_MODEL = "local-cs"
+LOCAL_AGENT_MODEL = "local-agent"
 
 _FACTORIES: dict[str, BrainFactory] = {}
 # prefix -> a resolver: full model name -> factory (ValueError saying why for a malformed name)
@@ -108,6 +109,11 @@ def brain_for(model_name: str | None) -> BrainFactory:
 
 
 def _scripted_caller(profile: dict[str, Any]) -> Brain:
+    # A banking caller's profile names its intent; any other domain's names the domain.
+    if "domain" in profile and "intent" not in profile:
+        from dualagent.realtime.local.brains.domain_caller import DomainCallerBrain
+
+        return DomainCallerBrain(profile)
     from dualagent.realtime.local.brains.caller import CallerBrain
 
     return CallerBrain(profile)
@@ -119,6 +125,12 @@ def _scripted_cs(profile: dict[str, Any]) -> Brain:
     return CustomerServiceBrain(profile)
 
 
+def _spec_agent(profile: dict[str, Any]) -> Brain:
+    from dualagent.realtime.local.brains.agent import SpecAgentBrain
+
+    return SpecAgentBrain(profile)
+
+
 def _llm(model_name: str) -> BrainFactory:
     from dualagent.realtime.local.brains.llm import LlmBrain, LlmEndpoint
 
@@ -128,4 +140,5 @@ def _llm(model_name: str) -> BrainFactory:
 
 register_brain(LOCAL_CALLER_MODEL, _scripted_caller)
 register_brain(LOCAL_CS_MODEL, _scripted_cs)
+register_brain(LOCAL_AGENT_MODEL, _spec_agent)
 register_brain_prefix("llm:", _llm, "llm:MODEL@http://HOST:PORT/v1")

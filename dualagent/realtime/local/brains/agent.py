@@ -1,0 +1,733 @@
+"""A scripted agent under test driven by its agent spec (registered as ``local-agent``).
+
+It knows its domain only from the session: the declared tools (names, descriptions, JSON-schema
+parameters) and the profile section of its instructions. Policy, as a careful human agent would
+follow it: greet; work out which tool the caller's request needs; collect that tool's required
+arguments (from earlier tool results when a field has the argument's name, by calling the tool
+that provides them first, else by asking the caller); read back what it will do and wait for a
+yes before a tool that changes something; call it and read the result; ask whether there is
+anything else; say goodbye.
+
+Profile keys read (all optional; ``agents.agent_instructions`` writes the first five from the
+spec, the rest come from the spec's ``profile:``):
+
+- ``seed``, ``organisation``, ``agent_name``, ``greeting``;
+- ``tools: {name: {say: template}}``: how to read a tool's result (``{field}``, ``{a.b}``,
+  ``{items[0].date}``; values said in words); a generic sentence otherwise;
+- ``intents: {tool: [phrases]}``: phrases that mean the caller wants that tool;
+- ``ask: {argument: question}``: the question for an argument (default: from its
+  description); an optional argument named here is asked for too;
+- ``confirm: [tool, ...]``: tools read back for a yes first, besides those whose names start
+  with book/cancel/reschedule/order/update/create/delete/change/submit/send/refill/transfer;
+- ``sources: {argument: tool}``: the tool whose result gives an argument (default: a tool
+  named in the argument's description, or whose description names the argument);
+- ``today: YYYY-MM-DD``: the year of a date said without one.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from dualagent.realtime.local.brains import arguments as args_
+from dualagent.realtime.local.brains import language as lang
+from dualagent.realtime.local.brains.arguments import ToolInfo
+from dualagent.realtime.local.brains.base import BrainInput, ConversationReader, Reply
+
+CHANGING_VERBS = ("book", "cancel", "reschedule", "order", "update", "create", "delete",
+                  "change", "submit", "send", "refill", "register", "schedule", "renew")  # fmt: skip
+PAST = {"send": "sent", "cancel": "cancelled", "refill": "refilled", "submit": "submitted"}
+# What callers say for a tool's verb besides the verb itself.
+VERB_PHRASES: dict[str, tuple[str, ...]] = {
+    "book": ("make an appointment", "new appointment", "schedule an appointment",
+             "see the doctor", "see a doctor", "get an appointment", "an appointment",
+             "book", "booking", "come in"),
+    "cancel": ("cancel", "call off", "can't make it", "cannot make it", "won't be able",
+               "not be able to come"),
+    "reschedule": ("reschedule", "move my", "change my appointment", "different day",
+                   "different time", "another day", "another time", "postpone", "push back"),
+    "refill": ("refill", "renew", "repeat prescription", "more of my", "run out", "running out"),
+    "order": ("order", "refill", "renew"),
+    "update": ("update", "change my"),
+    "find": ("find", "available", "availability", "openings", "free slots"),
+    "check": ("check", "status", "look up"),
+    "get": ("what are", "what is", "when are", "tell me"),
+}  # fmt: skip
+HUMAN = ("human", "real person", "representative", "supervisor", "manager", "speak to a person",
+         "talk to a person", "someone else", "operator")  # fmt: skip
+DONE = ("that's all", "that is all", "that's everything", "nothing else", "that's it",
+        "no thank you", "no thanks", "all set", "goodbye", "bye", "i'm good", "i'm done",
+        "no that's", "that will be all")  # fmt: skip
+REPEAT = ("repeat", "say that again", "pardon", "didn't catch", "didn't hear", "slower",
+          "come again", "what did you say", "sorry what")  # fmt: skip
+GO_ON = ("go ahead", "go on", "carry on", "continue", "keep going", "get on with it")
+FAILURE_FLAGS = ("verified", "found", "available", "success", "valid", "eligible")
+_NOT_STATEMENTS = ("Of course. ", "Sure. ", "Sure, one moment.", "Sorry, ", "I'm sorry, I didn't",
+                   "Hello?")  # fmt: skip
+_STOP = {"the", "a", "an", "and", "or", "of", "to", "for", "with", "from", "this", "that", "your",
+         "caller", "patient", "customer", "their", "them", "into", "when", "only", "after",
+         "before", "given", "call", "tool", "use", "used", "returns", "list"}  # fmt: skip
+
+
+def stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def same_word(a: str, b: str) -> bool:
+    a, b = stem(a), stem(b)
+    return a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
+
+
+class SpecAgentBrain:
+    """Deterministic agent under test from its spec; one instance per session."""
+
+    def __init__(self, profile: dict[str, Any]) -> None:
+        self.profile = profile
+        self.org = str(profile.get("organisation") or "us")
+        self.agent_name = str(profile.get("agent_name") or "")
+        here = f", this is {self.agent_name}" if self.agent_name else ""
+        self.greeting = str(
+            profile.get("greeting")
+            or f"Thank you for calling {self.org}{here}. How can I help you today?"
+        )
+        self.says = {
+            name: cfg.get("say")
+            for name, cfg in (profile.get("tools") or {}).items()
+            if isinstance(cfg, dict) and cfg.get("say")
+        }
+        self.intents: dict[str, list[str]] = profile.get("intents") or {}
+        self.wording: dict[str, str] = profile.get("ask") or {}
+        self.confirm_tools = set(profile.get("confirm") or [])
+        self.sources: dict[str, str] = profile.get("sources") or {}
+        self.year = _year(profile.get("today"))
+        self.reader = ConversationReader()
+        self.tools: dict[str, ToolInfo] = {}
+        self.declared: list[str] = []
+        self.values: dict[str, Any] = {}  # argument name -> value (caller or results)
+        self.from_caller: set[str] = set()
+        self.chosen: dict[str, dict[str, Any]] = {}  # argument -> the option record it came from
+        self.goal: str | None = None
+        self.queue: list[str] = []  # further requests, in the order they were made
+        self.stage = "greeting"
+        self.asking: list[str] = []
+        self.options: list[dict[str, Any]] = []
+        self.option_arg = ""
+        self.pending: tuple[str, dict[str, Any]] | None = None  # awaiting the caller's yes
+        self.failures: dict[str, int] = {}
+        self.misses: dict[str, int] = {}  # argument -> unclear answers
+        self.corrections = 0
+        self.unclear = 0
+        self.sources_called: set[str] = set()  # steps already taken for the current request
+        self.last_said = ""
+        self.last_statement = ""
+        self._last_calls: list[tuple[str, dict[str, Any]]] = []
+        self._calls_expected = 0
+
+    # ------------------------------------------------------------------ entry point
+
+    def respond(self, given: BrainInput) -> Reply:
+        if given.tool_specs or given.tools:
+            tools = args_.tools_from_specs(given.tool_specs, given.tools)
+            self.tools = {t.name: t for t in tools}
+            self.declared = [t.name for t in tools]
+        fresh = self.reader.new_entries(given.conversation)
+        results = self.reader.tool_results(fresh)
+        calls_made = sum(1 for e in given.conversation if e.role == "assistant" and e.call_id)
+        missing = self._calls_expected - calls_made if not results else 0
+        heard = self.reader.heard(fresh)
+        if results:
+            reply = self._after_tools(results)
+        elif missing > 0 and self._last_calls:
+            # The caller cut in before our tool calls went out: make them now, briefly.
+            reply = (
+                self._human(heard)
+                if lang.has_any(heard, HUMAN)
+                else Reply("Sure, one moment.", self._last_calls[-missing:])
+            )
+        else:
+            reply = self._after_speech(heard)
+        if reply.text:
+            self.last_said = reply.text
+            if not reply.text.startswith(_NOT_STATEMENTS):
+                self.last_statement = reply.text
+        reply.tool_calls = [
+            (n, a) for n, a in reply.tool_calls if not given.tools or n in given.tools
+        ]
+        self._last_calls = list(reply.tool_calls)
+        self._calls_expected = calls_made + len(reply.tool_calls)
+        return reply
+
+    # ------------------------------------------------------------------ speech
+
+    def _after_speech(self, heard: str) -> Reply:
+        if self.stage == "greeting":
+            self.stage = "listening"
+            if not heard:
+                return Reply(self.greeting)
+            here = f" this is {self.agent_name} at {self.org}." if self.agent_name else ""
+            return self._listen(heard, f"Hello,{here} " if here else "Hello. ")
+        if not heard:
+            return Reply("Hello? Are you still there?")
+        if lang.has_any(heard, REPEAT) and self.last_statement:
+            return Reply(f"Of course. {self.last_statement}")
+        if lang.has_any(heard, HUMAN):
+            return self._human(heard)
+        if _just_go_on(heard) and self.last_statement and self.stage != "confirming":
+            return Reply(f"Sure. {self.last_statement}")
+        handler = {
+            "asking": self._answer,
+            "choosing": self._choose,
+            "confirming": self._confirm,
+            "anything_else": self._anything_else_answer,
+        }.get(self.stage)
+        if self.stage == "closing":
+            return Reply("You're welcome. Goodbye.")
+        return handler(heard) if handler else self._listen(heard)
+
+    def _listen(self, heard: str, prefix: str = "") -> Reply:
+        wanted = self._requests(heard)
+        if not wanted:
+            return self._unclear(prefix)
+        self.unclear = 0
+        self.goal, self.queue = wanted[0], [w for w in wanted[1:] if w not in self.queue]
+        self._note(heard)
+        return self._next(prefix + "I can help with that. ")
+
+    def _requests(self, heard: str) -> list[str]:
+        """The tools the caller asks for in ``heard``, best match first."""
+        scored = []
+        for name in self.declared:
+            if name == "end_call" or _is_transfer(self.tools[name]):
+                continue
+            score = self._score(self.tools[name], heard)
+            if score >= 2.0:
+                scored.append((-score, self.declared.index(name), name))
+        return [name for _, _, name in sorted(scored)]
+
+    def _score(self, tool: ToolInfo, heard: str) -> float:
+        said = args_.canon(heard)
+        words = said.split()
+        score = 3.0 * sum(
+            lang.has_any(said, [args_.canon(p)]) for p in self.intents.get(tool.name, [])
+        )
+        if any(same_word(tool.verb, w) for w in words):
+            score += 4.0
+        elif lang.has_any(said, VERB_PHRASES.get(tool.verb, ())):
+            score += 3.0
+        score += 1.5 * sum(any(same_word(n, w) for w in words) for n in tool.words[1:])
+        content = {w for w in args_.canon(tool.description).split() if len(w) > 3} - _STOP
+        score += min(1.0, 0.5 * sum(any(same_word(c, w) for w in words) for c in content))
+        return score
+
+    def _unclear(self, prefix: str = "") -> Reply:
+        self.unclear += 1
+        if self.unclear >= 4:
+            return self._give_up("I'm sorry, I'm having trouble understanding.")
+        if self.unclear >= 2:
+            things = [self._what(t) for t in self._goal_tools()[:4]]
+            if things:
+                offer = ", ".join(things[:-1]) + (" or " if len(things) > 1 else "") + things[-1]
+                return Reply(
+                    prefix
+                    + f"Sorry, I didn't catch that. I can help you {offer}. What would you like to do?"
+                )
+        return Reply(
+            prefix + "I'm sorry, I didn't quite catch that. Could you tell me again how I can help?"
+        )
+
+    def _goal_tools(self) -> list[ToolInfo]:
+        return [
+            t
+            for t in self.tools.values()
+            if t.name != "end_call" and not _is_transfer(t) and self._changes(t)
+        ] or [t for t in self.tools.values() if t.name != "end_call" and not _is_transfer(t)]
+
+    # ------------------------------------------------------------------ planning
+
+    def _next(self, prefix: str = "") -> Reply:
+        """The next step towards the current request: ask, offer, read back or call."""
+        if self.goal is None:
+            return self._wrap_up(prefix.strip() or "Okay.")
+        step = self._plan(self.goal, set())
+        if step is None:
+            return self._drop(prefix + "I'm sorry, I can't do that over the phone.")
+        kind, name, detail = step
+        if kind == "ask":
+            self.stage, self.asking = "asking", detail
+            return Reply(prefix + self._question(detail))
+        arguments: dict[str, Any] = detail
+        tool = self.tools[name]
+        if self._changes(tool) and self.pending != (name, arguments):
+            self.stage, self.pending = "confirming", (name, arguments)
+            return Reply(prefix + self._read_back(tool, arguments))
+        self.stage, self.pending = "waiting", None
+        lead = "One moment." if not prefix.strip() else prefix.strip() + " One moment."
+        return Reply(lead, [(name, arguments)])
+
+    def _plan(self, name: str, seen: set[str]) -> tuple[str, str, Any] | None:
+        """("ask", tool, [arguments]) or ("call", tool, arguments) for the next step, or None
+        when a needed value has no way to be had."""
+        tool = self.tools.get(name)
+        if tool is None or name in seen:
+            return None
+        seen = seen | {name}
+        wanted = list(tool.required) + [
+            a for a in tool.properties if a not in tool.required and a in self.wording
+        ]
+        for arg in wanted:
+            if arg in self.values:
+                continue
+            source = self._source(arg, tool)
+            if source and self.failures.get(source, 0) == 0 and source not in seen:
+                if source in self.sources_called:
+                    return None  # it answered, without this value
+                step = self._plan(source, seen)
+                if step and step[:2] == ("call", source):
+                    self.sources_called.add(source)
+                return step
+            missing = [a for a in wanted if a not in self.values and not self._source(a, tool)]
+            ask = [arg] + [
+                a
+                for a in missing[1:2]
+                if a != arg
+                and args_.is_specific(a, tool.properties.get(a, {}))
+                and args_.is_specific(arg, tool.properties.get(arg, {}))
+                and a not in self.wording
+                and arg not in self.wording
+            ]
+            return ("ask", name, ask)
+        arguments = {
+            a: self.values[a] for a in tool.properties if a in self.values and a in wanted
+        } | {
+            a: self.values[a]
+            for a in tool.properties
+            if a in self.values and a not in wanted and a in self.from_caller
+        }
+        return ("call", name, arguments)
+
+    def _source(self, arg: str, tool: ToolInfo) -> str | None:
+        """The tool whose result gives ``arg`` (profile ``sources``, a tool named in the
+        argument's description, or one whose description names the argument)."""
+        if arg in self.sources and self.sources[arg] in self.tools:
+            return self.sources[arg]
+        described = str(tool.properties.get(arg, {}).get("description", "")).lower()
+        for other in self.tools.values():
+            if other.name != tool.name and other.name.lower() in described:
+                return other.name
+        for other in self.tools.values():
+            if (
+                other.name != tool.name
+                and arg not in other.properties
+                and f"{arg}" in other.description
+                and not _is_transfer(other)
+            ):
+                return other.name
+        return None
+
+    def _changes(self, tool: ToolInfo) -> bool:
+        return tool.name in self.confirm_tools or tool.verb in CHANGING_VERBS
+
+    def _question(self, names: list[str]) -> str:
+        schemas = self._schemas()
+        if len(names) == 1:
+            return args_.ask_text(names[0], schemas.get(names[0], {}), self.wording.get(names[0]))
+        phrases = [args_.ask_phrase(n, schemas.get(n, {})) for n in names]
+        return f"Could you tell me {' and '.join(phrases)}?"
+
+    def _schemas(self) -> dict[str, dict[str, Any]]:
+        """Every argument's schema by name (the first tool declaring it)."""
+        schemas: dict[str, dict[str, Any]] = {}
+        for tool in self.tools.values():
+            for name, schema in tool.properties.items():
+                schemas.setdefault(name, schema)
+        return schemas
+
+    def _read_back(self, tool: ToolInfo, arguments: dict[str, Any]) -> str:
+        details: list[str] = []
+        records: list[dict[str, Any]] = []
+        for name, value in arguments.items():
+            record = self.chosen.get(name)
+            if record is not None:  # an option the caller chose: its readable fields
+                if not any(r is record for r in records):
+                    records.append(record)
+                    details.append(args_.record_summary(record))
+                continue
+            theirs = name in self.from_caller
+            if not theirs and (args_.is_id(name) or any(name in r for r in self.chosen.values())):
+                continue  # an id from a result, or a field already said with its option
+            details.append(f"{args_.label(name)} {args_.say_value(value)}")
+        listed = ", ".join(d for d in details if d)
+        return f"Let me read that back. I'll {self._what(tool)}{': ' + listed if listed else ''}. Is that right?"
+
+    def _what(self, tool: ToolInfo) -> str:
+        noun = tool.noun
+        return f"{tool.verb} the {noun}" if noun else tool.verb
+
+    # ------------------------------------------------------------------ the caller's answers
+
+    def _note(
+        self, heard: str, asked: tuple[str, ...] = (), *, overwrite: bool = False
+    ) -> list[str]:
+        """Take the values said in ``heard`` for the arguments the request needs (``asked``:
+        just asked for, so a bare answer counts; ``overwrite``: a correction)."""
+        schemas = self._schemas()
+        wanted = self._wanted()
+        got = []
+        for name in wanted:
+            if name in self.values and name not in asked and not overwrite:
+                continue
+            if overwrite and name in self.values and name not in self.from_caller:
+                continue
+            schema = schemas.get(name, {})
+            if name not in asked and not self._unambiguous(name, heard, wanted, schemas):
+                continue
+            value = args_.parse_argument(
+                name, schema, heard, asked=name in asked, default_year=self.year
+            )
+            if value is not None:
+                self.values[name] = value
+                self.from_caller.add(name)
+                got.append(name)
+        return got
+
+    def _wanted(self) -> list[str]:
+        """Arguments of the current request's tools (and of the tools giving their values)."""
+        names: list[str] = []
+        visited: set[str] = set()
+        todo = [self.goal] if self.goal else []
+        while todo:
+            tool = self.tools.get(todo.pop(0))
+            if tool is None or tool.name in visited:
+                continue
+            visited.add(tool.name)
+            for arg in tool.properties:
+                source = self._source(arg, tool)
+                if source:
+                    todo.append(source)
+                if arg not in names:
+                    names.append(arg)
+        return names
+
+    def _unambiguous(
+        self, name: str, heard: str, wanted: list[str], schemas: dict[str, dict[str, Any]]
+    ) -> bool:
+        """A value said unasked belongs to ``name`` only if no other wanted argument of the
+        same kind could take it, or ``heard`` says the argument's name."""
+        if not args_.is_specific(name, schemas.get(name, {})):
+            return False
+        kind = args_.arg_kind(name, schemas.get(name, {}))
+        rivals = [n for n in wanted if n != name and args_.arg_kind(n, schemas.get(n, {})) == kind]
+        words = [w for w in args_.label(name).split() if w not in ("date", "name", "of", "the")]
+        return not rivals or any(lang.has_any(heard, (w,)) for w in words)
+
+    def _answer(self, heard: str) -> Reply:
+        asked = tuple(self.asking)
+        got = self._note(heard, asked)
+        missing = [a for a in asked if a not in got]
+        if not missing:
+            self.misses.clear()
+            return self._next("Thank you. ")
+        name = missing[0]
+        self.misses[name] = self.misses.get(name, 0) + 1
+        if self.misses[name] >= 3:
+            return self._give_up(f"I'm sorry, I couldn't get your {args_.label(name)}.")
+        schema = self._schemas().get(name, {})
+        self.asking = missing
+        if args_.arg_kind(name, schema) == "name" and len(heard.split()) <= 6:
+            return Reply("Thank you. Could I have your first and last name, please?")
+        if lang.has_any(heard, ("don't know", "not sure", "don't remember")):
+            return self._give_up(f"I'm sorry, I need your {args_.label(name)} to do that.")
+        return Reply("I'm sorry, I didn't get that. " + self._question(missing))
+
+    def _choose(self, heard: str) -> Reply:
+        picked = _pick(self.options, heard)
+        if picked is None and len(self.options) == 1 and lang.is_yes(heard):
+            picked = self.options[0]
+        if picked is None:
+            if lang.is_no(heard) or lang.has_any(heard, ("none of", "neither", "doesn't work")):
+                return self._drop("I'm sorry, those are the only ones I have.")
+            self.misses["option"] = self.misses.get("option", 0) + 1
+            if self.misses["option"] >= 3:
+                return self._give_up("I'm sorry, I couldn't tell which one you wanted.")
+            return Reply("Sorry, which one would you like? " + self._offer_text())
+        self.misses.pop("option", None)
+        self.chosen[self.option_arg] = picked
+        for key, value in picked.items():
+            if not isinstance(value, dict | list):
+                self.values.setdefault(key, value)
+        self.values[self.option_arg] = picked[self.option_arg]
+        return self._next("Great. ")
+
+    def _confirm(self, heard: str) -> Reply:
+        if self.pending is None:
+            return self._next()
+        name, arguments = self.pending
+        if lang.is_yes(heard) and not lang.is_no(heard):
+            self.corrections = 0
+            self.stage, self.pending = "waiting", None
+            return Reply("Thank you. One moment.", [(name, arguments)])
+        tool = self.tools[name]
+        before = dict(self.values)
+        got = self._note(heard, overwrite=True)
+        changed = [a for a in got if before.get(a) != self.values.get(a)]
+        if changed or lang.is_no(heard) or lang.has_any(heard, ("wrong", "not right", "mistake")):
+            self.corrections += 1
+            if self.corrections >= 3:
+                return self._give_up("I'm sorry, I can't seem to get this right.")
+            if changed:
+                return self._next("Thank you for correcting me. ")
+            chosen = [a for a in arguments if a in self.chosen]
+            if chosen and not any(lang.has_any(heard, (args_.label(a),)) for a in self.from_caller):
+                arg = chosen[0]
+                del self.chosen[arg]
+                self.values.pop(arg, None)
+                self.option_arg = arg
+                self.stage = "choosing"
+                return Reply("I'm sorry. " + self._offer_text())
+            named = [
+                a
+                for a in arguments
+                if a in self.from_caller and lang.has_any(heard, (args_.label(a),))
+            ]
+            redo = named or [a for a in arguments if a in self.from_caller][:1]
+            if redo:
+                for a in redo:
+                    self.values.pop(a, None)
+                self.stage, self.asking = "asking", redo
+                return Reply("I'm sorry. " + self._question(redo))
+            return Reply(f"I'm sorry. Shall I {self._what(tool)}? Yes or no?")
+        self.misses["confirm"] = self.misses.get("confirm", 0) + 1
+        if self.misses["confirm"] >= 3:
+            return self._give_up("I'm sorry, I'm having trouble understanding.")
+        return Reply(f"Sorry, should I go ahead and {self._what(tool)}? Yes or no?")
+
+    def _anything_else_answer(self, heard: str) -> Reply:
+        wanted = self._requests(heard)
+        if wanted:
+            return self._listen(heard)
+        if lang.has_any(heard, DONE) or lang.is_no(heard):
+            return self._goodbye()
+        if lang.has_any(heard, ("thank", "thanks", "great", "perfect", "okay")):
+            return Reply("You're welcome. Is there anything else I can help you with?")
+        self.unclear += 1
+        if self.unclear >= 3:
+            return self._goodbye()
+        return Reply("Sorry, is there anything else I can help you with?")
+
+    # ------------------------------------------------------------------ tool results
+
+    def _after_tools(self, results: list[tuple[str, dict[str, Any]]]) -> Reply:
+        name, output = results[-1]
+        tool = self.tools.get(name) or ToolInfo(name)
+        if name == "end_call" or _is_transfer(tool):
+            self.stage = "closing"
+            return Reply("")
+        if _failed(output):
+            return self._on_failure(tool, output)
+        self.failures.pop(name, None)
+        _remember(self.values, output)
+        said = args_.render(self.says[name], output) if name in self.says else None
+        if name == self.goal:
+            return self._wrap_up(said or _generic(tool, output, self._changes(tool)))
+        # A step towards the request: did it give what the request needs?
+        wanted = self._wanted()
+        needed = [a for a in self._needs_from(name) if a in wanted and a not in self.values]
+        if needed:
+            records = _records(output, needed[0])
+            if not records:
+                return self._drop(
+                    (said + " " if said else "") + "I'm sorry, I couldn't find anything suitable."
+                )
+            self.options, self.option_arg, self.stage = records[:3], needed[0], "choosing"
+            text = self._offer_text()
+            first = args_.record_summary(records[0]).split(",")[0]
+            if said and first and args_.canon(first) in args_.canon(said):
+                text = said if said.endswith("?") else said + " Which would you like?"
+            elif said:
+                text = f"{said} {text}"
+            return Reply(text)
+        return self._next(said + " " if said else "Thank you. ")
+
+    def _needs_from(self, source: str) -> list[str]:
+        names = []
+        for tool in self.tools.values():
+            for arg in tool.required:
+                if self._source(arg, tool) == source and arg not in names:
+                    names.append(arg)
+        return names
+
+    def _offer_text(self) -> str:
+        summaries = [args_.record_summary(r) for r in self.options]
+        if len(summaries) == 1:
+            return f"I have {summaries[0]}. Would that work for you?"
+        listed = ", or ".join(summaries)
+        return f"I have {listed}. Which would you like?"
+
+    def _on_failure(self, tool: ToolInfo, output: dict[str, Any]) -> Reply:
+        self.failures[tool.name] = self.failures.get(tool.name, 0) + 1
+        error = args_.say_text(str(output.get("error") or output.get("message") or "")).replace(
+            "_", " "
+        )
+        sorry = f"I'm sorry, {error.rstrip('.')}." if error else "I'm sorry, that didn't work."
+        mine = [a for a in tool.required if a in self.from_caller]
+        if self.failures[tool.name] < 2 and mine and self.goal:
+            for a in mine:
+                self.values.pop(a, None)
+            self.stage, self.asking = "asking", mine[:2]
+            return Reply(f"{sorry} Let's try that again. {self._question(mine[:2])}")
+        if tool.name != self.goal and self._transfer_tool():
+            return self._give_up(sorry)
+        return self._drop(sorry)
+
+    # ------------------------------------------------------------------ endings
+
+    def _wrap_up(self, text: str) -> Reply:
+        """The request is done (or dropped): the next queued one, or anything else?"""
+        self._reset_request()
+        if self.queue:
+            self.goal = self.queue.pop(0)
+            return self._next(text + " Now, ")
+        self.stage = "anything_else"
+        self.unclear = 0
+        return Reply(f"{text} Is there anything else I can help you with?")
+
+    def _drop(self, text: str) -> Reply:
+        return self._wrap_up(text)
+
+    def _reset_request(self) -> None:
+        self.goal, self.pending, self.asking, self.options = None, None, [], []
+        self.chosen.clear()
+        self.misses.clear()
+        self.sources_called.clear()
+        self.corrections = 0
+        # Values the caller gave stay (their name is still their name); results do not.
+        self.values = {k: v for k, v in self.values.items() if k in self.from_caller}
+
+    def _transfer_tool(self) -> ToolInfo | None:
+        return next((t for t in self.tools.values() if _is_transfer(t)), None)
+
+    def _human(self, heard: str) -> Reply:
+        tool = self._transfer_tool()
+        if tool is None:
+            return Reply(
+                "I'm sorry, there is no one else I can put you through to. I'm happy to help you myself."
+            )
+        self.stage = "transferring"
+        return Reply(
+            "Of course. I'm transferring you to one of my colleagues now. Please hold.",
+            [(tool.name, _fill(tool, "caller asked for a human"))],
+        )
+
+    def _give_up(self, text: str) -> Reply:
+        tool = self._transfer_tool()
+        if tool is None:
+            return self._drop(text)
+        self.stage = "transferring"
+        return Reply(
+            f"{text} Let me transfer you to a colleague who can help.",
+            [(tool.name, _fill(tool, "could not complete the request"))],
+        )
+
+    def _goodbye(self) -> Reply:
+        self.stage = "closing"
+        calls = (
+            [("end_call", _fill(self.tools["end_call"], "the caller is done"))]
+            if "end_call" in self.tools
+            else []
+        )
+        return Reply(f"Thank you for calling {self.org}. Have a great day. Goodbye.", calls)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _year(today: Any) -> int | None:
+    try:
+        return date.fromisoformat(str(today)).year
+    except ValueError:
+        return None
+
+
+def _is_transfer(tool: ToolInfo) -> bool:
+    return any(w in ("transfer", "escalate", "human", "handoff") for w in tool.words)
+
+
+def _failed(output: dict[str, Any]) -> bool:
+    return output.get("ok") is False or any(output.get(f) is False for f in FAILURE_FLAGS)
+
+
+def _remember(values: dict[str, Any], output: dict[str, Any]) -> None:
+    """A result's fields by name (one level of nesting too), for the arguments of later tools."""
+    for key, value in output.items():
+        if key in ("ok", "error"):
+            continue
+        if isinstance(value, dict):
+            for inner, item in value.items():
+                if not isinstance(item, dict | list):
+                    values[inner] = item
+        elif not isinstance(value, list):
+            values[key] = value
+
+
+def _records(output: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    """Option records holding ``field`` in a result (a list of them, anywhere one level down)."""
+    for value in output.values():
+        candidates = value if isinstance(value, list) else []
+        if isinstance(value, dict):
+            candidates = next((v for v in value.values() if isinstance(v, list)), [])
+        records = [r for r in candidates if isinstance(r, dict) and field in r]
+        if records:
+            return records
+    return []
+
+
+def _pick(options: list[dict[str, Any]], heard: str) -> dict[str, Any] | None:
+    """The option the caller named: by ordinal, else by the most words in common."""
+    words = args_.canon(heard).split()
+    ordinals = {"first": 0, "second": 1, "third": 2, "last": len(options) - 1}
+    for word, index in ordinals.items():
+        if word in words and index < len(options):
+            return options[index]
+    said = set(words) - {"a", "m", "p", "at", "the", "on", "with", "and", "or", "please", "one"}
+    scores = [len(said & set(args_.canon(args_.record_summary(r)).split())) for r in options]
+    best = max(scores, default=0)
+    if best >= 2 and scores.count(best) == 1:
+        return options[scores.index(best)]
+    return None
+
+
+def _generic(tool: ToolInfo, output: dict[str, Any], changes: bool) -> str:
+    """A result read without a ``say`` template."""
+    fields = {k: v for k, v in output.items() if k not in ("ok", "message")}
+    parts = [args_.record_summary(fields)]
+    for value in fields.values():  # lists too: records by their readable fields, or as said
+        if isinstance(value, list) and value:
+            rows = [
+                args_.record_summary(r) if isinstance(r, dict) else args_.say_value(r)
+                for r in value[:3]
+            ]
+            parts.append("; ".join(r for r in rows if r))
+    summary = ", ".join(p for p in parts if p)
+    if changes:
+        past = PAST.get(tool.verb) or (
+            tool.verb + "d" if tool.verb.endswith("e") else tool.verb + "ed"
+        )
+        done = f"Done. I've {past} the {tool.noun}" if tool.noun else f"Done. I've {past} it"
+        return done + (f": {summary}." if summary else ".")
+    return f"Here is what I found: {summary}." if summary else "I've checked that for you."
+
+
+def _fill(tool: ToolInfo, reason: str) -> dict[str, Any]:
+    """Arguments for a tool called without the caller's data (transfer, end_call)."""
+    filled: dict[str, Any] = {}
+    for name in tool.required:
+        choices = args_.enum_choices(tool.properties.get(name, {}))
+        filled[name] = choices[0] if choices else reason
+    return filled
+
+
+def _just_go_on(heard: str) -> bool:
+    return lang.has_any(heard, GO_ON) and len(heard.split()) <= 6
