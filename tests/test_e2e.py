@@ -254,6 +254,7 @@ async def test_a_tool_that_raises_gives_the_agent_an_error_and_the_call_goes_on(
         (["--audio-format", "mp3"], "invalid choice: 'mp3'"),
         (["--backend", "http://x"], "valid choices: local, openai"),
         (["--seed", "abc"], "invalid int value"),
+        (["--seed", "-1"], "seed: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_cli_input_is_one_clear_line_exit_2_and_writes_nothing(

@@ -308,7 +308,9 @@ class CallOptions(CallDefaults):
     fixture: Any = Field(default=None, description="a dualagent.bank.BankFixture")
 
     # -- which call, where it is written --------------------------------------------------------
-    seed: int = Field(default=0, json_schema_extra=_flag("same seed, same call (local backend)"))
+    seed: int = Field(
+        default=0, ge=0, json_schema_extra=_flag("same seed, same call (local backend); 0 or more")
+    )
     output_dir: str | Path = Field(
         default=DEFAULT_OUTPUT_DIR,
         json_schema_extra=_flag(f"where recordings go (default: {DEFAULT_OUTPUT_DIR})", "DIR"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dualagent import bank
@@ -107,17 +107,8 @@ async def run_plan(
             audio_format=plan.options.audio_format,
             metadata=plan.metadata,
         )
-        bridge = DualAgentBridge(
-            endpoints=endpoints,
-            sessions=plan.sessions,
-            settings=plan.settings,
-            execute_tool=toolbox,
-            recorder=recorder,
-            pace=plan.pace,  # type: ignore[arg-type]
-            idle_timeout_s=plan.options.idle_timeout_s,
-            on_log=on_log,
-            observer=observer,
-        )
+        with _closed_on_error(recorder):  # a bridge that cannot start leaves closed files
+            bridge = _bridge(plan, endpoints, toolbox, recorder, on_log, observer)
         try:
             await bridge.run()
         finally:
@@ -125,6 +116,36 @@ async def run_plan(
             _write_costs(recorder, plan.models, plan.metadata.get("hearing"))
             _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
     return CallResult(recorder.directory)
+
+
+@contextlib.contextmanager
+def _closed_on_error(recorder: CallRecorder) -> Iterator[None]:
+    try:
+        yield
+    except BaseException as exc:
+        recorder.close("error", "error", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _bridge(
+    plan: CallPlan,
+    endpoints: dict[str, Endpoint],
+    toolbox: Toolbox,
+    recorder: CallRecorder,
+    on_log: Callable[[Log], None] | None,
+    observer: BridgeObserver | None,
+) -> DualAgentBridge:
+    return DualAgentBridge(
+        endpoints=endpoints,
+        sessions=plan.sessions,
+        settings=plan.settings,
+        execute_tool=toolbox,
+        recorder=recorder,
+        pace=plan.pace,  # type: ignore[arg-type]
+        idle_timeout_s=plan.options.idle_timeout_s,
+        on_log=on_log,
+        observer=observer,
+    )
 
 
 def endpoint_for(
