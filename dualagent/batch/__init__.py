@@ -6,8 +6,10 @@
 - :mod:`~dualagent.batch.runner`: :func:`run`, the calls N at a time, cancellation, progress
 - :mod:`~dualagent.batch.dask`: the calls as Dask tasks
 - :mod:`~dualagent.batch.notebook`: a papermill notebook afterwards
+- :mod:`~dualagent.batch.ci`: the success-rate gate (``min_success``) and the JUnit XML report
 """
 
+from dualagent.batch.ci import Gate, junit_xml, write_junit
 from dualagent.batch.config import (
     BatchConfig,
     ConfigError,
@@ -35,11 +37,13 @@ __all__ = [
     "BatchResult",
     "CallSpec",
     "ConfigError",
+    "Gate",
     "calls_frame",
     "config_from_dict",
     "default_parallel",
     "derive_seed",
     "format_summary",
+    "junit_xml",
     "list_configs",
     "load_batch",
     "load_config",
@@ -48,5 +52,6 @@ __all__ = [
     "plan_calls",
     "run",
     "summarize",
+    "write_junit",
     "write_results",
 ]
