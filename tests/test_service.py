@@ -188,6 +188,8 @@ def test_the_mixer_puts_both_voices_on_one_timeline():
         ("duration=5000", "duration", "1 to 1800"),
         ("audio=maybe", "audio", "0 or 1"),
         ("scenario=/etc/passwd", "scenario", "lost_card"),
+        ("agent=os%3Asystem", "agent", "bank"),
+        ("agent=/tmp/agent.yaml", "agent", "bank"),
         ("output_dir=/tmp", "output_dir", "caller_type"),
         ("cs_header=Authorization%3A+Bearer+x", "cs_header", "caller_type"),
         ("cs_backend=openai", "cs_backend", "OPENAI_API_KEY"),
@@ -372,6 +374,7 @@ async def test_a_batch_runs_through_the_service(service, client):
         ({"config": "nope"}, "valid values: "),
         ({"bogus": 1}, "valid fields: "),
         ({"caller_types": ["../../etc/persona.yaml"]}, "valid values: elderly"),
+        ({"agent": "json:loads"}, "agent: invalid value 'json:loads'; valid values: bank"),
         ({"repeat": 0, "route": "text"}, "repeat"),
     ],
 )

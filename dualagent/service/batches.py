@@ -4,7 +4,7 @@ the service (the same config as ``dualagent batch``), ``GET /batches/{id}`` read
 
 Local batch calls share the service's embedded server and run at most ``max_conversations``
 at a time; ``--executor dask://HOST:PORT`` runs them on a Dask cluster instead. A client names
-built-in configs, personas and scenarios only, never a file on the server.
+built-in configs, personas, scenarios and agent specs only, never a file on the server.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dualagent import batch
+from dualagent.agent_spec import list_agents
 from dualagent.batch.manifest import new_batch_id, validate_batch_id
 from dualagent.call.options import CallDefaults
 from dualagent.errors import InputError
@@ -76,6 +77,9 @@ class BatchRunner:
             )
         caller_types = _names(values.pop("caller_types", None), "caller_types", list_personas())
         scenarios = _names(values.pop("scenarios", None), "scenarios", list_scenarios())
+        if "agent" in values:  # a shipped spec: a path or module:attribute would load code here
+            _names([values["agent"]] if isinstance(values["agent"], str) else values["agent"],
+                   "agent", list_agents())  # fmt: skip
         batch_id = values.pop("batch_id", None)
         try:
             batch_id = validate_batch_id(batch_id or new_batch_id(config or "service"))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import SecretStr
 
+from dualagent.agent_spec import list_agents
 from dualagent.call.options import CallOptions
 from dualagent.call.plan import CallPlan, plan_call
 from dualagent.call.record import load_call
@@ -97,7 +98,8 @@ def parse_call_parameters(
     """``(options, {"audio": bool, "detach": bool})`` from the websocket's query parameters.
 
     Raises :class:`ParameterError` naming the parameter and its valid values. Personas and
-    scenarios are the built-in ones: a client never names a file on the server.
+    scenarios and agent specs are the shipped ones: a client never names a file or a module on
+    the server.
     """
     valid = call_parameters()
     given: dict[str, str] = {}
@@ -111,7 +113,11 @@ def parse_call_parameters(
         given[name] = value
     flags = {name: _flag(name, given.pop(name, "0")) for name in ("audio", "detach")}
     given.pop("token", None)
-    for name, choices in (("caller_type", list_personas()), ("scenario", list_scenarios())):
+    for name, choices in (
+        ("caller_type", list_personas()),
+        ("scenario", list_scenarios()),
+        ("agent", list_agents()),  # a path or module:attribute would load code on the server
+    ):
         if name in given and given[name] not in choices:
             raise ParameterError(
                 name, f"{name}: invalid value {given[name]!r}; valid values: {', '.join(choices)}"
