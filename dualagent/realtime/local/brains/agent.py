@@ -281,7 +281,7 @@ class SpecAgentBrain:
             if arg in self.values:
                 continue
             source = self._source(arg, tool)
-            if source and self.failures.get(source, 0) == 0 and source not in seen:
+            if source and source not in seen:
                 if source in self.sources_called:
                     return None  # it answered, without this value
                 step = self._plan(source, seen)
@@ -431,16 +431,22 @@ class SpecAgentBrain:
             self.misses.clear()
             return self._next("Thank you. ")
         name = missing[0]
-        self.misses[name] = self.misses.get(name, 0) + 1
-        if self.misses[name] >= 3:
-            return self._give_up(f"I'm sorry, I couldn't get your {args_.label(name)}.")
+        if not got:  # nothing usable in the answer
+            self.misses[name] = self.misses.get(name, 0) + 1
+            if self.misses[name] >= 3:
+                return self._give_up(f"I'm sorry, I couldn't get your {args_.label(name)}.")
         schema = self._schemas().get(name, {})
         self.asking = missing
         if args_.arg_kind(name, schema) == "name" and len(heard.split()) <= 6:
             return Reply("Thank you. Could I have your first and last name, please?")
         if lang.has_any(heard, ("don't know", "not sure", "don't remember")):
             return self._give_up(f"I'm sorry, I need your {args_.label(name)} to do that.")
-        return Reply("I'm sorry, I didn't get that. " + self._question(missing))
+        lead = "Thank you. " if got else "I'm sorry, I didn't get that. "
+        choices = args_.enum_choices(schema)
+        if not got and len(choices) > 4:  # asked again: say what the answers can be
+            listed = ", ".join(args_.label(c) for c in choices[:-1])
+            return Reply(f"{lead}{self._question([name])} You can say {listed} or {choices[-1]}.")
+        return Reply(lead + self._question(missing))
 
     def _choose(self, heard: str) -> Reply:
         picked = _pick(self.options, heard)
@@ -471,7 +477,7 @@ class SpecAgentBrain:
             return Reply("Thank you. One moment.", [(name, arguments)])
         tool = self.tools[name]
         before = dict(self.values)
-        got = self._note(heard, overwrite=True)
+        got = self._note(heard, overwrite=True) or self._retold(heard, arguments)
         changed = [a for a in got if before.get(a) != self.values.get(a)]
         if changed or lang.is_no(heard) or lang.has_any(heard, ("wrong", "not right", "mistake")):
             self.corrections += 1
@@ -503,6 +509,31 @@ class SpecAgentBrain:
         if self.misses["confirm"] >= 3:
             return self._give_up("I'm sorry, I'm having trouble understanding.")
         return Reply(f"Sorry, should I go ahead and {self._what(tool)}? Yes or no?")
+
+    def _retold(self, heard: str, arguments: dict[str, Any]) -> list[str]:
+        """A free-text value said again in a correction: after its name ("the reason is ..."),
+        or sharing words with what we had ("no, it's for a yearly check up")."""
+        schemas = self._schemas()
+        said = args_.canon(heard)
+        for name in arguments:
+            schema = schemas.get(name, {})
+            if name not in self.from_caller or args_.arg_kind(name, schema) != "text":
+                continue
+            named = args_.canon(args_.label(name))
+            if f" {named} " in f" {said} ":
+                text = said.split(named, 1)[1].split()
+                value = args_.parse_text(
+                    " ".join(text[1:] if text[:1] in (["is"], ["this"], ["was"]) else text)
+                )
+            else:
+                ours = {
+                    w for w in args_.canon(str(self.values.get(name, ""))).split() if len(w) > 3
+                }
+                value = args_.parse_text(heard) if ours & set(said.split()) else None
+            if value is not None and args_.valid(value, schema):
+                self.values[name] = value
+                return [name]
+        return []
 
     def _anything_else_answer(self, heard: str) -> Reply:
         wanted = self._requests(heard)
@@ -568,6 +599,7 @@ class SpecAgentBrain:
 
     def _on_failure(self, tool: ToolInfo, output: dict[str, Any]) -> Reply:
         self.failures[tool.name] = self.failures.get(tool.name, 0) + 1
+        self.sources_called.discard(tool.name)  # a retry may call it again
         error = args_.say_text(str(output.get("error") or output.get("message") or "")).replace(
             "_", " "
         )

@@ -28,7 +28,7 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 _FILLER = (
     "um", "uh", "well", "so", "yes", "yeah", "okay", "ok", "sure", "oh", "it's", "its", "it",
     "is", "that's", "that", "the", "i'd", "like", "i", "need", "want", "to", "please",
-    "a", "an", "for", "because", "just", "dear", "look", "sorry",
+    "a", "an", "for", "because", "just", "dear", "look", "sorry", "no", "nope", "not",
 )  # fmt: skip
 _DONT_KNOW = (
     "don't know",
@@ -140,17 +140,20 @@ def canon(text: str) -> str:
 
 
 def say_time(hhmm: str) -> str:
-    """'09:30' -> 'nine thirty a m'; '14:00' -> 'two p m'; '12:05' -> 'twelve oh five p m'."""
+    """'09:30' -> 'nine thirty in the morning'; '14:00' -> 'two in the afternoon' (words
+    PocketSphinx hears far better than 'a m' / 'p m'); '12:00' -> 'twelve noon'."""
     match = _TIME.match(hhmm.strip())
     if not match:
         return hhmm
     hour, minute = int(match.group(1)), int(match.group(2))
-    half = "a m" if hour < 12 else "p m"
+    if (hour, minute) == (12, 0):
+        return "twelve noon"
+    part = "in the morning" if hour < 12 else "in the afternoon" if hour < 17 else "in the evening"
     hour12 = hour % 12 or 12
     if minute == 0:
-        return f"{number_words(hour12)} {half}"
+        return f"{number_words(hour12)} {part}"
     minutes = f"oh {UNITS[minute]}" if minute < 10 else number_words(minute)
-    return f"{number_words(hour12)} {minutes} {half}"
+    return f"{number_words(hour12)} {minutes} {part}"
 
 
 def say_value(value: Any) -> str:

@@ -37,6 +37,8 @@ from dualagent.realtime.local.brains.caller import (
 
 READ_BACK_CUES = ("read that back", "is that right", "is that correct", "go ahead",
                   "yes or no", "does that sound right", "shall i", "should i", "have i got")  # fmt: skip
+QUESTION_CUES = ("could you tell me", "can you tell me", "what is your", "what's your",
+                 "may i have", "can i have", "could i have", "could you give", "tell me your")  # fmt: skip
 OFFER_CUES = ("which would you like", "which one", "would that work", "does that work",
               "works for you", "would you like")  # fmt: skip
 SUCCESS_CUES = ("done", "all set", "booked", "confirmed", "cancelled", "canceled",
@@ -91,6 +93,7 @@ class DomainCallerBrain:
         self.finished = False
         self.restated = 0
         self.gave_partial = False
+        self.given: set[str] = set()  # facts it has said
         self.last_statement = ""
         self.understood = True
 
@@ -116,7 +119,9 @@ class DomainCallerBrain:
         if not heard:
             return Reply(self._opening() if not self.opened else "Hello? Are you still there?")
         failed = lang.has_any(heard, FAILURE_CUES)
-        if self.opened and not failed and lang.has_any(heard, SUCCESS_CUES):
+        # Done when the agent says so, or moves on ("anything else?") without an apology.
+        finished = SUCCESS_CUES + ANYTHING_ELSE_CUES
+        if self.opened and not failed and lang.has_any(heard, finished):
             self.primary_done = True
         if lang.has_any(heard, TRANSFER_CUES):
             return Reply(
@@ -159,11 +164,15 @@ class DomainCallerBrain:
             return self._anything_else(heard, failed)
         if lang.has_any(heard, OPENING_CUES):
             return Reply(self._goal_sentence())
-        choice = self._either(heard)
+        choice = self._fact_among_choices(heard) or self._either(heard)
         if choice:
             return Reply(choice)
         if self._asks_about_reason(heard) and self.situation:
             return Reply(_first_person(self.situation))
+        untold = [k for k in self.facts if k not in self.given]
+        if lang.has_any(heard, QUESTION_CUES) and untold:
+            # A question it did not follow (misheard?): the next thing it has not said yet.
+            return Reply(self._answer(untold[:1]))
         self.understood = False
         self._lose_patience(1.0)
         return self._maybe_give_up() or Reply(self._nudge())
@@ -234,6 +243,7 @@ class DomainCallerBrain:
             self.gave_partial = True
             first = str(self.facts[keys[0]]).split(" ")[0]
             return self._style("It's {f}.", "{f}.", "Oh, it's {f}, dear.", "{f}.").format(f=first)
+        self.given.update(keys)
         parts = [self._fact_sentence(k) for k in keys]
         text = ", and ".join(parts)
         return text[0].upper() + text[1:] + "."
@@ -260,7 +270,12 @@ class DomainCallerBrain:
                 )
             )
         self._lose_patience(1.0)
-        return self._maybe_give_up() or Reply(f"No, {self._fact_sentence(wrong[0])}.")
+        key = wrong[0]
+        if _is_text(self.facts[key]):  # name it, so the agent knows what to change
+            correction = f"No, the {args_.label(key)} is {say_fact(self.facts[key])}."
+        else:
+            correction = f"No, {self._fact_sentence(key)}."
+        return self._maybe_give_up() or Reply(correction)
 
     def _misheard(self, key: str, heard: str) -> bool:
         """The read-back names this fact (its name, or part of a name) with another value."""
@@ -273,6 +288,10 @@ class DomainCallerBrain:
             named = bool(set(value_words) & said)  # part of a name said back
         if not named:
             return False
+        if _is_text(self.facts[key]):  # free words: close enough is right ("checkup")
+            joined = "".join(args_.canon(heard).split())
+            common = [w for w in value_words if w in said or w in joined]
+            return "".join(value_words) not in joined and len(common) < 0.6 * len(value_words)
         return not set(value_words) <= said
 
     def _choose(self, heard: str) -> str:
@@ -294,6 +313,18 @@ class DomainCallerBrain:
             "The {o} one would be lovely, please.",
             "The {o} one.",
         ).format(o=_ORDINAL[best])
+
+    def _fact_among_choices(self, heard: str) -> str | None:
+        """A question listing choices, one of which is a fact's value: that value."""
+        said = f" {args_.canon(heard)} "
+        if " or " not in said:
+            return None
+        for key, value in self.facts.items():
+            spoken = args_.canon(say_fact(value))
+            if spoken and f" {spoken} " in said:
+                self.given.add(key)
+                return f"{spoken.capitalize()}, please."
+        return None
 
     def _either(self, heard: str) -> str | None:
         """A question with choices it has no fact for ("morning or afternoon"): the first."""
@@ -370,6 +401,13 @@ def say_fact(value: Any) -> str:
         if digits.isdigit() and len(digits) > 4:
             return lang.say_digits(digits)  # a phone or reference number
     return args_.say_value(value)
+
+
+def _is_text(value: Any) -> bool:
+    """Free words (a reason), not a name, date, time or number."""
+    if not isinstance(value, str) or args_.say_text(value) != value.strip():
+        return False
+    return len(value.split()) > 2 or not value.istitle()
 
 
 def _key_words(key: str) -> list[str]:
