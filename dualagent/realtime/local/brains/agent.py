@@ -26,6 +26,7 @@ spec, the rest come from the spec's ``profile:``):
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -188,16 +189,27 @@ class SpecAgentBrain:
         return handler(heard) if handler else self._listen(heard)
 
     def _listen(self, heard: str, prefix: str = "") -> Reply:
-        wanted = self._requests(heard)
-        if not wanted:
+        ranked = self._ranked(heard)
+        if not ranked:
             return self._unclear(prefix)
         self.unclear = 0
-        self.goal, self.queue = wanted[0], [w for w in wanted[1:] if w not in self.queue]
+        self.goal = ranked[0][0]
+        # Another request named by its action ("cancel ... and book ...") waits its turn; a
+        # tool the first one needs anyway is not a request of its own.
+        chain = self._chain(self.goal)
+        self.queue += [
+            name
+            for name, score in ranked[1:]
+            if score >= 4.0
+            and name not in chain
+            and name not in self.queue
+            and self._changes(self.tools[name])
+        ]
         self._note(heard)
         return self._next(prefix + "I can help with that. ")
 
-    def _requests(self, heard: str) -> list[str]:
-        """The tools the caller asks for in ``heard``, best match first."""
+    def _ranked(self, heard: str) -> list[tuple[str, float]]:
+        """The tools the caller asks for in ``heard`` with their scores, best first."""
         scored = []
         for name in self.declared:
             if name == "end_call" or _is_transfer(self.tools[name]):
@@ -205,7 +217,19 @@ class SpecAgentBrain:
             score = self._score(self.tools[name], heard)
             if score >= 2.0:
                 scored.append((-score, self.declared.index(name), name))
-        return [name for _, _, name in sorted(scored)]
+        return [(name, -score) for score, _, name in sorted(scored)]
+
+    def _chain(self, name: str) -> set[str]:
+        """A tool and the tools giving its arguments' values, recursively."""
+        chain: set[str] = set()
+        todo = [name]
+        while todo:
+            tool = self.tools.get(todo.pop())
+            if tool is None or tool.name in chain:
+                continue
+            chain.add(tool.name)
+            todo += [s for a in tool.properties if (s := self._source(a, tool))]
+        return chain
 
     def _score(self, tool: ToolInfo, heard: str) -> float:
         said = args_.canon(heard)
@@ -317,11 +341,13 @@ class SpecAgentBrain:
         for other in self.tools.values():
             if other.name != tool.name and other.name.lower() in described:
                 return other.name
+        if "_" not in arg and not args_.is_id(arg):
+            return None  # a plain word ("date") in a description is no promise to return it
         for other in self.tools.values():
             if (
                 other.name != tool.name
                 and arg not in other.properties
-                and f"{arg}" in other.description
+                and re.search(rf"\b{re.escape(arg)}\b", other.description)
                 and not _is_transfer(other)
             ):
                 return other.name
@@ -439,7 +465,7 @@ class SpecAgentBrain:
         self.asking = missing
         if args_.arg_kind(name, schema) == "name" and len(heard.split()) <= 6:
             return Reply("Thank you. Could I have your first and last name, please?")
-        if lang.has_any(heard, ("don't know", "not sure", "don't remember")):
+        if lang.has_any(heard, ("don't know", "no idea", "don't remember", "can't remember")):
             return self._give_up(f"I'm sorry, I need your {args_.label(name)} to do that.")
         lead = "Thank you. " if got else "I'm sorry, I didn't get that. "
         choices = args_.enum_choices(schema)
@@ -536,8 +562,7 @@ class SpecAgentBrain:
         return []
 
     def _anything_else_answer(self, heard: str) -> Reply:
-        wanted = self._requests(heard)
-        if wanted:
+        if self._ranked(heard):
             return self._listen(heard)
         if lang.has_any(heard, DONE) or lang.is_no(heard):
             return self._goodbye()

@@ -389,9 +389,17 @@ def parse_name(text: str, *, asked: bool) -> str | None:
     found = lang.parse_full_name(text)
     if found or not asked:
         return found
-    words = [w for w in lang.normalize(text).split() if w not in lang._NOT_NAMES]
-    if 2 <= len(words) <= 3 and not any(w.isdigit() or "'" in w for w in words):
-        return " ".join(w.capitalize() for w in words[:3])
+    words = lang.normalize(text).split()
+    while words and words[0] in lang._NOT_NAMES:
+        words.pop(0)
+    # The name runs until a word that cannot be part of it ("maria garcia july ...").
+    run: list[str] = []
+    for word in words:
+        if word in lang._NOT_NAMES or word in lang.MONTHS or word in NUMBER_VALUES:
+            break
+        run.append(word)
+    if 2 <= len(run) <= 3 and not any(w.isdigit() or "'" in w for w in run):
+        return " ".join(w.capitalize() for w in run)
     return None
 
 

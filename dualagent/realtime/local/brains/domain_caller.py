@@ -41,6 +41,8 @@ QUESTION_CUES = ("could you tell me", "can you tell me", "what is your", "what's
                  "may i have", "can i have", "could i have", "could you give", "tell me your")  # fmt: skip
 OFFER_CUES = ("which would you like", "which one", "would that work", "does that work",
               "works for you", "would you like")  # fmt: skip
+OFFERING = ("i have", "i've got", "there is", "there's", "available", "i can offer", "how about",
+            "we have", "the next", "openings", "options")  # fmt: skip
 SUCCESS_CUES = ("done", "all set", "booked", "confirmed", "cancelled", "canceled",
                 "rescheduled", "ordered", "updated", "scheduled", "has been", "i've",
                 "here is what i found", "checked that")  # fmt: skip
@@ -155,7 +157,7 @@ class DomainCallerBrain:
             return Reply(self._opening())
         if lang.has_any(heard, READ_BACK_CUES) and not lang.has_any(heard, ANYTHING_ELSE_CUES):
             return self._check_read_back(heard)
-        if lang.has_any(heard, OFFER_CUES) and not lang.has_any(heard, ANYTHING_ELSE_CUES):
+        if self._offered(heard):
             return Reply(self._choose(heard))
         asked = self._asked_facts(heard)
         if asked:
@@ -293,6 +295,14 @@ class DomainCallerBrain:
             common = [w for w in value_words if w in said or w in joined]
             return "".join(value_words) not in joined and len(common) < 0.6 * len(value_words)
         return not set(value_words) <= said
+
+    def _offered(self, heard: str) -> bool:
+        """Options put to it ("I have ... or ... Which would you like?"), not a question."""
+        return (
+            lang.has_any(heard, OFFER_CUES)
+            and lang.has_any(heard, OFFERING)
+            and not lang.has_any(heard, ANYTHING_ELSE_CUES)
+        )
 
     def _choose(self, heard: str) -> str:
         """Pick an offered option: the one most like its facts, else the first."""
