@@ -37,6 +37,7 @@ from dualagent.realtime.local.brains.base import BrainInput, ConversationReader,
 
 CHANGING_VERBS = ("book", "cancel", "reschedule", "order", "update", "create", "delete",
                   "change", "submit", "send", "refill", "register", "schedule", "renew")  # fmt: skip
+MOVING_VERBS = ("reschedule", "move", "change", "transfer", "switch")
 PAST = {"send": "sent", "cancel": "cancelled", "refill": "refilled", "submit": "submitted"}
 # What callers say for a tool's verb besides the verb itself.
 VERB_PHRASES: dict[str, tuple[str, ...]] = {
@@ -385,6 +386,13 @@ class SpecAgentBrain:
             if not theirs and (args_.is_id(name) or any(name in r for r in self.chosen.values())):
                 continue  # an id from a result, or a field already said with its option
             details.append(f"{args_.label(name)} {args_.say_value(value)}")
+        if len(records) == 2 and tool.verb in MOVING_VERBS:  # the one it has, and the new one
+            details[details.index(args_.record_summary(records[0]))] = (
+                f"from {args_.record_summary(records[0])}"
+            )
+            details[details.index(args_.record_summary(records[1]))] = (
+                f"to {args_.record_summary(records[1])}"
+            )
         listed = ", ".join(d for d in details if d)
         return f"Let me read that back. I'll {self._what(tool)}{': ' + listed if listed else ''}. Is that right?"
 
@@ -410,6 +418,8 @@ class SpecAgentBrain:
             schema = schemas.get(name, {})
             if name not in asked and not self._unambiguous(name, heard, wanted, schemas):
                 continue
+            if name not in asked and len(args_.enum_mentions(heard, schema)) > 1:
+                continue  # "move Tuesday to Thursday": which is which is asked, not guessed
             value = args_.parse_argument(
                 name, schema, heard, asked=name in asked, default_year=self.year
             )
@@ -486,12 +496,23 @@ class SpecAgentBrain:
                 return self._give_up("I'm sorry, I couldn't tell which one you wanted.")
             return Reply("Sorry, which one would you like? " + self._offer_text())
         self.misses.pop("option", None)
-        self.chosen[self.option_arg] = picked
-        for key, value in picked.items():
+        self._take(picked)
+        return self._next("Great. ")
+
+    def _take(self, record: dict[str, Any]) -> None:
+        """The option chosen: its id for the argument, its other fields for later tools."""
+        self.chosen[self.option_arg] = record
+        for key, value in record.items():
             if not isinstance(value, dict | list):
                 self.values.setdefault(key, value)
-        self.values[self.option_arg] = picked[self.option_arg]
-        return self._next("Great. ")
+        self.values[self.option_arg] = record[self.option_arg]
+
+    def _own(self, arg: str) -> str | None:
+        """'appointment' when ``arg`` names one of the caller's own things the request is
+        about (which appointment to cancel), not something on offer (a free slot)."""
+        thing = args_.label(arg).split()[0]
+        goal = self.tools.get(self.goal or "")
+        return thing if goal is not None and thing in goal.noun.split() else None
 
     def _confirm(self, heard: str) -> Reply:
         if self.pending is None:
@@ -593,11 +614,19 @@ class SpecAgentBrain:
         needed = [a for a in self._needs_from(name) if a in wanted and a not in self.values]
         if needed:
             records = _records(output, needed[0])
+            lead = said + " " if said else ""
+            own = self._own(needed[0])
             if not records:
-                return self._drop(
-                    (said + " " if said else "") + "I'm sorry, I couldn't find anything suitable."
+                sorry = (
+                    f"I don't see any {own}s for you."
+                    if own
+                    else "I couldn't find anything suitable."
                 )
+                return self._drop(f"{lead}I'm sorry, {sorry}")
             self.options, self.option_arg, self.stage = records[:3], needed[0], "choosing"
+            if own and len(records) == 1:  # their only one: the read-back will name it
+                self._take(records[0])
+                return self._next(lead or "Thank you. ")
             text = self._offer_text()
             first = args_.record_summary(records[0]).split(",")[0]
             if said and first and args_.canon(first) in args_.canon(said):
@@ -617,9 +646,15 @@ class SpecAgentBrain:
 
     def _offer_text(self) -> str:
         summaries = [args_.record_summary(r) for r in self.options]
-        if len(summaries) == 1:
-            return f"I have {summaries[0]}. Would that work for you?"
         listed = ", or ".join(summaries)
+        # The caller's own things (which appointment to cancel) are asked about, not offered.
+        thing = self._own(self.option_arg)
+        if thing:
+            if len(summaries) == 1:
+                return f"I see your {thing}: {listed}. Is that the one?"
+            return f"I see your {thing}s: {listed}. Which one do you mean?"
+        if len(summaries) == 1:
+            return f"I have {listed}. Would that work for you?"
         return f"I have {listed}. Which would you like?"
 
     def _on_failure(self, tool: ToolInfo, output: dict[str, Any]) -> Reply:

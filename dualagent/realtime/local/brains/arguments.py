@@ -417,6 +417,11 @@ def parse_enum(text: str, choices: Sequence[str]) -> str | None:
     return min(found)[2] if found else None
 
 
+def enum_mentions(text: str, schema: Mapping[str, Any]) -> list[str]:
+    """Every choice of an enum named in ``text``."""
+    return [c for c in enum_choices(schema) if parse_enum(text, [c])]
+
+
 def parse_text(text: str) -> str | None:
     """A free answer without the words around it ('well it's for my knee' -> 'my knee')."""
     if lang.has_any(text, _DONT_KNOW):

@@ -36,13 +36,14 @@ from dualagent.realtime.local.brains.caller import (
 )
 
 READ_BACK_CUES = ("read that back", "is that right", "is that correct", "go ahead",
-                  "yes or no", "does that sound right", "shall i", "should i", "have i got")  # fmt: skip
+                  "yes or no", "does that sound right", "shall i", "should i", "have i got",
+                  "is that the one")  # fmt: skip
 QUESTION_CUES = ("could you tell me", "can you tell me", "what is your", "what's your",
                  "may i have", "can i have", "could i have", "could you give", "tell me your")  # fmt: skip
 OFFER_CUES = ("which would you like", "which one", "would that work", "does that work",
-              "works for you", "would you like")  # fmt: skip
+              "works for you", "would you like", "which one do you mean")  # fmt: skip
 OFFERING = ("i have", "i've got", "there is", "there's", "available", "i can offer", "how about",
-            "we have", "the next", "openings", "options")  # fmt: skip
+            "we have", "the next", "openings", "options", "i see your")  # fmt: skip
 SUCCESS_CUES = ("done", "all set", "booked", "confirmed", "cancelled", "canceled",
                 "rescheduled", "ordered", "updated", "scheduled", "has been", "i've",
                 "here is what i found", "checked that")  # fmt: skip
