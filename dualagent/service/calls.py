@@ -22,7 +22,7 @@ from dualagent.agent_spec import list_agents
 from dualagent.call.options import CallOptions
 from dualagent.call.plan import CallPlan, plan_call
 from dualagent.call.record import load_call
-from dualagent.call.simulate import endpoint_for, run_plan
+from dualagent.call.simulate import run_plan
 from dualagent.errors import InputError
 from dualagent.personas import list_personas
 from dualagent.scenarios import list_scenarios
@@ -234,16 +234,18 @@ class CallManager:
 
 
 def _plan(options: CallOptions) -> CallPlan:
-    """:func:`plan_call`, and each agent's backend reachable as configured (a hosted one needs
-    its key on the server): what would fail at connect time is refused before the call."""
-    plan = plan_call(options)
-    for agent, backend in plan.backends.items():
-        try:
-            endpoint_for(backend, plan.models[agent], "ws://127.0.0.1:0")
-        except InputError as exc:
-            name = "backend" if options.backend == backend else f"{agent}_backend"
-            raise ParameterError(name, f"{name}: {exc}") from None
-    return plan
+    """:func:`plan_call`, with a refusal named by the parameter it is about (a hosted backend
+    without its key on the server is one: refused before the call, as anything that would fail
+    at connect time)."""
+    try:
+        return plan_call(options)
+    except ParameterError:
+        raise
+    except InputError as exc:
+        name = str(exc).split(":", 1)[0]
+        raise ParameterError(
+            name if name in call_parameters() else "(parameters)", str(exc)
+        ) from None
 
 
 def _call_info(plan: CallPlan) -> dict[str, Any]:
