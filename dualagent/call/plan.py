@@ -96,6 +96,12 @@ def plan_call(options: CallOptions) -> CallPlan:
         "caller": options.caller_backend or options.backend,
         "cs": _first(options.cs_backend, explicit_backend, spec.backend, options.backend),
     }
+    for agent, backend in backends.items():  # refused before a server starts or a file exists
+        if backend == "openai" and not os.environ.get("OPENAI_API_KEY"):
+            name = "backend" if options.backend == backend else f"{agent}_backend"
+            raise InputError(
+                f"{name}: backend 'openai' needs an API key: set OPENAI_API_KEY in the environment"
+            )
     # Hosted models behave as on a phone line only when audio arrives at speaking speed.
     hosted = any(b == "openai" or b.startswith("wss://") for b in backends.values())
     pace = options.pace or ("realtime" if hosted else "fast")
