@@ -362,7 +362,7 @@ def test_agent_asks_again_when_an_answer_is_unclear_or_only_a_first_name() -> No
     agent.respond()
     agent.respond("i want to book an appointment")
     assert (
-        agent.respond("it's maria") == "Thank you. Could I have your first and last name, please?"
+        agent.respond("it's maria") == "Thank you. Could you tell me your full name, please?"
     )
     said = agent.respond("my name is maria garcia")
     assert said == "Thank you. Could you tell me your date of birth?"

@@ -252,7 +252,15 @@ class SpecAgentBrain:
         if self.unclear >= 4:
             return self._give_up("I'm sorry, I'm having trouble understanding.")
         if self.unclear >= 2:
-            things = [self._what(t) for t in self._goal_tools()[:4]]
+            tools = self._goal_tools()[:4]
+            things = [self._what(t) for t in tools]
+            nouns = {t.noun for t in tools}
+            if (
+                len(tools) > 1 and len(nouns) == 1 and all(nouns)
+            ):  # "book, move or cancel an appointment"
+                noun = nouns.pop()
+                things = [t.verb for t in tools]
+                things[-1] += f" {'an' if noun[0] in 'aeiou' else 'a'} {noun}"
             if things:
                 offer = ", ".join(things[:-1]) + (" or " if len(things) > 1 else "") + things[-1]
                 return Reply(
@@ -474,7 +482,8 @@ class SpecAgentBrain:
         schema = self._schemas().get(name, {})
         self.asking = missing
         if args_.arg_kind(name, schema) == "name" and len(heard.split()) <= 6:
-            return Reply("Thank you. Could I have your first and last name, please?")
+            # "first and last name" is misheard on the line; "full name" is not
+            return Reply("Thank you. Could you tell me your full name, please?")
         if lang.has_any(heard, ("don't know", "no idea", "don't remember", "can't remember")):
             return self._give_up(f"I'm sorry, I need your {args_.label(name)} to do that.")
         lead = "Thank you. " if got else "I'm sorry, I didn't get that. "

@@ -322,6 +322,7 @@ def _minutes(words: list[str]) -> tuple[int, int]:
 
 def parse_loose_date(text: str, default_year: int | None = None) -> str | None:
     """A date with or without its year ('june third', 'the third of june twenty twenty five')."""
+    text = _number_homophones(text)
     full = lang.parse_date(text)
     if full:
         return full
@@ -338,6 +339,23 @@ def parse_loose_date(text: str, default_year: int | None = None) -> str | None:
             except ValueError:
                 continue
     return None
+
+
+_AFTER_TENS = {"ti": "two", "to": "two", "too": "two", "for": "four", "won": "one", "ate": "eight",
+               "tree": "three", "free": "three", "sex": "six", "nigh": "nine"}  # fmt: skip
+
+
+def _number_homophones(text: str) -> str:
+    """'nineteen sixty ti' -> 'nineteen sixty two': a recogniser's near miss right after a
+    tens word is the unit it sounds like."""
+    words = lang.normalize(text).split()
+    return " ".join(
+        _AFTER_TENS.get(w, w) if i and words[i - 1] in TENS_WORDS else w
+        for i, w in enumerate(words)
+    )
+
+
+TENS_WORDS = {"twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"}
 
 
 def _day(words: list[str]) -> int | None:

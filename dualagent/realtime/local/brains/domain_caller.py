@@ -69,6 +69,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "appointment": ("appointment", "booking"),
     "reference": ("reference", "confirmation", "booking number"),
 }  # fmt: skip
+VERB_GROUPS = (
+    ("book", "make", "schedule", "arrange"),
+    ("reschedule", "move", "change", "shift", "postpone", "rebook"),
+    ("cancel", "drop"),
+    ("refill", "renew", "order"),
+)
 _GENERIC = {"of", "the", "my", "your", "patient", "caller", "customer", "full", "id", "number"}
 _ORDINAL = ("first", "second", "third")
 
@@ -97,6 +103,8 @@ class DomainCallerBrain:
         self.restated = 0
         self.gave_partial = False
         self.given: set[str] = set()  # facts it has said
+        self.goal_repeats = 0
+        self.statement: str | None = None
         self.last_statement = ""
         self.understood = True
 
@@ -106,7 +114,8 @@ class DomainCallerBrain:
         heard = self.reader.heard(self.reader.new_entries(given.conversation))
         reply = self._barge_in(heard) if given.barge_in else self._decide(heard)
         if reply.text and not reply.text.startswith(("Sure. ", "I just said. ", "Again: ")):
-            self.last_statement = reply.text
+            self.last_statement = self.statement or reply.text
+        self.statement = None
         if any(name == "end_call" for name, _ in reply.tool_calls):
             self.finished = True
         reply.tool_calls = [
@@ -149,10 +158,17 @@ class DomainCallerBrain:
             and not lang.has_any(heard, ("slower",))
         ):
             return Reply("I'm sorry, dear, could you say that again a little slower?")
+        theirs = self._in_their_words(heard)
+        if theirs:
+            return Reply(theirs)
         if lang.has_any(heard, REPEAT_CUES) and self.last_statement:
             self._lose_patience(1.5)
+            again = self.last_statement
+            if again == self._goal_sentence():  # not understood: say it another way
+                self.goal_repeats += 1
+                again = self._goal_sentence(self.goal_repeats)
             return self._maybe_give_up() or Reply(
-                self._style("Sure. ", "I just said. ", "Sure. ", "Again: ") + self.last_statement
+                self._style("Sure. ", "I just said. ", "Sure. ", "Again: ") + again
             )
         if not self.opened:
             return Reply(self._opening())
@@ -205,10 +221,40 @@ class DomainCallerBrain:
             "Oh, hello dear. ",
             "Hi, quickly. ",
         )
-        return lead + self._goal_sentence()
+        self.statement = self._goal_sentence()  # what a repeat request repeats (no greeting)
+        return lead + self.statement
 
-    def _goal_sentence(self) -> str:
-        return _first_person(self.primary) or "I need some help, please."
+    def _goal_sentence(self, attempt: int = 0) -> str:
+        """The goal in its words; on later attempts with its verb put another way ("move"
+        -> "reschedule"), as people do when they are not understood."""
+        goal = self.primary
+        group = _verb_group(goal)
+        if attempt and group:
+            verb = goal.split()[0].lower()
+            others = [w for w in group if w != verb]
+            goal = others[(attempt - 1) % len(others)] + goal[len(verb) :]
+        return _first_person(goal) or "I need some help, please."
+
+    def _in_their_words(self, heard: str) -> str | None:
+        """The agent asks what it wants, naming it in other words ("book, reschedule or
+        cancel?"): the goal with the agent's word for it."""
+        group = _verb_group(self.primary)
+        if (
+            self.primary_done
+            or not group
+            or not lang.has_any(heard, (" or ", "would you like", "do you want"))
+        ):
+            return None
+        if not (
+            " or " in f" {args_.canon(heard)} "
+            or lang.has_any(heard, ("would you like to", "do you want to"))
+        ):
+            return None
+        verb = self.primary.split()[0].lower()
+        said = next((w for w in group if w != verb and lang.has_any(heard, (w,))), None)
+        if said is None:
+            return None
+        return _first_person(said + self.primary[len(verb) :])
 
     def _nudge(self) -> str:
         self.restated += 1
@@ -247,6 +293,7 @@ class DomainCallerBrain:
             first = str(self.facts[keys[0]]).split(" ")[0]
             return self._style("It's {f}.", "{f}.", "Oh, it's {f}, dear.", "{f}.").format(f=first)
         self.given.update(keys)
+        self.gave_partial = self.gave_partial or any("name" in _key_words(k) for k in keys)
         parts = [self._fact_sentence(k) for k in keys]
         text = ", and ".join(parts)
         return text[0].upper() + text[1:] + "."
@@ -412,6 +459,12 @@ def say_fact(value: Any) -> str:
         if digits.isdigit() and len(digits) > 4:
             return lang.say_digits(digits)  # a phone or reference number
     return args_.say_value(value)
+
+
+def _verb_group(goal: str) -> tuple[str, ...] | None:
+    """The words for the goal's first word ('move' -> reschedule, move, change...)."""
+    verb = goal.split()[0].lower() if goal.split() else ""
+    return next((g for g in VERB_GROUPS if verb in g), None)
 
 
 def _is_text(value: Any) -> bool:
