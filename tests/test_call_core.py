@@ -824,3 +824,321 @@ def test_usage_counts_cached_text_audio_and_transcription_apart() -> None:
         "input_cached_audio_tokens": 3,
         "transcription_seconds": 2.5,
     }
+
+
+# ------------------------------------------------------------------------------ the agent's own VAD
+
+VAD = {"type": "server_vad", "silence_duration_ms": 500}
+VAD_SESSIONS = {
+    "caller": SESSIONS["caller"],
+    "cs": p.session_config(instructions="You are a bank agent.", voice="coral", turn_detection=VAD),
+}
+
+
+def appended_s(effects: list, agent: str = "cs") -> float:
+    """Seconds of audio appended to ``agent``'s input."""
+    return sum(
+        p.pcm16_duration_s(p.decode_audio(e["audio"]))
+        for e in sends(effects, agent)
+        if e["type"] == "input_audio_buffer.append"
+    )
+
+
+def vad_call(**settings: Any) -> Call:
+    call = Call(**settings)
+    call.start(sessions=VAD_SESSIONS)
+    return call
+
+
+def say(call: Call, agent: str, text: str, ms: int, now: float, *, done: bool = True) -> list:
+    """A whole response of ``agent`` (created, 200 ms audio chunks, message done, done)."""
+    response_id = call.created(agent, now)
+    item_id = call.new_id("item")
+    common = {"response_id": response_id, "item_id": item_id, "output_index": 0}
+    effects = []
+    for _ in range(ms // 200):
+        audio = {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(200))}
+        effects += call.feed(agent, {**audio, **common, "content_index": 0}, now)
+    message_done = {**Call.message_done(item_id, text), "response_id": response_id}
+    effects += call.feed(agent, message_done, now)
+    if done:
+        event = {"type": "response.done", "response": {"id": response_id, "status": "completed"}}
+        effects += call.feed(agent, event, now)
+    return effects
+
+
+def agent_hears(call: Call, start_ms: int, end_ms: int, transcript: str, now: float = 0.0) -> list:
+    """The agent's VAD finds speech, commits it at the pause, and it is transcribed."""
+    item_id = call.new_id("vad")
+    effects = call.feed(
+        "cs",
+        {
+            "type": "input_audio_buffer.speech_started",
+            "audio_start_ms": start_ms,
+            "item_id": item_id,
+        },
+        now,
+    )
+    for kind, extra in (
+        ("input_audio_buffer.speech_stopped", {"audio_end_ms": end_ms}),
+        ("input_audio_buffer.committed", {}),
+    ):
+        effects += call.feed("cs", {"type": kind, "item_id": item_id, **extra}, now)
+    heard = {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "item_id": item_id,
+        "content_index": 0,
+        "transcript": transcript,
+    }
+    return effects + call.feed("cs", heard, now)
+
+
+def test_an_agent_with_its_own_vad_hears_a_continuous_line_and_answers_by_itself() -> None:
+    call = Call()
+    effects = call.start(sessions=VAD_SESSIONS)
+    # The caller speaks first: the agent answers speech; it is never asked.
+    assert [(e.agent, e.event["type"]) for e in effects if isinstance(e, Send)] == [
+        ("caller", "session.update"),
+        ("cs", "session.update"),
+        ("caller", "response.create"),
+    ]
+    assert sends(effects, "cs")[0]["session"]["audio"]["input"]["turn_detection"] == VAD
+    effects = say(call, "caller", "I lost my card.", 1000, now=0.3)
+    # Silence up to where its words start (0.3 s), its words, then the pause its VAD waits for
+    # (500 ms and two frames): nothing committed, no response asked of the agent.
+    assert set(send_types(effects, "cs")) == {"input_audio_buffer.append"}
+    assert appended_s(effects) == pytest.approx(0.3 + 1.0 + 0.52)
+    caller_turn = call.core.turns[0]
+    assert (caller_turn["start_s"], caller_turn["end_s"]) == (0.3, 1.3)
+    # What the agent heard comes from its own transcription of what its VAD committed.
+    effects = agent_hears(call, 300, 1300, "i lost my card", now=0.4)
+    assert [e.fields for e in effects if isinstance(e, UpdateTurn)] == [{"heard": "i lost my card"}]
+    # Its answer, which it decided to give: timed from the end of the caller's words (the pause
+    # its VAD waited for, then 1.2 s of wall time it took).
+    effects = say(call, "cs", "I can help.", 1000, now=1.5)
+    answer = call.core.turns[1]
+    assert answer["start_s"] == pytest.approx(1.3 + 0.52 + 1.2)
+    assert answer["response_latency_s"] == pytest.approx(0.52 + 1.2)
+    assert send_types(effects, "cs") == []
+    # The caller hears it as always (its input is committed), and is asked to answer.
+    assert send_types(effects, "caller")[-2:] == ["input_audio_buffer.commit", "response.create"]
+    assert call.core.turn_taking() == {"agent": "server_vad", "first_speaker": "caller"}
+
+
+@pytest.mark.parametrize("pace", ["fast", "realtime"])
+def test_silence_flows_at_wall_clock_rate_until_the_agent_answers(pace: str) -> None:
+    call = vad_call(pace=pace)
+    burst = appended_s(say(call, "caller", "I lost my card.", 1000, now=0.0))
+    assert burst == pytest.approx(1.0 + (0.52 if pace == "fast" else 0.0))
+    # 0.5 s later the line has carried 0.5 s more of silence, in 0.2 s chunks, each sent as
+    # it begins (as paced audio is).
+    flowed = call.core.on_tick(0.5)
+    assert appended_s(flowed) == pytest.approx(0.6)
+    assert call.core.on_tick(0.5) == []
+    say(call, "cs", "Sure.", 400, now=0.9)
+    if pace == "fast":  # its talk takes no wall time: silence under it comes with the next words
+        assert call.core.on_tick(5.0) == []
+    else:  # a real line carries silence while it talks
+        assert appended_s(call.core.on_tick(1.3)) > 0
+
+
+def _cut_in_reply(*, finished_first: bool, interrupt_response: bool = True) -> tuple[Call, list]:
+    """The agent says 3 s and 2 s of speech and calls a tool; the caller cuts in 2.0 s into it.
+    ``finished_first``: its server had sent everything before the caller's voice reached it."""
+    vad = {**VAD, "interrupt_response": interrupt_response}
+    sessions = {**VAD_SESSIONS, "cs": p.session_config(instructions="A.", turn_detection=vad)}
+    call = Call(interrupt_probability=1.0, seed=3)
+    call.start(sessions=sessions)
+    call.core._plan_interruption = lambda side, index: None if index == 0 else 2.0
+    say(call, "caller", "I lost my card.", 1000, now=0.0)
+    agent_hears(call, 0, 1000, "i lost my card")
+    response_id = call.created("cs", 1.0)
+    common = {"response_id": response_id, "item_id": "item_cs", "output_index": 0}
+    effects = []
+    for i, (sentence, ms) in enumerate([("aa bb cc dd ee ff", 3000), ("gg hh", 2000)]):
+        delta = {"type": "response.output_audio_transcript.delta", "delta": " " * i + sentence}
+        effects += call.feed("cs", {**delta, **common, "content_index": 0}, 1.0)
+        for _ in range(ms // 200):
+            audio = {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(200))}
+            effects += call.feed("cs", {**audio, **common, "content_index": 0}, 1.0)
+    item = {
+        "id": "item_fc",
+        "type": "function_call",
+        "call_id": "call_1",
+        "name": "order_card",
+        "arguments": "{}",
+    }
+    tail = [
+        {**Call.message_done("item_cs", "aa bb cc dd ee ff gg hh"), "response_id": response_id},
+        {"type": "response.output_item.done", "response_id": response_id, "item": item},
+    ]
+    if finished_first:
+        for event in tail:
+            effects += call.feed("cs", event, 1.0)
+        done = {"id": response_id, "status": "completed"}
+        effects += call.feed("cs", {"type": "response.done", "response": done}, 1.0)
+    agent = call.core.turns[1]
+    # The caller's voice starts where it stopped listening; its first sound is 60 ms in.
+    caller_start = agent["start_s"] + 2.0
+    effects += say(call, "caller", "Yes, yes.", 1000, now=1.5, done=False)
+    started_ms = round((caller_start + 0.06) * 1000)
+    heard = {"type": "input_audio_buffer.speech_started", "audio_start_ms": started_ms}
+    effects += call.feed("cs", {**heard, "item_id": "vad_x"}, 1.6)
+    if not finished_first:  # its server stops it (turn_detected) at once
+        for event in tail:
+            effects += call.feed("cs", event, 1.6)
+        details = {"type": "cancelled", "reason": "turn_detected"}
+        done = {"id": response_id, "status": "cancelled", "status_details": details}
+        effects += call.feed("cs", {"type": "response.done", "response": done}, 1.6)
+    return call, effects
+
+
+@pytest.mark.parametrize("finished_first", [True, False])
+def test_when_the_caller_cuts_in_the_agents_own_vad_decides_where_it_stops(
+    finished_first: bool,
+) -> None:
+    call, effects = _cut_in_reply(finished_first=finished_first)
+    agent, caller = call.core.turns[1], call.core.turns[2]
+    assert caller["start_s"] == pytest.approx(agent["start_s"] + 2.0)
+    # Never cancelled by us: it stops 0.4 s after its VAD placed the caller's first sound.
+    assert "response.cancel" not in send_types(effects, "cs")
+    assert agent["interrupted"] and call.core.interruptions == 1
+    assert agent["end_s"] == pytest.approx(caller["start_s"] + 0.06 + 0.4, abs=0.001)
+    cs_audio = sum(len(e.pcm16) for e in effects if isinstance(e, PlaceAudio) and e.speaker == "cs")
+    assert p.pcm16_duration_s(cs_audio) == pytest.approx(2.46, abs=0.001)
+    # The caller stopped listening when it cut in: it heard 2.0 s.
+    assert appended_s(effects, "caller") == pytest.approx(2.0)
+    # The words of its first sentence in proportion to the 2.46 s of its 3 s it got out.
+    assert agent["text"] == "aa bb cc dd ee" and agent["planned_text"] == "aa bb cc dd ee ff gg hh"
+    [truncate] = [e for e in sends(effects, "cs") if e["type"] == "conversation.item.truncate"]
+    assert truncate["audio_end_ms"] == 2460
+    # Its tool call came after the cut: it never happened, in the agent's memory either.
+    deletes = [
+        e["item_id"] for e in sends(effects, "cs") if e["type"] == "conversation.item.delete"
+    ]
+    assert deletes == ["item_fc"] and call.tools.calls == []
+    assert "response.create" not in send_types(effects, "cs")  # the caller has the turn
+    if not finished_first:
+        assert agent["response_reason"] == "turn_detected"
+
+
+def test_the_same_cut_whether_its_server_finished_first_or_stopped_it() -> None:
+    a, _ = _cut_in_reply(finished_first=True)
+    b, _ = _cut_in_reply(finished_first=False)
+    keys = ("text", "start_s", "end_s", "interrupted")
+    assert [a.core.turns[1][k] for k in keys] == [b.core.turns[1][k] for k in keys]
+
+
+def test_an_agent_whose_vad_does_not_interrupt_it_talks_on_over_the_caller() -> None:
+    call, _ = _cut_in_reply(finished_first=True, interrupt_response=False)
+    agent = call.core.turns[1]
+    assert not agent["interrupted"] and call.core.interruptions == 0
+    assert agent["end_s"] == pytest.approx(agent["start_s"] + 5.0)
+    assert [name for _, name, _ in call.tools.calls] == ["order_card"]
+
+
+def test_an_answer_begun_in_a_pause_and_dropped_is_no_turn() -> None:
+    call = vad_call()
+    say(call, "caller", "I lost my card.", 1000, now=0.0)
+    response_id = call.created("cs", 0.1)  # its VAD took a pause for the end...
+    details = {"type": "cancelled", "reason": "turn_detected"}
+    done = {"id": response_id, "status": "cancelled", "status_details": details}
+    effects = call.feed("cs", {"type": "response.done", "response": done}, 0.2)  # ...not so
+    assert sends(effects) == [] and ending(effects) is None
+    assert call.core.empty_responses == 0 and call.core.response_issues == []
+
+
+def test_one_utterance_its_vad_split_at_a_long_pause_is_heard_whole() -> None:
+    call = vad_call()
+    say(call, "caller", "Look, I lost my card.", 2000, now=0.0)
+    agent_hears(call, 0, 600, "look")
+    agent_hears(call, 1200, 2000, "i lost my card")
+    assert call.core.turns[0]["heard"] == "look i lost my card"
+
+
+def test_the_end_waits_for_the_agent_to_hear_the_callers_last_words() -> None:
+    call = vad_call()
+    say(call, "caller", "I lost my card.", 1000, now=0.0)
+    agent_hears(call, 0, 1000, "i lost my card")
+    say(call, "cs", "Done. Goodbye.", 1000, now=1.0)
+    call.hear("caller", "done goodbye")
+    response_id = call.created("caller", 2.0)
+    common = {"response_id": response_id, "item_id": "item_bye", "output_index": 0}
+    audio = {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(600))}
+    call.feed("caller", {**audio, **common, "content_index": 0}, 2.0)
+    call.feed("caller", {**Call.message_done("item_bye", "Bye."), "response_id": response_id})
+    call.call_tool("caller", "end_call", {})
+    event = {"type": "response.done", "response": {"id": response_id, "status": "completed"}}
+    assert ending(call.feed("caller", event, 2.0)) is None  # its VAD has not committed it yet
+    # It answers the goodbye: that is after the caller hung up, and not recorded.
+    late = call.created("cs", 2.1)
+    audio = {"type": "response.output_audio.delta", "delta": p.encode_audio(pcm(200))}
+    assert call.feed("cs", {**audio, "response_id": late, "item_id": "late"}, 2.2) == []
+    end = ending(agent_hears(call, 3000, 3600, "bye", now=2.3))
+    assert end is not None and end.end_reason == "caller_hung_up"
+    assert call.core.turns[-1]["heard"] == "bye" and len(call.core.turns) == 3
+
+
+def test_the_agent_goes_on_after_its_tools_when_asked_as_vad_clients_do() -> None:
+    call = vad_call()
+    say(call, "caller", "I lost my card.", 1000, now=0.0)
+    response_id = call.created("cs", 1.0)
+    call.call_tool("cs", "verify_customer", {"full_name": "Ann"})
+    event = {"type": "response.done", "response": {"id": response_id, "status": "completed"}}
+    effects = call.feed("cs", event, 1.0)
+    assert send_types(effects, "cs") == ["conversation.item.create", "response.create"]
+
+
+def test_a_kept_agent_session_gets_no_update_and_is_reported_as_the_servers() -> None:
+    call = Call(agent_session="keep")
+    effects = call.core.start(SESSIONS, 0.0)
+    assert [(e.agent, e.event["type"]) for e in effects] == [("caller", "session.update")]
+    own = {
+        "instructions": "I am the deployed agent.",
+        "tool_choice": "auto",
+        **VAD_SESSIONS["cs"].dump(),
+    }
+    own["instructions"] = "I am the deployed agent."
+    effects = call.feed("cs", {"type": "session.created", "session": {"id": "s1", **own}}, 0.1)
+    assert effects == []  # ready; the caller's session is not confirmed yet
+    echo = {"type": "session.updated", "session": SESSIONS["caller"].dump()}
+    effects = call.feed("caller", echo, 0.2)
+    assert [(e.agent, e.event["type"]) for e in sends_of(effects)] == [
+        ("caller", "response.create")
+    ]
+    report = call.core.session_report("cs")
+    assert report is not None and report["reported_by"] == "session.created"
+    assert report["session"]["instructions"] == "I am the deployed agent."
+    assert set(report["source"].values()) == {"server"} and "id" not in report["source"]
+    assert call.core.turn_taking() == {"agent": "server_vad", "first_speaker": "caller"}
+
+
+def sends_of(effects: list) -> list[Send]:
+    return [e for e in effects if isinstance(e, Send)]
+
+
+def test_our_settings_are_reported_as_ours_and_the_servers_defaults_as_its() -> None:
+    call = vad_call()
+    report = call.core.session_report("cs")
+    assert report is not None and report["reported_by"] == "session.updated"
+    assert report["source"]["instructions"] == "ours"
+    assert report["source"]["audio.input.turn_detection.type"] == "ours"
+    assert call.core.session_report("caller")["source"]["audio.input.turn_detection"] == "ours"
+    echo = VAD_SESSIONS["cs"].dump()
+    echo["audio"]["input"]["turn_detection"] = {**VAD, "threshold": 0.5}
+    call = Call()
+    call.core.start(VAD_SESSIONS, 0.0)
+    call.feed("cs", {"type": "session.updated", "session": {**echo, "max_output_tokens": "inf"}})
+    source = call.core.session_report("cs")["source"]
+    assert source["audio.input.turn_detection.threshold"] == "server"
+    assert source["max_output_tokens"] == "server"
+
+
+def test_a_server_that_drops_the_agents_vad_is_refused() -> None:
+    call = Call()
+    call.core.start(VAD_SESSIONS, 0.0)
+    echo = VAD_SESSIONS["cs"].dump()
+    echo["audio"]["input"]["turn_detection"] = None
+    end = ending(call.feed("cs", {"type": "session.updated", "session": echo}))
+    assert end is not None and end.end_reason == "session_rejected"
+    assert "server_vad is not on" in (end.error or "")

@@ -1,9 +1,12 @@
 """What a Realtime server answers that the call core must check or count (no I/O).
 
 - :func:`session_mismatches`: does ``session.updated`` hold what our ``session.update`` asked
-  (instructions, tools, voice, output modality, no server VAD)? A hosted service that refused
-  part of it would otherwise run the call on its defaults (server VAD on, no tools) and produce
-  a recording that looks valid and tests nothing.
+  (instructions, tools, voice, output modality, the turn detection asked: none, or the agent's
+  own VAD)? A hosted service that refused part of it would otherwise run the call on its
+  defaults (server VAD on, no tools) and produce a recording that looks valid and tests nothing.
+- :func:`session_report`: the session a server reported last, and for each of its settings
+  whether it is the value we asked for (``ours``) or the server's own (``server``): a kept
+  session (``agent_session="keep"``) is all the server's.
 - :func:`add_response_usage` and :func:`add_transcription_usage`: the token counts of
   ``response.done`` and of input transcriptions, summed per agent as flat keys
   (``input_audio_tokens``, ``input_cached_text_tokens``, ``transcription_seconds``...), which
@@ -33,8 +36,14 @@ def session_mismatches(asked: p.SessionConfig, echoed: dict[str, Any]) -> list[s
     audio = echoed.get("audio") if isinstance(echoed.get("audio"), dict) else {}
     audio_in = audio.get("input") if isinstance(audio.get("input"), dict) else {}
     audio_out = audio.get("output") if isinstance(audio.get("output"), dict) else {}
-    if audio_in.get("turn_detection") is not None:
+    asked_vad = ((wanted.get("audio") or {}).get("input") or {}).get("turn_detection")
+    echoed_vad = audio_in.get("turn_detection")
+    if asked_vad is None and echoed_vad is not None:
         problems.append("audio.input.turn_detection (server VAD is on)")
+    elif asked_vad is not None and "turn_detection" in audio_in:
+        kind = echoed_vad.get("type") if isinstance(echoed_vad, dict) else None
+        if kind != asked_vad.get("type"):
+            problems.append(f"audio.input.turn_detection ({asked_vad.get('type')} is not on)")
     voice = (wanted.get("audio") or {}).get("output", {}).get("voice")
     if voice and "voice" in audio_out and audio_out["voice"] != voice:
         problems.append("audio.output.voice")
@@ -43,6 +52,41 @@ def session_mismatches(asked: p.SessionConfig, echoed: dict[str, Any]) -> list[s
         if names != {t.name for t in asked.tools or []}:
             problems.append("tools")
     return problems
+
+
+IDENTITY_KEYS = frozenset({"id", "object", "expires_at", "client_secret"})
+"""Keys of a reported session that are not settings (and a secret that is never recorded)."""
+
+
+def session_report(
+    asked: p.SessionConfig | None, reported: dict[str, Any] | None, reported_by: str | None
+) -> dict[str, Any] | None:
+    """The session the server ``reported`` last (by ``session.created`` or ``session.updated``)
+    and the ``source`` of each of its settings, by dotted path (``audio.input.turn_detection.
+    type``): ``ours`` when it holds the value we ``asked`` for, else ``server`` (its default,
+    or its own configuration when we asked nothing). None before any report."""
+    if reported is None:
+        return None
+    session = {k: v for k, v in reported.items() if k != "client_secret"}
+    ours = _leaves(asked.model_copy(update={"model": None}).dump()) if asked is not None else {}
+    source = {
+        path: "ours" if path in ours and ours[path] == value else "server"
+        for path, value in _leaves(session).items()
+        if path.split(".")[0] not in IDENTITY_KEYS
+    }
+    return {"reported_by": reported_by, "session": session, "source": source}
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}, "c": [..]}`` -> ``{"a.b": 1, "c": [..]}`` (lists are one value)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, path + "."))
+        else:
+            out[path] = value
+    return out
 
 
 def add_response_usage(total: dict[str, int], usage: ev.Usage) -> None:

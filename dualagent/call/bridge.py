@@ -2,7 +2,8 @@
 
 All call logic lives in the core; this module only does I/O: it reads each agent's events,
 feeds them to the core, applies the effects (send events, pace audio in ``realtime`` mode,
-write the recording) and makes sure the recording is finalised however the call ends.
+write the recording), tells the core the time (the silence on the line into an agent with its
+own VAD flows with it) and makes sure the recording is finalised however the call ends.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import websockets
@@ -52,6 +53,7 @@ from dualagent.realtime.redact import redact_url
 log = logging.getLogger(__name__)
 
 Pace = Literal["fast", "realtime"]
+LINE_TICK_S = 0.05  # how often the core hears the time (silence on an agent's line)
 
 
 @dataclass
@@ -131,7 +133,7 @@ class DualAgentBridge:
     ) -> None:
         self.endpoints = endpoints
         self.sessions = sessions
-        self.core = CallCore(settings)
+        self.core = CallCore(replace(settings, pace=pace))  # the pace audio really goes at
         self.execute_tool = execute_tool
         self._tools_running = 0
         self.recorder = recorder
@@ -165,6 +167,7 @@ class DualAgentBridge:
             readers = [
                 asyncio.create_task(self._read(agent), name=f"read-{agent}") for agent in AGENTS
             ]
+            readers.append(asyncio.create_task(self._tick(), name="line"))
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._done.wait()
@@ -225,7 +228,9 @@ class DualAgentBridge:
                 now = self._last_event - self._t0
                 self._record_event(agent, "received", raw, now)  # as received, not re-dumped
                 event = ev.parse_server_event(raw)
-                if isinstance(event, ev.SessionUpdated):
+                if isinstance(event, ev.SessionUpdated) or (
+                    isinstance(event, ev.SessionCreated) and self.core.sides[agent].keeps_session
+                ):
                     self._note_ready(agent, now)
                 if self.observer is not None:
                     self.observer.server_event(agent, event)
@@ -254,6 +259,15 @@ class DualAgentBridge:
         self._ready_agents.add(agent)
         if len(self._ready_agents) == len(AGENTS) and self._ready_s is None:
             self._ready_s = round(now, 4)
+
+    async def _tick(self) -> None:
+        """Tell the core the time, so silence keeps flowing on an agent's line while the
+        caller is quiet (the core sends nothing when no agent takes its own turns)."""
+        while not self._done.is_set():
+            await asyncio.sleep(LINE_TICK_S)
+            effects = self.core.on_tick(self._now())
+            if effects:
+                await self._apply(effects)
 
     async def _watchdog(self) -> None:
         while not self._done.is_set():
@@ -376,6 +390,9 @@ class DualAgentBridge:
             transcription_failures=core.transcription_failures,
             rate_limits=core.rate_limits,
             bridge_stats=self.stats.summary(),
+            # The agent's session as its server reported it, each setting ours or the server's.
+            agent_effective_session=core.session_report("cs"),
+            turn_taking=core.turn_taking(),
         )
         if final.status == "error":  # may a batch run this call again? (--retries)
             self.recorder.update_metadata(

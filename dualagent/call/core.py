@@ -9,24 +9,29 @@ Timeline: each utterance is placed at a *virtual* start time, the end of what wa
 plus the measured response latency (the wall time from our ``response.create`` to the first
 audio), so the stereo recording sounds like the call would have sounded live.
 
-The effects are defined in :mod:`dualagent.call.effects` (imported here too); what servers
-answer that must be checked or counted (session echoes, usage, incomplete responses) in
-:mod:`dualagent.call.answers`.
+An agent under test with its own turn detection (server or semantic VAD) answers the caller's
+speech by itself: the core then never commits its input nor asks it to respond (except to go on
+after its tools), and keeps a continuous line into it (:mod:`dualagent.call.agent_line`); the
+caller speaks first, and when it cuts in, the agent's VAD decides where the agent stops.
+
+The effects are defined in :mod:`dualagent.call.effects` (imported here too), the core's state
+records in :mod:`dualagent.call.state`; what servers answer that must be checked or counted
+(session echoes, usage, incomplete responses) in :mod:`dualagent.call.answers`.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from dualagent.call.agent_line import AgentLine, on_frame
 from dualagent.call.answers import (
     add_response_usage,
     add_transcription_usage,
     response_issue,
     session_mismatches,
+    session_report,
 )
 from dualagent.call.effects import (
     AGENTS,
@@ -44,111 +49,21 @@ from dualagent.call.effects import (
     ToolOutput,
     UpdateTurn,
 )
-from dualagent.call.line import LineChannel, LineModel
+from dualagent.call.line import LineChannel
+from dualagent.call.state import CallSettings, Side, Utterance
+from dualagent.call.turn_taking import BARGE_IN_NOTE, MIN_COMMIT_BYTES, TurnTaking, other
 from dualagent.realtime import protocol as p
 from dualagent.realtime import server_events as ev
-from dualagent.realtime.local.brains.registry import is_registered as is_local_brain
-from dualagent.realtime.truncation import SpokenAlignment, spoken_fraction
 
-Route = Literal["audio", "text"]
-
-MIN_COMMIT_BYTES = 2 * p.SAMPLE_RATE_HZ // 10  # the protocol refuses commits under 100 ms
-BARGE_IN_WINDOW_S = (1.5, 4.0)  # how far into an agent utterance an interrupting caller starts
-# Chance per agent utterance = the persona's tendency_to_interrupt times this.
-BARGE_IN_SCALE = 1.0
-BARGE_IN_OVERLAP_S = 0.4  # the agent keeps talking this long over the caller before it stops
-BARGE_IN_NOTE = (
-    "\n\nRight now you are cutting in while the agent is still talking: say something short "
-    "that moves the call along."
-)
-"""Added to the caller's instructions when it cuts in, for models that read only prose. The
-flag itself travels as ``response.metadata`` (:data:`dualagent.realtime.protocol.
-BARGE_IN_METADATA_KEY`), which the embedded server's brains read."""
 WORDS_PER_SECOND = 2.6  # text route: estimated speaking time at speed 1.0
 
 
-def other(agent: Agent) -> Agent:
-    return "cs" if agent == "caller" else "caller"
-
-
-# ------------------------------------------------------------------------------ configuration
-
-
-@dataclass
-class CallSettings:
-    route: Route = "audio"
-    max_turns: int = 15
-    max_duration_s: float = 300.0
-    first_speaker: Agent = "cs"
-    speaking_rate: dict[str, float] = field(default_factory=lambda: {"caller": 1.0, "cs": 1.0})
-    line: LineModel = field(default_factory=LineModel)
-    # The caller's tendency to interrupt: chance that it barges into a CS utterance.
-    interrupt_probability: float = 0.0
-    seed: int = 0
-    # Add BARGE_IN_NOTE to the instructions of a barge-in response: None decides by the caller's
-    # model (yes for a hosted model, no for a brain of the embedded server, which reads the
-    # structured flag); True/False force it.
-    barge_in_note: bool | None = None
-    # Tools whose successful execution ends the call, with the end_reason they give.
-    ending_tools: dict[str, str] = field(
-        default_factory=lambda: {
-            "transfer_to_human": "transferred_to_human",
-            "end_call": "hang_up",
-        }
-    )
-
-
-@dataclass
-class _Utterance:
-    turn_index: int
-    item_id: str
-    response_id: str
-    start_s: float
-    audio_bytes: int = 0
-    final_text: str | None = None  # from transcript.done / text.done, when it came
-    interrupt_at_s: float | None = None  # offset where the caller will barge in
-    cut_at_s: float | None = None  # offset after which this utterance's audio is dropped
-    interrupted: bool = False
-    received_bytes: int = 0  # all audio the agent sent for it, including what was cut off
-    # The transcript deltas, and where each arrived in the audio (to place a cut's words).
-    alignment: SpokenAlignment = field(default_factory=SpokenAlignment)
-
-    @property
-    def text(self) -> str:
-        return self.final_text if self.final_text is not None else self.alignment.text
-
-
-@dataclass
-class _Side:
-    agent: Agent
-    session_ready: bool = False
-    response_id: str | None = None
-    requested_at_s: float | None = None  # wall time of our response.create
-    utterance: _Utterance | None = None
-    spoke_in_response: bool = False
-    pending_tool_calls: list[ev.Item] = field(default_factory=list)
-    appended_bytes: int = 0  # input audio not yet committed
-    commits_waiting: deque[int] = field(default_factory=deque)  # turn index per commit sent
-    heard_items: dict[str, int] = field(default_factory=dict)  # input item id -> turn index
-    usage: dict[str, Any] = field(default_factory=dict)
-    asked_session: p.SessionConfig | None = None  # what our session.update asked for
-    response_active: bool = False  # between response.created and response.done
-    deferred_request_at_s: float | None = None  # response.create waiting for the active one
-    cancelled_response_id: str | None = None  # a response we cancelled on barge-in
-    barge_in_from_s: float | None = None  # next utterance starts from here, not timeline end
-    pending_text: dict[str, str] = field(default_factory=dict)  # transcript before its audio
-    # Function calls handed to the pump (RunTools) whose outputs have not come back yet, and
-    # whether their response had been cancelled (then the turn is already the other side's).
-    running_tools: list[ev.Item] = field(default_factory=list)
-    running_after_cancel: bool = False
-
-
-class CallCore:
+class CallCore(TurnTaking):
     """Turn-taking, routing and end conditions for one call between a caller and a CS agent."""
 
     def __init__(self, settings: CallSettings) -> None:
         self.settings = settings
-        self.sides: dict[Agent, _Side] = {a: _Side(a) for a in AGENTS}
+        self.sides: dict[Agent, Side] = {a: Side(a) for a in AGENTS}
         self.timeline_s = 0.0  # end of the last utterance on the virtual timeline
         self.turns: list[dict[str, Any]] = []  # one per utterance (message item)
         self.speaker_turns = 0  # conversation turns: runs of utterances by one speaker
@@ -170,6 +85,10 @@ class CallCore:
         self.response_issues: list[dict[str, Any]] = []  # incomplete / server-cancelled
         self.transcription_failures: list[dict[str, Any]] = []
         self.rate_limits: dict[Agent, list[dict[str, Any]]] = {}  # the latest, per agent
+        # The line into the agent under test when it takes its own turns (decided at start).
+        self.line: AgentLine | None = None
+        self.first_speaker: Agent = settings.first_speaker
+        self.heard_parts: dict[int, dict[str, str]] = {}  # turn -> heard item -> transcript
 
     # ------------------------------------------------------------------ start
 
@@ -177,12 +96,18 @@ class CallCore:
         """Configure both sessions; the first speaker is asked to begin once both servers have
         confirmed their session (``session.updated``, checked against what was asked).
 
-        The model is not sent: the URL names it, and a GA session cannot change it.
+        The model is not sent: the URL names it, and a GA session cannot change it. A kept
+        agent session (``agent_session="keep"``) gets no ``session.update``: it is ready when
+        its server reports it (``session.created``).
         """
         self.instructions = {agent: sessions[agent].instructions or "" for agent in AGENTS}
         self.models = {agent: sessions[agent].model for agent in AGENTS}
         effects: list[Effect] = []
         for agent in AGENTS:
+            if agent == "cs" and self.settings.agent_session == "keep":
+                self.sides[agent].keeps_session = True
+                self.instructions[agent] = ""  # its own, unknown until reported
+                continue
             self.sides[agent].asked_session = sessions[agent]
             session = sessions[agent].model_copy(update={"model": None})
             update = p.SessionUpdate(event_id=session_update_id(agent), session=session)
@@ -210,23 +135,32 @@ class CallCore:
         if isinstance(event, ev.ResponseOutputTextDone):
             return self._on_text_done(side, event, event.text, now_s)
         if isinstance(event, ev.ResponseOutputItemDone):
-            return self._on_item_done(side, event.item)
+            return self._on_item_done(side, event.item, event.response_id, now_s)
         if isinstance(event, ev.ResponseCreated):
             side.response_id = event.response.id
             side.response_active = True
+            if self.ending is not None and self._has_own_vad(agent):  # answering a hang-up
+                side.ignored_response_id = event.response.id
             return []
         if isinstance(event, ev.ResponseDone):
             return self._on_response_done(side, event.response, now_s)
         if isinstance(event, ev.InputAudioBufferCommitted):
             if side.commits_waiting:
-                side.heard_items[event.item_id or ""] = side.commits_waiting.popleft()
+                self._expect_heard(side, event.item_id or "", side.commits_waiting.popleft())
+            elif self._has_own_vad(agent):
+                self._vad_committed(side, event.item_id or "")
             return []
+        if isinstance(event, ev.InputAudioBufferSpeechStarted) and self._has_own_vad(agent):
+            return self._vad_heard_speech(side, event, now_s)
         if isinstance(event, ev.InputAudioTranscriptionCompleted):
             add_transcription_usage(side.usage, event.usage)
             return self._on_heard(side, event)
         if isinstance(event, ev.InputAudioTranscriptionFailed):
             return self._on_heard(side, event)
-        if isinstance(event, ev.SessionUpdated):
+        if isinstance(event, ev.SessionCreated | ev.SessionUpdated):
+            side.reported_session, side.reported_by = dict(event.session), event.type
+            if isinstance(event, ev.SessionCreated):
+                return self._ready(side, now_s) if side.keeps_session else []
             return self._on_session_updated(side, event.session, now_s)
         if isinstance(event, ev.ErrorEvent):
             return self._on_error(side, event.error)
@@ -235,8 +169,10 @@ class CallCore:
         return []
 
     def _on_session_updated(
-        self, side: _Side, session: dict[str, Any], now_s: float
+        self, side: Side, session: dict[str, Any], now_s: float
     ) -> list[Effect]:
+        if side.keeps_session:
+            return self._ready(side, now_s)  # its own update (the first report may be this)
         if side.session_ready or side.asked_session is None:
             return []  # only the answer to our one session.update matters
         problems = session_mismatches(side.asked_session, session)
@@ -247,11 +183,26 @@ class CallCore:
                 f"{side.agent} session does not hold what was asked: {', '.join(problems)}",
                 now=True,
             )
+        return self._ready(side, now_s)
+
+    def _ready(self, side: Side, now_s: float) -> list[Effect]:
+        """``side``'s session is as it will be: once both are, the call starts. An agent that
+        takes its own turns answers speech, so then the caller speaks first."""
         side.session_ready = True
-        if self.started_at_s is None and all(s.session_ready for s in self.sides.values()):
-            self.started_at_s = now_s
-            return self._request_response(self.settings.first_speaker, now_s)
-        return []
+        if self.started_at_s is not None or not all(s.session_ready for s in self.sides.values()):
+            return []
+        self.started_at_s = now_s
+        if self.settings.route == "audio" and self.agent_turn_detection() is not None:
+            self.line = AgentLine("cs", fast=self.settings.pace == "fast")
+            self.first_speaker = "caller"
+        return self._request_response(self.first_speaker, now_s)
+
+    def session_report(self, agent: Agent) -> dict[str, Any] | None:
+        """``agent``'s session as its server last reported it, with the source of each setting
+        (``ours`` or ``server``): see :func:`~dualagent.call.answers.session_report`."""
+        side = self.sides[agent]
+        asked = None if side.keeps_session else side.asked_session
+        return session_report(asked, side.reported_session, side.reported_by)
 
     def on_disconnect(self, agent: Agent, reason: str, kind: str = "disconnected") -> list[Effect]:
         """The agent's websocket closed (``kind="bad_event"``: it sent what we cannot read)."""
@@ -273,12 +224,13 @@ class CallCore:
 
     # ------------------------------------------------------------------ speech
 
-    def _current_utterance(self, side: _Side, event: ev.OutputPart, now_s: float) -> _Utterance:
+    def _current_utterance(self, side: Side, event: ev.OutputPart, now_s: float) -> Utterance:
         utterance = side.utterance
         if utterance is None or utterance.item_id != event.item_id:
             requested = side.requested_at_s
             latency = max(0.0, now_s - requested) if requested is not None else 0.0
             side.requested_at_s = None
+            barge_in = side.barge_in_from_s is not None
             if side.barge_in_from_s is not None:  # this utterance interrupts the other side
                 # The seeded barge-in point is where the caller's voice starts (its thinking
                 # time is part of that draw), so where the agent stops, and which words it
@@ -287,10 +239,17 @@ class CallCore:
                 side.barge_in_from_s = None
             else:
                 start = self.timeline_s + latency
+                if self.line is not None and self.line.agent == side.agent:
+                    if requested is None:  # it answered while the caller was still talking
+                        start = max(start, self.line.position(now_s))
+                    self.line.answered()
+            if self.line is not None:  # its VAD's frames fall on the same audio every run
+                start = on_frame(start)
+                latency = latency if barge_in else start - self.timeline_s  # the gap heard
             index = len(self.turns)
             if not self.turns or self.turns[-1]["speaker"] != side.agent:
                 self.speaker_turns += 1
-            utterance = _Utterance(index, event.item_id or "", event.response_id or "", start)
+            utterance = Utterance(index, event.item_id or "", event.response_id or "", start)
             utterance.interrupt_at_s = self._plan_interruption(side, index)
             side.utterance = utterance
             side.spoke_in_response = True
@@ -312,7 +271,7 @@ class CallCore:
         return utterance
 
     def _on_audio(
-        self, side: _Side, event: ev.ResponseOutputAudioDelta, now_s: float
+        self, side: Side, event: ev.ResponseOutputAudioDelta, now_s: float
     ) -> list[Effect]:
         if self._cancelled_output(side, event):
             return []
@@ -323,99 +282,52 @@ class CallCore:
         utterance.received_bytes += p.b64_decoded_size(delta)
         offset_s = p.pcm16_duration_s(utterance.audio_bytes)
         if utterance.cut_at_s is not None and offset_s >= utterance.cut_at_s:
+            self._check_cut(utterance)
             return []  # the speaker stopped talking here (barge-in)
         pcm = p.decode_audio(delta)
         if not self.settings.line.is_clean:  # what the line does, the listener hears and we record
             pcm = self.lines[side.agent].process(pcm)
             delta = p.encode_audio(pcm)
+        if utterance.held is not None:  # where it stops is not known yet
+            utterance.held.append(pcm)
+            return []
+        return self._place(side, utterance, pcm, delta, now_s)
+
+    def _place(
+        self, side: Side, utterance: Utterance, pcm: bytes, delta: str | None, now_s: float
+    ) -> list[Effect]:
+        """Put a chunk of ``side``'s speech on the timeline and, while the other side listens,
+        forward it; the part after the utterance's cut (if any) is dropped."""
+        offset_s = p.pcm16_duration_s(utterance.audio_bytes)
+        if utterance.cut_at_s is not None:
+            keep = 2 * round((utterance.cut_at_s - offset_s) * p.SAMPLE_RATE_HZ)
+            if keep < len(pcm):
+                pcm, delta = pcm[: max(0, keep)], None
+                self._check_cut(utterance)
+        if not pcm:
+            return []
         at_s = utterance.start_s + offset_s
         utterance.audio_bytes += len(pcm)
         effects: list[Effect] = [PlaceAudio(side.agent, pcm, at_s)]
-        if self.settings.route == "audio" and not utterance.interrupted:
-            listener = self.sides[other(side.agent)]
+        if self.settings.route != "audio" or utterance.listened_until_s is not None:
+            return effects
+        delta = delta if delta is not None else p.encode_audio(pcm)
+        listener = self.sides[other(side.agent)]
+        if self._has_own_vad(listener.agent):
+            assert self.line is not None
+            effects += self.line.voice(pcm, delta, at_s, offset_s)
+        else:
             listener.appended_bytes += len(pcm)
             append = {"type": "input_audio_buffer.append", "audio": delta}
             effects.append(Send(listener.agent, append, utterance_offset_s=offset_s))
-            end_offset = p.pcm16_duration_s(utterance.audio_bytes)  # the next offset_s, exactly
-            if utterance.interrupt_at_s is not None and end_offset >= utterance.interrupt_at_s:
-                effects += self._barge_in(side, utterance, end_offset, now_s)
+        end_offset = p.pcm16_duration_s(utterance.audio_bytes)  # the next offset_s, exactly
+        if utterance.interrupt_at_s is not None and end_offset >= utterance.interrupt_at_s:
+            effects += self._barge_in(side, utterance, end_offset, now_s)
         return effects
-
-    # ------------------------------------------------------------------ barge-in
-
-    def _plan_interruption(self, side: _Side, index: int) -> float | None:
-        """Decide, once per CS utterance, whether and when the caller will cut in."""
-        chance = self.settings.interrupt_probability * BARGE_IN_SCALE
-        if side.agent != "cs" or self.settings.route != "audio" or chance <= 0:
-            return None
-        draw, when = self.rng.random(), self.rng.uniform(*BARGE_IN_WINDOW_S)
-        if index == 0 or draw >= chance:  # nobody interrupts the greeting
-            return None
-        return when
-
-    def _barge_in(
-        self, side: _Side, utterance: _Utterance, heard_until_s: float, now_s: float
-    ) -> list[Effect]:
-        """The caller talks over the CS agent: cancel, and let the caller speak.
-
-        The agent stops where the caller stopped hearing it: the end of the audio received and
-        forwarded so far. Whatever the server streams after that (its next sentence may be
-        synthesised before our cancel reaches it, or not) is dropped, so where the agent stops
-        and which words it got out do not depend on timing. The caller's voice starts
-        ``BARGE_IN_OVERLAP_S`` earlier: both talk at once for that long, as on a phone line.
-        """
-        utterance.interrupted = True
-        utterance.cut_at_s = heard_until_s
-        self.turns[utterance.turn_index]["interrupted"] = True
-        self.interruptions += 1
-        caller = self.sides[other(side.agent)]
-        caller.barge_in_from_s = utterance.start_s + max(0.0, heard_until_s - BARGE_IN_OVERLAP_S)
-        side.cancelled_response_id = utterance.response_id
-        effects: list[Effect] = [
-            Log("info", f"caller interrupts the agent at {caller.barge_in_from_s:.1f}s"),
-            Send(side.agent, p.ResponseCancel(response_id=utterance.response_id or None).dump()),
-        ]
-        if caller.appended_bytes >= MIN_COMMIT_BYTES:  # what the caller heard before cutting in
-            caller.appended_bytes = 0
-            caller.commits_waiting.append(utterance.turn_index)
-            effects.append(Send(caller.agent, p.InputAudioBufferCommit().dump()))
-        return effects + self._request_response(caller.agent, now_s, barge_in=True)
-
-    def _wants_barge_in_note(self, agent: Agent) -> bool:
-        """Whether ``agent``'s model needs the barge-in flag as prose in its instructions."""
-        if self.settings.barge_in_note is not None:
-            return self.settings.barge_in_note
-        return not is_local_brain(self.models.get(agent))
-
-    def _cancelled_output(self, side: _Side, event: ev.OutputPart) -> bool:
-        """Output of a response we cancelled, other than the utterance already cut."""
-        if side.cancelled_response_id is None or event.response_id != side.cancelled_response_id:
-            return False
-        return side.utterance is None or event.item_id != side.utterance.item_id
-
-    def _apply_cut(self, utterance: _Utterance, turn: dict[str, Any]) -> None:
-        """Shorten an interrupted turn to what was spoken before the cut."""
-        assert utterance.cut_at_s is not None
-        received_s = p.pcm16_duration_s(utterance.received_bytes)
-        turn.setdefault("planned_text", turn["text"])
-        planned = turn["planned_text"]
-        if utterance.alignment.text.split() == planned.split():
-            turn["text"] = utterance.alignment.spoken_before(utterance.cut_at_s, received_s)
-        else:  # the final transcript differs from its deltas: spread it over the audio
-            turn["text"] = spoken_fraction(planned, utterance.cut_at_s, received_s)
-        turn["end_s"] = round(utterance.start_s + utterance.cut_at_s, 3)
-
-    def _truncate_item(self, agent: Agent, utterance: _Utterance) -> Send:
-        """Tell the agent's server what the caller actually heard, as a phone line would."""
-        heard_ms = int((utterance.cut_at_s or 0.0) * 1000)
-        event = p.ConversationItemTruncate(
-            item_id=utterance.item_id, content_index=0, audio_end_ms=heard_ms
-        )
-        return Send(agent, event.dump())
 
     def _on_text_delta(
         self,
-        side: _Side,
+        side: Side,
         event: ev.ResponseOutputAudioTranscriptDelta | ev.ResponseOutputTextDelta,
         now_s: float,
     ) -> list[Effect]:
@@ -432,7 +344,7 @@ class CallCore:
         return []
 
     def _on_text_done(
-        self, side: _Side, event: ev.OutputPart, text: str | None, now_s: float
+        self, side: Side, event: ev.OutputPart, text: str | None, now_s: float
     ) -> list[Effect]:
         """The final transcript (audio) or text of a message."""
         utterance = side.utterance
@@ -446,22 +358,41 @@ class CallCore:
         self.turns[utterance.turn_index]["text"] = utterance.text
         return []
 
-    def _on_item_done(self, side: _Side, item: ev.Item) -> list[Effect]:
-        if item.type == "function_call":
-            if side.cancelled_response_id is not None:
-                # Called after the caller cut in: whether it got out before our cancel landed
-                # is a race, so it never happened, on our side and in the agent's memory.
-                return [
-                    Log("info", f"dropped {item.name}() of the interrupted response"),
-                    Send(side.agent, p.ConversationItemDelete(item_id=item.id or "").dump()),
-                ]
-            side.pending_tool_calls.append(item)
+    def _on_item_done(
+        self, side: Side, item: ev.Item, response_id: str | None, now_s: float
+    ) -> list[Effect]:
+        if response_id is not None and response_id == side.ignored_response_id:
             return []
-        if item.type == "message" and side.utterance and item.id == side.utterance.item_id:
-            return self._close_utterance(side)
+        utterance = side.utterance
+        if item.type == "function_call":
+            if utterance is not None and utterance.held is not None:
+                side.held_calls.append(item)  # made after the caller cut in, or not?
+                return []
+            return self._function_call(side, item)
+        if item.type == "message" and utterance and item.id == utterance.item_id:
+            if utterance.held is not None:
+                utterance.close_deferred = True
+                return []
+            return self._close_utterance(side, now_s)
         return []
 
-    def _close_utterance(self, side: _Side) -> list[Effect]:
+    def _function_call(self, side: Side, item: ev.Item) -> list[Effect]:
+        cut = side.cut_utterance
+        if side.cancelled_response_id is not None and (cut is None or cut.interrupted):
+            # Called after the caller cut in: whether it got out before our cancel landed
+            # is a race, so it never happened, on our side and in the agent's memory.
+            return [
+                Log("info", f"dropped {item.name}() of the interrupted response"),
+                self._delete(side, item),
+            ]
+        side.pending_tool_calls.append(item)
+        return []
+
+    @staticmethod
+    def _delete(side: Side, item: ev.Item) -> Send:
+        return Send(side.agent, p.ConversationItemDelete(item_id=item.id or "").dump())
+
+    def _close_utterance(self, side: Side, now_s: float) -> list[Effect]:
         utterance = side.utterance
         if utterance is None:
             return []
@@ -490,6 +421,9 @@ class CallCore:
             effects.append(UpdateTurn(utterance.turn_index, {"heard": utterance.text}))
             item = p.text_message(utterance.text, role="user")
             effects.append(Send(listener.agent, p.ConversationItemCreate(item=item).dump()))
+        elif self._has_own_vad(listener.agent):
+            if not self.ended and utterance.audio_bytes:
+                effects += self._caller_stopped(listener, turn, now_s)
         elif listener.appended_bytes >= MIN_COMMIT_BYTES:
             # Commit now so each utterance is recognised on its own, as its own user item.
             listener.appended_bytes = 0
@@ -508,59 +442,52 @@ class CallCore:
                 points.append(side.barge_in_from_s)
         return min(points)
 
-    def _on_heard(
-        self,
-        side: _Side,
-        event: ev.InputAudioTranscriptionCompleted | ev.InputAudioTranscriptionFailed,
-    ) -> list[Effect]:
-        """What the listener's server heard, or that its transcription failed (the turn says
-        so, ``heard`` stays None, and the call goes on: nothing waits for it any more)."""
-        index = side.heard_items.pop(event.item_id or "", None)
-        effects: list[Effect] = []
-        if isinstance(event, ev.InputAudioTranscriptionFailed):
-            error = event.error
-            failure = f"{error.code or error.type or 'transcription_failed'}: {error.message}"
-            self.transcription_failures.append(
-                {
-                    "agent": side.agent,
-                    "item_id": event.item_id,
-                    "turn_index": index,
-                    "error": failure,
-                }
-            )
-            effects.append(
-                Log("error", f"{side.agent} could not transcribe: {failure}", side.agent)
-            )
-            if index is not None:
-                self.turns[index]["heard_error"] = failure
-                effects.append(UpdateTurn(index, {"heard": None, "heard_error": failure}))
-        elif index is not None:
-            heard = (event.transcript or "").strip()
-            self.turns[index]["heard"] = heard
-            effects.append(UpdateTurn(index, {"heard": heard}))
-        if self.ending is not None and not self._transcriptions_pending():
-            effects += self._finish()
-        return effects
-
     # ------------------------------------------------------------------ turns and tools
 
-    def _on_response_done(self, side: _Side, response: ev.Response, now_s: float) -> list[Effect]:
+    def _on_response_done(self, side: Side, response: ev.Response, now_s: float) -> list[Effect]:
+        utterance = side.utterance
+        if utterance is not None and utterance.held is not None:
+            side.held_done = response  # finished before its VAD heard the caller cut in
+            return []
+        cut = side.cut_utterance if response.id == side.cancelled_response_id else None
+        if cut is not None and response.status == "cancelled":
+            self._mark_interrupted(cut)  # its server stopped it: it had more to say
+            reason = response.status_details.reason if response.status_details else None
+            if reason == "turn_detected":  # its own VAD did
+                fields = {"response_status": "cancelled", "response_reason": reason}
+                self.turns[cut.turn_index].update(fields)
         effects: list[Effect] = []
-        if side.utterance is not None:  # a message cut short without output_item.done
-            effects += self._close_utterance(side)
+        if utterance is not None:  # a message cut short without output_item.done
+            effects += self._close_utterance(side, now_s)
         if response.usage is not None:
             add_response_usage(side.usage, response.usage)
         side.response_id = None
         side.response_active = False
+        calls = side.pending_tool_calls
+        if response.id is not None and response.id == side.ignored_response_id:
+            side.ignored_response_id, side.pending_tool_calls = None, []  # after the end began
+            side.spoke_in_response = False
+            return effects + (self._finish() if not self._transcriptions_pending() else [])
         if side.cancelled_response_id is not None and response.id == side.cancelled_response_id:
             # Interrupted: the other side already has the turn. Tools called before still run.
-            side.cancelled_response_id = None
+            side.cancelled_response_id = side.cut_utterance = None
             calls, side.pending_tool_calls = side.pending_tool_calls, []
             side.spoke_in_response = False
             if calls:
                 return effects + self._run_tools(side, calls, after_cancel=True)
             if self.ending is not None and not self._transcriptions_pending():
                 effects += self._finish()
+            return effects + self._deferred_request(side)
+        if (
+            self._has_own_vad(side.agent)
+            and response.status == "cancelled"
+            and not side.spoke_in_response
+        ):
+            # Its VAD took a pause for the end of the caller's turn, began to answer and
+            # stopped when the caller went on: nothing was said, nothing happened.
+            side.pending_tool_calls = []
+            effects += [Log("info", "the agent began to answer in a pause", side.agent)]
+            effects += [self._delete(side, call) for call in calls]
             return effects + self._deferred_request(side)
         issue = response_issue(side.agent, response)
         if issue is not None:  # incomplete (token limit, content filter), or cancelled by it
@@ -598,6 +525,9 @@ class CallCore:
             self.empty_responses += 1
             if self.empty_responses >= 2:
                 return effects + self._end("completed", "stalled", "both agents stopped talking")
+            if self._has_own_vad(other(side.agent)):  # it answers speech, and there was none
+                reason = f"{side.agent} said nothing, and the agent answers only speech"
+                return effects + self._end("completed", "stalled", reason)
         else:
             self.empty_responses = 0
         if self.speaker_turns >= self.settings.max_turns:
@@ -606,7 +536,7 @@ class CallCore:
             return effects + self._end("completed", "duration_limit")
         return effects + self._request_response(other(side.agent), now_s)
 
-    def _run_tools(self, side: _Side, calls: list[ev.Item], *, after_cancel: bool) -> list[Effect]:
+    def _run_tools(self, side: Side, calls: list[ev.Item], *, after_cancel: bool) -> list[Effect]:
         side.running_tools = list(calls)
         side.running_after_cancel = after_cancel
         requests = [
@@ -637,9 +567,9 @@ class CallCore:
         if self.ending is not None:
             return effects + (self._finish() if not self._transcriptions_pending() else [])
         # The agent continues its own turn with the tool outputs.
-        return effects + self._request_response(side.agent, now_s)
+        return effects + self._request_response(side.agent, now_s, after_tools=True)
 
-    def _tool_done(self, side: _Side, call: ev.Item, result: ToolOutput) -> list[Effect]:
+    def _tool_done(self, side: Side, call: ev.Item, result: ToolOutput) -> list[Effect]:
         name = call.name or ""
         arguments = call.arguments or ""
         output = result.output
@@ -684,7 +614,11 @@ class CallCore:
             effects += self._end("completed", reason)
         return effects
 
-    def _request_response(self, agent: Agent, now_s: float, barge_in: bool = False) -> list[Effect]:
+    def _request_response(
+        self, agent: Agent, now_s: float, barge_in: bool = False, *, after_tools: bool = False
+    ) -> list[Effect]:
+        if self._has_own_vad(agent) and not after_tools:
+            return []  # its own VAD answers the caller's speech (the line is already quiet)
         side = self.sides[agent]
         if side.response_active:  # e.g. its cancelled response has not finished yet
             side.deferred_request_at_s = now_s
@@ -697,13 +631,14 @@ class CallCore:
                 params.instructions = self.instructions.get(agent, "") + BARGE_IN_NOTE
         return [Send(agent, p.ResponseCreate(response=params).dump())]
 
-    def _deferred_request(self, side: _Side) -> list[Effect]:
+    def _deferred_request(self, side: Side) -> list[Effect]:
         if side.deferred_request_at_s is None:
             return []
         at, side.deferred_request_at_s = side.deferred_request_at_s, None
-        return self._request_response(side.agent, at)
+        # Only a request after tools is ever deferred for an agent with its own VAD.
+        return self._request_response(side.agent, at, after_tools=True)
 
-    def _on_error(self, side: _Side, error: ev.ErrorDetails) -> list[Effect]:
+    def _on_error(self, side: Side, error: ev.ErrorDetails) -> list[Effect]:
         if error.code == "response_cancel_not_active":
             return []  # our barge-in cancel arrived after the response had finished: harmless
         self.errors.append({"agent": side.agent, **error.model_dump(exclude_unset=True)})
@@ -737,7 +672,9 @@ class CallCore:
     # ------------------------------------------------------------------ ending
 
     def _transcriptions_pending(self) -> bool:
-        return any(s.commits_waiting or s.heard_items for s in self.sides.values())
+        return any(
+            s.commits_waiting or s.heard_items or s.vad_expected for s in self.sides.values()
+        )
 
     def _end(
         self,
@@ -759,8 +696,10 @@ class CallCore:
         self.ended = True
         effects: list[Effect] = []
         for side in self.sides.values():
+            if side.utterance is not None and side.utterance.held is not None:
+                effects += self._release(side, side.utterance, 0.0, ending=True)
             if side.utterance is not None:
-                effects += self._close_utterance(side)
+                effects += self._close_utterance(side, 0.0)
         if self.settings.route == "audio":
             effects.append(Flush(self.timeline_s))
         return [*effects, self.ending]

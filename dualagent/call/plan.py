@@ -180,6 +180,7 @@ def plan_call(options: CallOptions) -> CallPlan:
         seed=options.seed,
         # The caller may always hang up; the spec says which of its tools end the call.
         ending_tools={"end_call": "hang_up", **spec.ending_tools()},
+        agent_session=options.agent_session,
     )
     scenario_state = getattr(sc, "state", None) if sc is not None else None
     if scenario_state is not None:
