@@ -626,6 +626,8 @@ class SpecAgentBrain:
             lead = said + " " if said else ""
             own = self._own(needed[0])
             if not records:
+                if said and not own:  # the tool's own words say there is nothing
+                    return self._drop(said)
                 sorry = (
                     f"I don't see any {own}s for you."
                     if own
