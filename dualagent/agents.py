@@ -2,10 +2,15 @@
 
 Instructions are written for a language model (a hosted Realtime model reads them as they are)
 and end with the machine-readable profile section the local scripted brains read.
+
+The caller of the bank is a bank customer (its facts come from the bank's records, its profile
+names a banking ``intent``); the caller of any other agent spec phones the spec's organisation
+with a situation, a goal and facts in that domain's words (its profile names the ``domain``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +103,30 @@ def caller_facts_from_fixture(
     )
 
 
-def caller_instructions(persona: Persona, facts: CallerFacts, intent: str, seed: int) -> str:
-    """Instructions for the caller: role-play prose plus the profile section."""
+def is_banking(spec: AgentSpec | None) -> bool:
+    """Whether ``spec`` is the banking agent (its scripted brain is the banking one, its state
+    the bank's records, its caller a bank customer). None: the default agent, the bank."""
+    return spec is None or spec.profile.get("role") == "cs"
+
+
+def caller_instructions(
+    persona: Persona,
+    facts: CallerFacts | Mapping[str, Any],
+    intent: str,
+    seed: int,
+    *,
+    spec: AgentSpec | None = None,
+    situation: str = "",
+) -> str:
+    """Instructions for the caller: role-play prose plus the profile section.
+
+    For the bank (``spec`` None or the banking agent), ``facts`` are a bank customer's
+    :class:`CallerFacts`; for any other agent, a mapping ``{name: value}`` in its domain's words.
+    """
+    if spec is not None and not is_banking(spec):
+        return domain_caller_instructions(persona, spec, situation, _fact_dict(facts), seed)
+    if not isinstance(facts, CallerFacts):
+        raise TypeError("a bank caller's facts are CallerFacts (see caller_facts_from_fixture)")
     personality, goal = persona.personality, persona.goal
     lines = [
         f"You are a bank customer phoning {BANK_NAME}'s customer service line. Stay in character.",
@@ -112,6 +139,8 @@ def caller_instructions(persona: Persona, facts: CallerFacts, intent: str, seed:
     ]
     if goal.secondary_goals:
         lines.append("Once that is done, also: " + "; ".join(goal.secondary_goals) + ".")
+    if situation:
+        lines.append(f"Your situation: {situation.strip()}")
     lines += [
         f"You are {facts.full_name}, born {facts.date_of_birth}, living at {facts.address}.",
         f"Your {facts.card_product} card ends in {facts.card_last4}."
@@ -129,6 +158,51 @@ def caller_instructions(persona: Persona, facts: CallerFacts, intent: str, seed:
         "facts": facts.as_dict(),
     }
     return "\n".join(lines) + "\n\n" + render_profile(profile)
+
+
+def domain_caller_instructions(
+    persona: Persona, spec: AgentSpec, situation: str, facts: Mapping[str, Any], seed: int
+) -> str:
+    """A caller of any organisation: whom they phone, their situation, goal and facts, in the
+    domain's own words (nothing of banking), plus the profile section the domain caller reads."""
+    personality, goal = persona.personality, persona.goal
+    organisation = spec.organisation or spec.name
+    lines = [
+        f"You are phoning {organisation}. Stay in character as the caller.",
+        f"Persona: {persona.name} caller. {persona.description}",
+        f"Traits: {', '.join(personality.traits)}. Style: {personality.communication_style}.",
+        f"Patience {personality.patience_level}/10, tech comfort {personality.tech_comfort}/10, "
+        f"tendency to interrupt {personality.tendency_to_interrupt:.0%}, "
+        f"gives clear information {personality.provides_clear_info:.0%} of the time.",
+    ]
+    if situation.strip():
+        lines.append(f"Your situation: {situation.strip()}")
+    lines.append(f"Your goal: {goal.primary_goal}.")
+    if goal.secondary_goals:
+        lines.append("Once that is done, also: " + "; ".join(goal.secondary_goals) + ".")
+    if facts:
+        known = "; ".join(f"{name.replace('_', ' ')}: {value}" for name, value in facts.items())
+        lines.append(f"What you know, to give when you are asked: {known}.")
+    lines.append(
+        "Speak in short, natural sentences as on a phone call. When you are done, say goodbye "
+        "and call the end_call tool to hang up."
+    )
+    profile = {
+        "role": "caller",
+        "seed": seed,
+        "domain": spec.name,
+        "organisation": organisation,
+        "persona": personality.model_dump(mode="json"),
+        "goal": goal.model_dump(mode="json"),
+        "situation": situation.strip(),
+        "facts": dict(facts),
+    }
+    return "\n".join(lines) + "\n\n" + render_profile(profile)
+
+
+def _fact_dict(facts: CallerFacts | Mapping[str, Any]) -> dict[str, Any]:
+    """A domain caller's facts (a bank customer's facts as they are, should one be given)."""
+    return facts.as_dict() if isinstance(facts, CallerFacts) else dict(facts)
 
 
 def agent_instructions(spec: AgentSpec, seed: int) -> str:
@@ -153,7 +227,7 @@ def agent_instructions(spec: AgentSpec, seed: int) -> str:
 
 def caller_session(
     persona: Persona,
-    facts: CallerFacts,
+    facts: CallerFacts | Mapping[str, Any],
     *,
     intent: str = "lost_card",
     seed: int = 0,
@@ -161,11 +235,16 @@ def caller_session(
     voice: str | None = None,
     output_modalities: list[str] | None = None,
     hearing: Hearing | None = None,
+    spec: AgentSpec | None = None,
+    situation: str = "",
 ) -> p.SessionConfig:
-    """The caller's session: persona voice and speaking rate, the end_call tool."""
+    """The caller's session: persona voice and speaking rate, the end_call tool. ``spec`` is
+    the agent phoned (default: the bank); see :func:`caller_instructions`."""
     return p.session_config(
         model=model,
-        instructions=caller_instructions(persona, facts, intent, seed),
+        instructions=caller_instructions(
+            persona, facts, intent, seed, spec=spec, situation=situation
+        ),
         voice=voice or persona.voice,
         speed=persona.personality.speaking_rate,
         tools=CALLER_TOOLS,

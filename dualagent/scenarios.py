@@ -1,7 +1,12 @@
-"""Scenarios: a persona, an intent, a bank, the caller's facts and how to judge the call.
+"""Scenarios: who phones which agent, about what, knowing what, and how to judge the call.
 
 A scenario is one YAML file. Built-in scenarios live in ``dualagent/data/scenarios/``; a path
 to your own file works wherever a name does. See ``docs/scenarios.md`` for the schema.
+
+The agent under test is the scenario's ``agent`` (an agent spec; default: the bank). For the
+bank, the caller is a customer of a bank fixture (``bank``, ``caller``, a banking ``intent``);
+for any other agent the caller has a ``situation`` and ``facts`` in the domain's own words, and
+``state`` seeds the agent's state (its spec's ``state`` factory gets it).
 
 Everything is validated when the file is loaded, so a bad scenario never starts a call:
 errors are :class:`ScenarioError` with ``"<file>: <field>: <reason>"`` and, for unknown names,
@@ -10,6 +15,7 @@ the valid choices.
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +26,19 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from dualagent import agents, datafiles
+from dualagent.agent_spec import (
+    DEFAULT_AGENT,
+    AgentSpec,
+    AgentSpecError,
+    list_agents,
+    load_agent,
+)
 from dualagent.bank import BankFixture, default_fixture
 from dualagent.errors import describe_validation_error
 from dualagent.evaluation.checks import (
@@ -32,6 +46,8 @@ from dualagent.evaluation.checks import (
     STANDARD_CHECKS,
     CheckSpec,
     StandardCheck,
+    agent_problems,
+    check_context,
     normalize_criterion,
 )
 from dualagent.evaluation.outcome import Result
@@ -57,7 +73,10 @@ __all__ = [
 
 LINE_CONDITIONS = ("clean", "telephone", "noisy")
 MAX_DURATION_S = 30 * 60  # the same limit simulate() enforces
+DEFAULT_INTENT = "lost_card"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_FACT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_FIELD_FIRST = re.compile(r"^([\w.-]+): ")  # "slots.0.day: reason" from a state factory
 
 
 class ScenarioError(ValueError):
@@ -113,9 +132,25 @@ class Scenario(_Strict):
 
     name: str
     description: str = ""
+    agent: str | None = Field(
+        None,
+        description="the agent under test: a shipped agent spec name, a spec .yaml path "
+        "(relative to the scenario file) or package.module:attribute; default: bank",
+    )
     persona: str | Persona = Field(description="a built-in persona name, or an inline persona")
     goal: CallerGoal | None = Field(None, description="replaces the persona's goal")
-    intent: str = "lost_card"
+    intent: str | None = Field(
+        None,
+        description="the bank: a banking intent (default lost_card); another agent: a free "
+        "label of what the caller wants (default: the scenario's name)",
+    )
+    situation: str = Field("", description="the caller's situation, in the domain's words")
+    facts: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="what the caller knows: name -> value"
+    )
+    state: dict[str, Any] | None = Field(
+        None, description="data for the agent's state (its spec's state factory gets it)"
+    )
     bank: BankFixture | None = Field(None, description="default: bank.default_fixture()")
     caller: CallerOverrides = Field(default_factory=CallerOverrides)
     checks: dict[str, CheckSpec] = Field(default_factory=dict)
@@ -125,6 +160,7 @@ class Scenario(_Strict):
     duration_s: float | None = Field(None, ge=1, le=MAX_DURATION_S)
 
     _resolved: Persona | None = PrivateAttr(None)
+    _spec: AgentSpec | None = PrivateAttr(None)
 
     @field_validator("name")
     @classmethod
@@ -148,14 +184,41 @@ class Scenario(_Strict):
                 raise ValueError(str(exc).removeprefix("persona: ")) from None
         return value
 
+    @field_validator("agent")
+    @classmethod
+    def _agent(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and "spec" not in _context(info):  # not from scenario_from_dict
+            _load_spec(value)
+        return value
+
     @field_validator("intent")
     @classmethod
-    def _intent(cls, value: str) -> str:
-        if value not in agents.INTENTS:
+    def _intent(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and _banking(info) and value not in agents.INTENTS:
             raise ValueError(
                 f"unknown intent {value!r}; valid choices: {', '.join(agents.INTENTS)}"
             )
+        if value is not None and not value.strip():
+            raise ValueError("an intent must not be empty")
         return value
+
+    @field_validator("facts")
+    @classmethod
+    def _fact_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not _FACT.match(name):
+                raise ValueError(
+                    f"fact name {name!r}: use letters, digits and _ (e.g. date_of_birth)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_agent(self, info: ValidationInfo) -> Scenario:
+        context = _context(info)
+        self._spec = context["spec"] if "spec" in context else _load_spec(self.agent)
+        if self.intent is None:
+            self.intent = DEFAULT_INTENT if self.banking else self.name
+        return self
 
     @field_validator("line", mode="before")
     @classmethod
@@ -176,6 +239,19 @@ class Scenario(_Strict):
         }
 
     # ---- resolved views -----------------------------------------------------------------
+
+    @property
+    def banking(self) -> bool:
+        """Whether the agent under test is the bank (its fixture, customers and intents)."""
+        return self._spec is None or agents.is_banking(self._spec)
+
+    def agent_spec(self) -> AgentSpec:
+        """The agent under test (the shipped bank spec unless ``agent`` names another)."""
+        return self._spec if self._spec is not None else load_agent(agents.DEFAULT_AGENT)
+
+    @property
+    def agent_name(self) -> str:
+        return self._spec.name if self._spec is not None else DEFAULT_AGENT
 
     def resolve_persona(self) -> Persona:
         """The persona to play, with the scenario's goal (if any) in place of its own."""
@@ -207,7 +283,8 @@ class Scenario(_Strict):
         return self.caller.customer_id or fixture.customers[0].customer_id
 
     def caller_facts(self) -> agents.CallerFacts:
-        """What the caller knows, from the fixture with the scenario's overrides applied."""
+        """What a bank caller knows, from the fixture with the scenario's overrides applied
+        (and the scenario's ``facts`` besides)."""
         overrides = self.caller
         facts = agents.caller_facts_from_fixture(
             self.bank_fixture(), self.customer_id(), overrides.card_product or "gold"
@@ -217,6 +294,7 @@ class Scenario(_Strict):
         facts.disputed_merchant = overrides.disputed_merchant
         if overrides.wrong_date_of_birth:
             facts.date_of_birth = overrides.wrong_date_of_birth
+        facts.extra.update(self.facts)
         return facts
 
     def check_plan(self) -> tuple[list[tuple[str, CheckSpec]], list[tuple[str, CheckSpec]]]:
@@ -235,16 +313,47 @@ class Scenario(_Strict):
 
     def metadata(self) -> dict[str, Any]:
         """What to record under call_metadata.json["scenario"]."""
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
+            "agent": self.agent_name,
             "intent": self.intent,
+            "situation": self.situation,
+            "facts": dict(self.facts),
             "expected_outcome": self.expected_outcome,
             "line": self.line.model_dump(mode="json") if self.line else None,
-            "customer_id": self.customer_id(),
-            "customer": self.caller_facts().as_dict(),
-            "checks": {text: spec.model_dump(mode="json") for text, spec in self.checks.items()},
         }
+        if self.banking:  # who the caller is in the bank's records
+            data["customer_id"] = self.customer_id()
+            data["customer"] = self.caller_facts().as_dict()
+        data["checks"] = {t: spec.model_dump(mode="json") for t, spec in self.checks.items()}
+        return data
+
+
+def _context(info: ValidationInfo) -> dict[str, Any]:
+    return info.context if isinstance(info.context, dict) else {}
+
+
+def _banking(info: ValidationInfo) -> bool:
+    """Whether the scenario being validated is the bank's (from the context, else its agent)."""
+    context = _context(info)
+    if "banking" in context:
+        return bool(context["banking"])
+    try:
+        spec = _load_spec(info.data.get("agent"))
+    except ValueError:
+        return True  # the agent's own error is reported
+    return spec is None or agents.is_banking(spec)
+
+
+def _load_spec(agent: str | None) -> AgentSpec | None:
+    """The spec ``agent`` names (None: the default bank, not loaded); ValueError if unusable."""
+    if agent is None:
+        return None
+    try:
+        return load_agent(agent)
+    except AgentSpecError as exc:
+        raise ValueError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,7 +362,19 @@ class Scenario(_Strict):
 
 
 def _consistency_errors(scenario: Scenario) -> list[tuple[str, str]]:
+    errors = _bank_errors(scenario) if scenario.banking else _domain_errors(scenario)
+    return errors or _criteria_errors(scenario)
+
+
+def _bank_errors(scenario: Scenario) -> list[tuple[str, str]]:
+    """The caller must be a customer of the bank, with the card the call is about."""
     errors: list[tuple[str, str]] = []
+    if scenario.state is not None:
+        return [("state", "the bank's state is its records: give them under bank")]
+    own = set(agents.CallerFacts.__dataclass_fields__) - {"extra"}
+    for name in scenario.facts:
+        if name in own:
+            return [(f"facts.{name}", f"a bank caller's {name} comes from the bank (caller:)")]
     fixture = scenario.bank_fixture()
     if not fixture.customers:
         return [("bank.customers", "the bank needs at least one customer (the caller)")]
@@ -278,6 +399,64 @@ def _consistency_errors(scenario: Scenario) -> list[tuple[str, str]]:
                 + (", ".join(products) or "none"),
             )
         )
+    return errors
+
+
+def _domain_errors(scenario: Scenario) -> list[tuple[str, str]]:
+    """Another agent than the bank: no bank fields, a goal of its own, a state its spec takes,
+    and checks that can judge its calls."""
+    spec = scenario.agent_spec()
+    for field in ("bank", "caller"):
+        if field in scenario.model_fields_set:
+            return [
+                (
+                    field,
+                    f"applies to the bank only; agent {spec.name!r} takes situation, facts "
+                    "and state",
+                )
+            ]
+    if isinstance(scenario.persona, str) and scenario.goal is None:
+        return [
+            (
+                "goal",
+                f"missing (required: the built-in personas' goals are banking goals; say what "
+                f"the caller wants from {spec.organisation or spec.name})",
+            )
+        ]
+    if scenario.state is not None:
+        if spec.state is None:
+            return [("state", f"agent {spec.name!r} keeps no state (its spec has no state:)")]
+        try:
+            spec.new_state(copy.deepcopy(scenario.state))
+        except Exception as exc:  # the factory is the spec author's code: any error is theirs
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            where = _FIELD_FIRST.match(message)
+            if where:
+                return [(f"state.{where.group(1)}", message[where.end() :])]
+            return [("state", message)]
+    tools = check_context(spec)["tools"]
+    errors = [
+        problem
+        for text, check in scenario.checks.items()
+        for problem in agent_problems(check, tools, spec.name, f"checks.{text}")
+    ]
+    given = {normalize_criterion(t) for t in scenario.checks}
+    goal = scenario.effective_goal
+    for text in goal.success_criteria + goal.failure_conditions:
+        standard = STANDARD_CHECKS.get(normalize_criterion(text))
+        if standard is None or normalize_criterion(text) in given:
+            continue
+        for _, reason in agent_problems(standard, tools, spec.name)[:1]:
+            errors.append(
+                ("checks", f"criterion {text!r} needs a check: its standard one does not fit: "
+                 f"{reason}")
+            )  # fmt: skip
+    return errors
+
+
+def _criteria_errors(scenario: Scenario) -> list[tuple[str, str]]:
+    """Every check is for a criterion of the goal, and every criterion has a check."""
+    errors: list[tuple[str, str]] = []
     goal = scenario.effective_goal
     criteria = {normalize_criterion(t): t for t in goal.success_criteria + goal.failure_conditions}
     for text in scenario.checks:
@@ -307,6 +486,28 @@ def _consistency_errors(scenario: Scenario) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 
 
+def _scenario_agent(data: dict[str, Any], source: str) -> AgentSpec | None:
+    """The spec the scenario's ``agent`` names (a relative .yaml path is relative to the
+    scenario file); None for the default bank. A ScenarioError says why one cannot be used."""
+    agent = data.get("agent")
+    if agent is None:
+        return None
+    if not isinstance(agent, str) or not agent.strip():
+        raise ScenarioError(
+            f"{source}: agent: expected a shipped agent ({', '.join(list_agents())}) or a spec "
+            f".yaml path, got {type(agent).__name__ if not isinstance(agent, str) else 'nothing'}"
+        )
+    path = Path(agent)
+    if path.suffix in (".yaml", ".yml") and not path.is_absolute():
+        origin = Path(source)
+        base = origin.parent if origin.suffix in (".yaml", ".yml") else Path.cwd()
+        agent = str((base / path).resolve())
+    try:
+        return load_agent(agent)
+    except AgentSpecError as exc:
+        raise ScenarioError(f"{source}: agent: {exc}") from None
+
+
 def list_scenarios() -> list[str]:
     """Names of the built-in scenarios."""
     return datafiles.list_builtin("scenarios")
@@ -327,8 +528,13 @@ def scenario_from_dict(data: Any, source: str = "scenario") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: (root): expected a mapping, got {type(data).__name__}")
     data = {"name": Path(source).stem, **data}
+    spec = _scenario_agent(data, source)
+    if spec is not None:
+        data["agent"] = spec.source  # a relative path, resolved: plan_call loads it again
+    banking = spec is None or agents.is_banking(spec)
+    context = {**check_context(spec), "spec": spec, "banking": banking}
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, context=context)
     except ValidationError as exc:
         message = describe_validation_error(exc, source, model=Scenario, union_tags=CHECK_KINDS)
         raise ScenarioError(message) from None

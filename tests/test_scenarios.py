@@ -42,19 +42,31 @@ def test_the_required_scenarios_ship() -> None:
 def test_every_shipped_scenario_loads_and_resolves(name: str) -> None:
     scenario = load_scenario(name)
     assert scenario.name == name
-    assert scenario.intent in INTENTS
     assert scenario.description
     persona = scenario.resolve_persona()
     success, failure = scenario.check_plan()
     assert [t for t, _ in success] == persona.goal.success_criteria
     assert [t for t, _ in failure] == persona.goal.failure_conditions
     assert success, "a scenario without success criteria cannot succeed meaningfully"
+    assert 1 <= scenario.turn_limit <= 200
+    metadata = json.loads(json.dumps(scenario.metadata()))
+    assert metadata["agent"] == scenario.agent_name
+    if not scenario.banking:  # another domain: its caller's situation and facts, no bank
+        assert scenario.situation and scenario.facts and scenario.goal is not None
+        assert (metadata["situation"], metadata["facts"]) == (scenario.situation, scenario.facts)
+        assert "customer" not in metadata
+        return
+    assert scenario.intent in INTENTS
     facts = scenario.caller_facts()
     fixture = scenario.bank_fixture()
     assert scenario.customer_id() in {c.customer_id for c in fixture.customers}
     assert facts.full_name in {c.full_name for c in fixture.customers}
-    assert 1 <= scenario.turn_limit <= 200
-    json.dumps(scenario.metadata())
+
+
+def test_bank_scenarios_phone_the_bank_and_clinic_ones_the_clinic() -> None:
+    agents = {name: load_scenario(name).agent_name for name in list_scenarios()}
+    assert {a for n, a in agents.items() if n.startswith("clinic_")} == {"clinic"}
+    assert {a for n, a in agents.items() if not n.startswith("clinic_")} == {"bank"}
 
 
 def test_shipped_scenarios_cover_the_four_caller_types() -> None:
@@ -324,7 +336,10 @@ def test_custom_bank_fixture(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ end to end
 
 
-@pytest.mark.parametrize("name", list_scenarios())
+BANK_SCENARIOS = [n for n in list_scenarios() if load_scenario(n).banking]
+
+
+@pytest.mark.parametrize("name", BANK_SCENARIOS)
 async def test_every_shipped_scenario_reaches_its_expected_outcome(
     name: str, local_server, tmp_path: Path
 ) -> None:

@@ -82,15 +82,19 @@ def plan_call(options: CallOptions) -> CallPlan:
         persona = resolve_persona(options.caller_type or "typical")
         if sc is not None and sc.goal is not None:  # another caller, the scenario's goal
             persona = persona.model_copy(update={"goal": sc.goal})
-    intent = options.intent or (sc.intent if sc else "lost_card")
-    if intent not in agents.INTENTS:
-        raise InputError(f"invalid intent {intent!r}; valid choices: {', '.join(agents.INTENTS)}")
     duration_s = _first(options.duration, sc.duration_s if sc else None, DEFAULT_DURATION_S)
     max_turns = _first(
         options.max_turns, sc.turn_limit if sc else None, persona.goal.max_conversation_turns
     )
     line = line_condition(_first(options.line, sc.line if sc else None))
     spec = resolve_agent(_first(options.agent, getattr(sc, "agent", None), DEFAULT_AGENT))
+    # The bank's intents drive its scripted brains; another agent's intent is a free label.
+    banking = agents.is_banking(spec)
+    intent = (
+        options.intent or (sc.intent if sc else None) or ("lost_card" if banking else spec.name)
+    )
+    if banking and intent not in agents.INTENTS:
+        raise InputError(f"invalid intent {intent!r}; valid choices: {', '.join(agents.INTENTS)}")
     explicit_backend = options.backend if "backend" in options.model_fields_set else None
     backends = {
         "caller": options.caller_backend or options.backend,
@@ -153,7 +157,9 @@ def plan_call(options: CallOptions) -> CallPlan:
     sessions = {
         "caller": agents.caller_session(
             persona,
-            facts,
+            facts if banking else (sc.facts if sc is not None else {}),
+            spec=spec,
+            situation=sc.situation if sc is not None else "",
             intent=intent,
             seed=options.seed,
             model=models["caller"],

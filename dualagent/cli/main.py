@@ -205,8 +205,10 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
         scenario = load_scenario(name)
         persona = scenario.resolve_persona()
         line = scenario.line.name if scenario.line else "clean"
+        # The intent is the bank's banking intent, or another agent's own label for the call.
         print(
-            f"{name:<36} {persona.name:<11} {scenario.intent:<15} line {line:<10} expect {scenario.expected_outcome}"
+            f"{name:<36} {scenario.agent_name:<8} {persona.name:<11} {scenario.intent or '':<23} "
+            f"line {line:<10} expect {scenario.expected_outcome}"
         )
     return EXIT_OK
 
