@@ -347,10 +347,10 @@ class CallCore(TurnTaking):
         self, side: Side, event: ev.OutputPart, text: str | None, now_s: float
     ) -> list[Effect]:
         """The final transcript (audio) or text of a message."""
+        if self._cancelled_output(side, event):
+            return []
         utterance = side.utterance
         if utterance is None:
-            if self._cancelled_output(side, event):
-                return []
             # A message without audio (a text-only reply): it still is a turn.
             side.pending_text.pop(event.item_id or "", None)
             utterance = self._current_utterance(side, event, now_s)

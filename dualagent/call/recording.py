@@ -538,7 +538,9 @@ class CallRecorder:
     def add_turn(self, turn: Mapping[str, Any]) -> int:
         """Append a transcript turn (schema in the recording-format doc); return its index.
 
-        ``index`` defaults to the turn's position.
+        ``index`` defaults to the turn's position. The transcript stays in index order: an
+        utterance is added when it ends, and one cut into (its end waiting for where the agent's
+        own VAD stops it) can end after the caller's words that cut in.
         """
         with self._lock:
             if self._ignore_closed("add_turn"):
@@ -546,7 +548,10 @@ class CallRecorder:
             self._checkpoint()  # the turns before this one are done: keep them on disk
             entry = dict(turn)
             entry.setdefault("index", len(self._turns))
-            self._turns.append(entry)
+            position = len(self._turns)
+            while position and self._turns[position - 1].get("index", -1) > entry["index"]:
+                position -= 1
+            self._turns.insert(position, entry)
             return int(entry["index"])
 
     def update_turn(self, index: int, **fields: Any) -> None:

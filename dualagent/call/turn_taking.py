@@ -236,8 +236,12 @@ class TurnTaking:
 
     def _cancelled_output(self, side: Side, event: ev.OutputPart) -> bool:
         """Output of a response we cancelled, other than the utterance already cut (or of a
-        response that began after the call started to end)."""
+        response that began after the call started to end, or a further message of one whose
+        agent the caller cut into: it comes after the cut)."""
         if side.ignored_response_id is not None and event.response_id == side.ignored_response_id:
+            return True
+        held = side.utterance if side.utterance and side.utterance.held is not None else None
+        if held is not None and event.item_id != held.item_id:
             return True
         if side.cancelled_response_id is None or event.response_id != side.cancelled_response_id:
             return False
