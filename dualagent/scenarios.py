@@ -486,6 +486,17 @@ def _criteria_errors(scenario: Scenario) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 
 
+def _describe(exc: ValidationError, source: str) -> str:
+    """The problems in one line. Check kinds are dropped from paths only under ``checks``: a
+    kind may share its name with a scenario field (``state``)."""
+    problems = []
+    for error in exc.errors():
+        single = ValidationError.from_exception_data(exc.title, [error])  # type: ignore[list-item]
+        tags = CHECK_KINDS if error["loc"][:1] == ("checks",) else ()
+        problems.append(describe_validation_error(single, model=Scenario, union_tags=tags))
+    return f"{source}: " + "; ".join(dict.fromkeys(problems))
+
+
 def _scenario_agent(data: dict[str, Any], source: str) -> AgentSpec | None:
     """The spec the scenario's ``agent`` names (a relative .yaml path is relative to the
     scenario file); None for the default bank. A ScenarioError says why one cannot be used."""
@@ -536,8 +547,7 @@ def scenario_from_dict(data: Any, source: str = "scenario") -> Scenario:
     try:
         scenario = Scenario.model_validate(data, context=context)
     except ValidationError as exc:
-        message = describe_validation_error(exc, source, model=Scenario, union_tags=CHECK_KINDS)
-        raise ScenarioError(message) from None
+        raise ScenarioError(_describe(exc, source)) from None
     errors = _consistency_errors(scenario)
     if errors:
         field, reason = errors[0]
