@@ -1030,11 +1030,14 @@ def test_the_same_cut_whether_its_server_finished_first_or_stopped_it() -> None:
 
 
 def test_an_agent_whose_vad_does_not_interrupt_it_talks_on_over_the_caller() -> None:
-    call, _ = _cut_in_reply(finished_first=True, interrupt_response=False)
+    call, effects = _cut_in_reply(finished_first=True, interrupt_response=False)
     agent = call.core.turns[1]
     assert not agent["interrupted"] and call.core.interruptions == 0
     assert agent["end_s"] == pytest.approx(agent["start_s"] + 5.0)
     assert [name for _, name, _ in call.tools.calls] == ["order_card"]
+    # The caller already has the turn: it is not asked again, nor is the agent to go on.
+    assert call.core.sides["caller"].deferred_request_at_s is None
+    assert send_types(effects, "cs").count("response.create") == 0
 
 
 def test_an_answer_begun_in_a_pause_and_dropped_is_no_turn() -> None:

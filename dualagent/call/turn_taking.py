@@ -128,8 +128,10 @@ class TurnTaking:
         if caller_turns and event.item_id:
             side.vad_items[event.item_id] = caller_turns[-1]
         utterance = side.utterance
-        if utterance is None or utterance.cut_at_s is not None:
-            return []  # not talking, or already stopping
+        if utterance is None or side.cut_utterance is utterance:
+            return []  # not talking, or already heard the caller
+        # Either way the caller has the turn now: the end of this response does not hand it.
+        side.cancelled_response_id, side.cut_utterance = utterance.response_id, utterance
         detection = self.agent_turn_detection() or {}
         if detection.get("interrupt_response") is False:
             return self._release(side, utterance, now_s)
@@ -139,7 +141,6 @@ class TurnTaking:
         else:
             heard_at = placed_s
         utterance.cut_at_s = max(placed_s, heard_at + BARGE_IN_OVERLAP_S)
-        side.cancelled_response_id, side.cut_utterance = utterance.response_id, utterance
         stop_s = utterance.start_s + utterance.cut_at_s
         log = Log("info", f"the agent hears the caller and stops by {stop_s:.1f}s", side.agent)
         return [log, *self._release(side, utterance, now_s)]
