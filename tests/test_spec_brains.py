@@ -361,9 +361,7 @@ def test_agent_asks_again_when_an_answer_is_unclear_or_only_a_first_name() -> No
     agent = Agent()
     agent.respond()
     agent.respond("i want to book an appointment")
-    assert (
-        agent.respond("it's maria") == "Thank you. Could you tell me your full name, please?"
-    )
+    assert agent.respond("it's maria") == "Thank you. Could you tell me your full name, please?"
     said = agent.respond("my name is maria garcia")
     assert said == "Thank you. Could you tell me your date of birth?"
     said = agent.respond("um what")
@@ -564,6 +562,14 @@ def test_caller_cutting_in_leads_in_and_moves_things_along() -> None:
     reply = hear(brain, conversation, "so what i'm going to do now is", barge_in=True)
     assert reply.text == "Look, I'd like to book a check-up appointment."
     assert brain.patience == 3  # cutting in is its own choice: no patience lost
+    hear(brain, conversation, "could you tell me your full name")
+    # Once it is being helped, cutting in hurries the agent on; it does not start again.
+    assert hear(brain, conversation, "thank you i have found your", barge_in=True).text == (
+        "Look, just get on with it."
+    )
+    # Cutting into the goodbye is a goodbye, without a "sorry".
+    reply = hear(brain, conversation, "have a great day goodbye", barge_in=True)
+    assert reply.text == "Right. Bye." and reply.tool_calls
 
 
 # ------------------------------------------------------------------------------ whole calls

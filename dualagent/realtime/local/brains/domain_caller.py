@@ -204,9 +204,11 @@ class DomainCallerBrain:
             self.patience = patience  # interrupting is its own choice: no patience lost
         lead = self._style("Sorry, ", "Look, ", "Oh, sorry dear, ", "Yes, yes. ")
         if self.understood and heard and reply.text:
+            if reply.tool_calls:  # a goodbye needs no "sorry"
+                return reply
             return Reply(lead + _lower_first(reply.text), reply.tool_calls)
-        if not self.primary_done:
-            return Reply(lead + _lower_first(self._goal_sentence()))
+        if not self.primary_done and not self.given:  # the agent is still working out why
+            return Reply(lead + _lower_first(self._goal_sentence(self.goal_repeats)))
         return Reply(
             lead + self._style("go ahead.", "just get on with it.", "please go on.", "go on.")
         )
