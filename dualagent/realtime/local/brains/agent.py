@@ -27,60 +27,32 @@ spec, the rest come from the spec's ``profile:``):
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Any
 
 from dualagent.realtime.local.brains import arguments as args_
 from dualagent.realtime.local.brains import language as lang
 from dualagent.realtime.local.brains.arguments import ToolInfo
 from dualagent.realtime.local.brains.base import BrainInput, ConversationReader, Reply
+from dualagent.realtime.local.brains.requests import (
+    CHANGING_VERBS,
+    DONE,
+    HUMAN,
+    MOVING_VERBS,
+    REPEAT,
+    failed,
+    fill_arguments,
+    generic_reading,
+    is_transfer,
+    just_go_on,
+    option_records,
+    pick_option,
+    remember,
+    score_request,
+    year_of,
+)
 
-CHANGING_VERBS = ("book", "cancel", "reschedule", "order", "update", "create", "delete",
-                  "change", "submit", "send", "refill", "register", "schedule", "renew")  # fmt: skip
-MOVING_VERBS = ("reschedule", "move", "change", "transfer", "switch")
-PAST = {"send": "sent", "cancel": "cancelled", "refill": "refilled", "submit": "submitted"}
-# What callers say for a tool's verb besides the verb itself.
-VERB_PHRASES: dict[str, tuple[str, ...]] = {
-    "book": ("make an appointment", "new appointment", "schedule an appointment",
-             "see the doctor", "see a doctor", "get an appointment", "an appointment",
-             "book", "booking", "come in"),
-    "cancel": ("cancel", "call off", "can't make it", "cannot make it", "won't be able",
-               "not be able to come"),
-    "reschedule": ("reschedule", "move my", "change my appointment", "different day",
-                   "different time", "another day", "another time", "postpone", "push back"),
-    "refill": ("refill", "renew", "repeat prescription", "more of my", "run out", "running out"),
-    "order": ("order", "refill", "renew"),
-    "update": ("update", "change my"),
-    "find": ("find", "available", "availability", "openings", "free slots"),
-    "check": ("check", "status", "look up"),
-    "get": ("what are", "what is", "when are", "tell me"),
-}  # fmt: skip
-HUMAN = ("human", "real person", "representative", "supervisor", "manager", "speak to a person",
-         "talk to a person", "someone else", "operator")  # fmt: skip
-DONE = ("that's all", "that is all", "that's everything", "nothing else", "that's it",
-        "no thank you", "no thanks", "all set", "goodbye", "bye", "i'm good", "i'm done",
-        "no that's", "that will be all")  # fmt: skip
-REPEAT = ("repeat", "say that again", "pardon", "didn't catch", "didn't hear", "slower",
-          "come again", "what did you say", "sorry what")  # fmt: skip
-GO_ON = ("go ahead", "go on", "carry on", "continue", "keep going", "get on with it")
-FAILURE_FLAGS = ("verified", "found", "available", "success", "valid", "eligible")
 _NOT_STATEMENTS = ("Of course. ", "Sure. ", "Sure, one moment.", "Sorry, ", "I'm sorry, I didn't",
                    "Hello?")  # fmt: skip
-_STOP = {"the", "a", "an", "and", "or", "of", "to", "for", "with", "from", "this", "that", "your",
-         "caller", "patient", "customer", "their", "them", "into", "when", "only", "after",
-         "before", "given", "call", "tool", "use", "used", "returns", "list"}  # fmt: skip
-
-
-def stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
-
-
-def same_word(a: str, b: str) -> bool:
-    a, b = stem(a), stem(b)
-    return a == b or (min(len(a), len(b)) >= 4 and (a.startswith(b) or b.startswith(a)))
 
 
 class SpecAgentBrain:
@@ -104,7 +76,7 @@ class SpecAgentBrain:
         self.wording: dict[str, str] = profile.get("ask") or {}
         self.confirm_tools = set(profile.get("confirm") or [])
         self.sources: dict[str, str] = profile.get("sources") or {}
-        self.year = _year(profile.get("today"))
+        self.year = year_of(profile.get("today"))
         self.reader = ConversationReader()
         self.tools: dict[str, ToolInfo] = {}
         self.declared: list[str] = []
@@ -177,7 +149,7 @@ class SpecAgentBrain:
             return Reply(f"Of course. {self.last_statement}")
         if lang.has_any(heard, HUMAN):
             return self._human(heard)
-        if _just_go_on(heard) and self.last_statement and self.stage != "confirming":
+        if just_go_on(heard) and self.last_statement and self.stage != "confirming":
             return Reply(f"Sure. {self.last_statement}")
         handler = {
             "asking": self._answer,
@@ -213,9 +185,9 @@ class SpecAgentBrain:
         """The tools the caller asks for in ``heard`` with their scores, best first."""
         scored = []
         for name in self.declared:
-            if name == "end_call" or _is_transfer(self.tools[name]):
+            if name == "end_call" or is_transfer(self.tools[name]):
                 continue
-            score = self._score(self.tools[name], heard)
+            score = score_request(self.tools[name], heard, self.intents.get(name, []))
             if score >= 2.0:
                 scored.append((-score, self.declared.index(name), name))
         return [(name, -score) for score, _, name in sorted(scored)]
@@ -231,21 +203,6 @@ class SpecAgentBrain:
             chain.add(tool.name)
             todo += [s for a in tool.properties if (s := self._source(a, tool))]
         return chain
-
-    def _score(self, tool: ToolInfo, heard: str) -> float:
-        said = args_.canon(heard)
-        words = said.split()
-        score = 3.0 * sum(
-            lang.has_any(said, [args_.canon(p)]) for p in self.intents.get(tool.name, [])
-        )
-        if any(same_word(tool.verb, w) for w in words):
-            score += 4.0
-        elif lang.has_any(said, VERB_PHRASES.get(tool.verb, ())):
-            score += 3.0
-        score += 1.5 * sum(any(same_word(n, w) for w in words) for n in tool.words[1:])
-        content = {w for w in args_.canon(tool.description).split() if len(w) > 3} - _STOP
-        score += min(1.0, 0.5 * sum(any(same_word(c, w) for w in words) for c in content))
-        return score
 
     def _unclear(self, prefix: str = "") -> Reply:
         self.unclear += 1
@@ -275,8 +232,8 @@ class SpecAgentBrain:
         return [
             t
             for t in self.tools.values()
-            if t.name != "end_call" and not _is_transfer(t) and self._changes(t)
-        ] or [t for t in self.tools.values() if t.name != "end_call" and not _is_transfer(t)]
+            if t.name != "end_call" and not is_transfer(t) and self._changes(t)
+        ] or [t for t in self.tools.values() if t.name != "end_call" and not is_transfer(t)]
 
     # ------------------------------------------------------------------ planning
 
@@ -357,7 +314,7 @@ class SpecAgentBrain:
                 other.name != tool.name
                 and arg not in other.properties
                 and re.search(rf"\b{re.escape(arg)}\b", other.description)
-                and not _is_transfer(other)
+                and not is_transfer(other)
             ):
                 return other.name
         return None
@@ -494,7 +451,7 @@ class SpecAgentBrain:
         return Reply(lead + self._question(missing))
 
     def _choose(self, heard: str) -> Reply:
-        picked = _pick(self.options, heard)
+        picked = pick_option(self.options, heard)
         if picked is None and len(self.options) == 1 and lang.is_yes(heard):
             picked = self.options[0]
         if picked is None:
@@ -608,21 +565,21 @@ class SpecAgentBrain:
     def _after_tools(self, results: list[tuple[str, dict[str, Any]]]) -> Reply:
         name, output = results[-1]
         tool = self.tools.get(name) or ToolInfo(name)
-        if name == "end_call" or _is_transfer(tool):
+        if name == "end_call" or is_transfer(tool):
             self.stage = "closing"
             return Reply("")
-        if _failed(output):
+        if failed(output):
             return self._on_failure(tool, output)
         self.failures.pop(name, None)
-        _remember(self.values, output)
+        remember(self.values, output)
         said = args_.render(self.says[name], output) if name in self.says else None
         if name == self.goal:
-            return self._wrap_up(said or _generic(tool, output, self._changes(tool)))
+            return self._wrap_up(said or generic_reading(tool, output, self._changes(tool)))
         # A step towards the request: did it give what the request needs?
         wanted = self._wanted()
         needed = [a for a in self._needs_from(name) if a in wanted and a not in self.values]
         if needed:
-            records = _records(output, needed[0])
+            records = option_records(output, needed[0])
             lead = said + " " if said else ""
             own = self._own(needed[0])
             if not records:
@@ -710,7 +667,7 @@ class SpecAgentBrain:
         self.values = {k: v for k, v in self.values.items() if k in self.from_caller}
 
     def _transfer_tool(self) -> ToolInfo | None:
-        return next((t for t in self.tools.values() if _is_transfer(t)), None)
+        return next((t for t in self.tools.values() if is_transfer(t)), None)
 
     def _human(self, heard: str) -> Reply:
         tool = self._transfer_tool()
@@ -721,7 +678,7 @@ class SpecAgentBrain:
         self.stage = "transferring"
         return Reply(
             "Of course. I'm transferring you to one of my colleagues now. Please hold.",
-            [(tool.name, _fill(tool, "caller asked for a human"))],
+            [(tool.name, fill_arguments(tool, "caller asked for a human"))],
         )
 
     def _give_up(self, text: str) -> Reply:
@@ -731,106 +688,14 @@ class SpecAgentBrain:
         self.stage = "transferring"
         return Reply(
             f"{text} Let me transfer you to a colleague who can help.",
-            [(tool.name, _fill(tool, "could not complete the request"))],
+            [(tool.name, fill_arguments(tool, "could not complete the request"))],
         )
 
     def _goodbye(self) -> Reply:
         self.stage = "closing"
         calls = (
-            [("end_call", _fill(self.tools["end_call"], "the caller is done"))]
+            [("end_call", fill_arguments(self.tools["end_call"], "the caller is done"))]
             if "end_call" in self.tools
             else []
         )
         return Reply(f"Thank you for calling {self.org}. Have a great day. Goodbye.", calls)
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _year(today: Any) -> int | None:
-    try:
-        return date.fromisoformat(str(today)).year
-    except ValueError:
-        return None
-
-
-def _is_transfer(tool: ToolInfo) -> bool:
-    return any(w in ("transfer", "escalate", "human", "handoff") for w in tool.words)
-
-
-def _failed(output: dict[str, Any]) -> bool:
-    return output.get("ok") is False or any(output.get(f) is False for f in FAILURE_FLAGS)
-
-
-def _remember(values: dict[str, Any], output: dict[str, Any]) -> None:
-    """A result's fields by name (one level of nesting too), for the arguments of later tools."""
-    for key, value in output.items():
-        if key in ("ok", "error"):
-            continue
-        if isinstance(value, dict):
-            for inner, item in value.items():
-                if not isinstance(item, dict | list):
-                    values[inner] = item
-        elif not isinstance(value, list):
-            values[key] = value
-
-
-def _records(output: dict[str, Any], field: str) -> list[dict[str, Any]]:
-    """Option records holding ``field`` in a result (a list of them, anywhere one level down)."""
-    for value in output.values():
-        candidates = value if isinstance(value, list) else []
-        if isinstance(value, dict):
-            candidates = next((v for v in value.values() if isinstance(v, list)), [])
-        records = [r for r in candidates if isinstance(r, dict) and field in r]
-        if records:
-            return records
-    return []
-
-
-def _pick(options: list[dict[str, Any]], heard: str) -> dict[str, Any] | None:
-    """The option the caller named: by ordinal, else by the most words in common."""
-    words = args_.canon(heard).split()
-    ordinals = {"first": 0, "second": 1, "third": 2, "last": len(options) - 1}
-    for word, index in ordinals.items():
-        if word in words and index < len(options):
-            return options[index]
-    said = set(words) - {"a", "m", "p", "at", "the", "on", "with", "and", "or", "please", "one"}
-    scores = [len(said & set(args_.canon(args_.record_summary(r)).split())) for r in options]
-    best = max(scores, default=0)
-    if best >= 2 and scores.count(best) == 1:
-        return options[scores.index(best)]
-    return None
-
-
-def _generic(tool: ToolInfo, output: dict[str, Any], changes: bool) -> str:
-    """A result read without a ``say`` template."""
-    fields = {k: v for k, v in output.items() if k not in ("ok", "message")}
-    parts = [args_.record_summary(fields)]
-    for value in fields.values():  # lists too: records by their readable fields, or as said
-        if isinstance(value, list) and value:
-            rows = [
-                args_.record_summary(r) if isinstance(r, dict) else args_.say_value(r)
-                for r in value[:3]
-            ]
-            parts.append("; ".join(r for r in rows if r))
-    summary = ", ".join(p for p in parts if p)
-    if changes:
-        past = PAST.get(tool.verb) or (
-            tool.verb + "d" if tool.verb.endswith("e") else tool.verb + "ed"
-        )
-        done = f"Done. I've {past} the {tool.noun}" if tool.noun else f"Done. I've {past} it"
-        return done + (f": {summary}." if summary else ".")
-    return f"Here is what I found: {summary}." if summary else "I've checked that for you."
-
-
-def _fill(tool: ToolInfo, reason: str) -> dict[str, Any]:
-    """Arguments for a tool called without the caller's data (transfer, end_call)."""
-    filled: dict[str, Any] = {}
-    for name in tool.required:
-        choices = args_.enum_choices(tool.properties.get(name, {}))
-        filled[name] = choices[0] if choices else reason
-    return filled
-
-
-def _just_go_on(heard: str) -> bool:
-    return lang.has_any(heard, GO_ON) and len(heard.split()) <= 6
