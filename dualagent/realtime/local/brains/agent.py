@@ -212,10 +212,8 @@ class SpecAgentBrain:
             tools = self._goal_tools()[:4]
             things = [self._what(t) for t in tools]
             nouns = {t.noun for t in tools}
-            if (
-                len(tools) > 1 and len(nouns) == 1 and all(nouns)
-            ):  # "book, move or cancel an appointment"
-                noun = nouns.pop()
+            if len(tools) > 1 and len(nouns) == 1 and all(nouns):
+                noun = nouns.pop()  # "book, reschedule or cancel an appointment"
                 things = [t.verb for t in tools]
                 things[-1] += f" {'an' if noun[0] in 'aeiou' else 'a'} {noun}"
             if things:
