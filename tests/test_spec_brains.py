@@ -413,6 +413,34 @@ def test_agent_with_nothing_to_offer_says_so_and_moves_on() -> None:
     assert agent.called("book_appointment") is None
 
 
+def test_agent_looks_again_when_the_chosen_option_is_gone() -> None:
+    data = copy.deepcopy(SPEC)
+    data["tools"][2]["responses"].insert(
+        0,
+        {"when": {"slot_id": "S-1"}, "result": {"ok": False, "error": "that time was just taken"}},
+    )
+    agent = Agent(agent_from_dict(data))
+    agent.respond()
+    agent.respond("book an appointment please")
+    agent.respond(
+        "my name is maria garcia and my date of birth is july twenty second nineteen eighty five"
+    )
+    agent.respond("tuesday")
+    agent.respond("the first one")
+    agent.respond("a check up")
+    said = agent.respond("yes")
+    assert "I'm sorry, that time was just taken. Let me look again. One moment." in said
+    assert [n for n, _ in agent.calls].count("find_slots") == 2
+    assert said.endswith("Which would you like?")
+    agent.respond("the second one")
+    said = agent.respond("yes")
+    assert agent.called("book_appointment") == {
+        "patient_id": "P-1",
+        "slot_id": "S-2",
+        "reason": "check up",
+    }
+
+
 def test_agent_rereads_after_a_correction() -> None:
     agent = Agent()
     agent.respond()

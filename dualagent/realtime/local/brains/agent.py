@@ -630,6 +630,14 @@ class SpecAgentBrain:
             "_", " "
         )
         sorry = f"I'm sorry, {error.rstrip('.')}." if error else "I'm sorry, that didn't work."
+        picked = [a for a in tool.required if a in self.chosen]
+        if self.failures[tool.name] < 2 and picked and self.goal:
+            # The option went (a slot someone else took): look again and offer what is left.
+            for a in picked:
+                self.chosen.pop(a)
+                self.values.pop(a, None)
+                self.sources_called.discard(self._source(a, tool) or "")
+            return self._next(f"{sorry} Let me look again. ")
         mine = [a for a in tool.required if a in self.from_caller]
         if self.failures[tool.name] < 2 and mine and self.goal:
             for a in mine:
