@@ -113,7 +113,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_the_imports_we_know() -> None:
     graph = import_graph()
     assert "dualagent.evaluation.checks" in graph["dualagent.evaluation.outcome"]
-    assert "dualagent.bank" in graph["dualagent.evaluation.checks"]
+    assert "dualagent.bank" in graph["dualagent.evaluation.bank_checks"]
+    assert "dualagent.evaluation.bank_checks" in graph["dualagent.evaluation.checks"]
     assert "dualagent.text" in graph["dualagent.realtime.local.brains.language"]
     # Under TYPE_CHECKING only: the check language does not need scenarios to run.
     assert "dualagent.scenarios" not in graph["dualagent.evaluation.checks"]
