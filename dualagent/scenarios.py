@@ -76,7 +76,8 @@ MAX_DURATION_S = 30 * 60  # the same limit simulate() enforces
 DEFAULT_INTENT = "lost_card"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _FACT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_FIELD_FIRST = re.compile(r"^([\w.-]+): ")  # "slots.0.day: reason" from a state factory
+# A state factory's message that starts with a field path: "slots.0.day: reason".
+_FIELD_FIRST = re.compile(r"^([a-z_]\w*(?:\.[\w-]+)*): ")
 
 
 class ScenarioError(ValueError):
@@ -247,7 +248,7 @@ class Scenario(_Strict):
 
     def agent_spec(self) -> AgentSpec:
         """The agent under test (the shipped bank spec unless ``agent`` names another)."""
-        return self._spec if self._spec is not None else load_agent(agents.DEFAULT_AGENT)
+        return self._spec if self._spec is not None else load_agent(DEFAULT_AGENT)
 
     @property
     def agent_name(self) -> str:

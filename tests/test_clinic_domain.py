@@ -686,6 +686,8 @@ def test_bank_scenarios_keep_their_own_rules(tmp_path: Path) -> None:
     assert error_of(path).startswith(f"{path}: facts.full_name: ")
     extra = load_scenario(write(tmp_path, {"persona": "typical", "facts": {"pet": "Rex"}}))
     assert extra.caller_facts().as_dict()["pet"] == "Rex" and extra.agent_name == "bank"
+    assert extra.banking and extra.agent_spec().name == "bank" and extra.intent == "lost_card"
+    assert extra.metadata()["facts"] == {"pet": "Rex"} and "customer" in extra.metadata()
 
 
 def test_an_agent_path_is_relative_to_the_scenario_file(
