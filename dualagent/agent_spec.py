@@ -8,7 +8,8 @@ appointment line); a path to your own ``.yaml`` file, or ``package.module:attrib
 Every tool has exactly one implementation:
 
 - ``python: package.module:function``: called as ``function(arguments, state)`` (or
-  ``function(arguments)``), sync or async, returning a JSON-able dict;
+  ``function(arguments)``), sync or async, returning a JSON-able dict (a module next to the
+  spec's YAML file imports too: give it a name of its own, e.g. ``hotel_tools``);
 - ``responses:``: canned results, the first whose ``when`` matches the arguments;
 - ``http: URL``: the arguments POSTed as JSON, the JSON answer used as the result.
 
@@ -19,10 +20,12 @@ so a bad spec never starts a call: errors are :class:`AgentSpecError`, one line
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -365,8 +368,25 @@ def load_agent(name_or_path: str | Path | AgentSpec) -> AgentSpec:
         return spec
     path = datafiles.resolve("agents", name_or_path, "agent", AgentSpecError)
     data = datafiles.read_yaml(path, AgentSpecError)
-    source = path.stem if path.parent == datafiles.builtin_dir("agents") else str(path)
-    return agent_from_dict(data, source=source)
+    if path.parent == datafiles.builtin_dir("agents"):
+        return agent_from_dict(data, source=path.stem)
+    # A tools module next to the spec imports as it would for a script in that folder.
+    with _importable(path.resolve().parent):
+        return agent_from_dict(data, source=str(path))
+
+
+@contextlib.contextmanager
+def _importable(folder: Path) -> Iterator[None]:
+    """``folder`` first on ``sys.path`` while a spec's ``python:`` references are imported."""
+    entry = str(folder)
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added and entry in sys.path:
+            sys.path.remove(entry)
 
 
 def agent_from_dict(data: Any, *, source: str = "<dict>") -> AgentSpec:
