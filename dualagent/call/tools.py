@@ -17,6 +17,7 @@ Arguments of ``responses`` and ``http`` tools are checked against the tool's JSO
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import os
@@ -50,7 +51,14 @@ CALLER_TOOLS: list[dict[str, Any]] = [
 ]
 """The caller's tools (the caller only ever hangs up)."""
 
-_CALLER_END_CALL = ToolSpec(name="end_call", parameters=CALLER_TOOLS[0]["parameters"], responses=[])
+
+@functools.cache
+def _caller_end_call() -> ToolSpec:
+    """The caller's end_call as a spec, for its schema check (built on first use: validating a
+    schema loads jsonschema, which importing dualagent must not pay for)."""
+    return ToolSpec(name="end_call", parameters=CALLER_TOOLS[0]["parameters"], responses=[])
+
+
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -106,7 +114,7 @@ class Toolbox:
         parsed = _parse(arguments, name)
         if isinstance(parsed, str):
             return _error(parsed)
-        problem = _schema_problem(_CALLER_END_CALL, parsed)
+        problem = _schema_problem(_caller_end_call(), parsed)
         if problem is not None:
             return _error(problem)
         self.ended_by = self.ended_by or "caller"
