@@ -24,7 +24,7 @@ import ipywidgets as w
 import yaml
 from annotated_types import Ge, Le
 
-from dualagent import datafiles
+from dualagent import agents, datafiles
 from dualagent.agent_spec import list_agents
 from dualagent.call.options import DEFAULT_OUTPUT_DIR, CallOptions
 from dualagent.personas import CallerPersonality, list_personas, load_persona
@@ -147,7 +147,7 @@ class ScenarioBuilder:
         self._loading = False
         self.scenario: Scenario | None = None  # the last valid build
         self.error: str | None = None
-        style = {"description_width": "110px"}
+        style = {"description_width": "130px"}
         wide = w.Layout(width="98%")
 
         self.start = w.Dropdown(
@@ -178,6 +178,7 @@ class ScenarioBuilder:
             description="Goal", style=style, layout=wide, continuous_update=True
         )
         self.secondary_goals = w.Textarea(
+            rows=3,
             description="Also wants",
             placeholder="one a line",
             style=style,
@@ -185,10 +186,14 @@ class ScenarioBuilder:
             continuous_update=True,
         )
         self.success_criteria = w.Textarea(
-            description="Success criteria", style=style, layout=wide, continuous_update=True
+            rows=3, description="Success criteria", style=style, layout=wide, continuous_update=True
         )
         self.failure_conditions = w.Textarea(
-            description="Failure conditions", style=style, layout=wide, continuous_update=True
+            rows=3,
+            description="Failure conditions",
+            style=style,
+            layout=wide,
+            continuous_update=True,
         )
         self.max_turns = w.IntText(description="Turn limit", style=style)
         self.situation = w.Textarea(
@@ -236,6 +241,7 @@ class ScenarioBuilder:
         self.app = _ScenarioCallApp(
             self, route=route, output_dir=output_dir, local_server=local_server, share=app
         )
+        self.app.status.value = "<i>Press Run call to run this scenario.</i>"
 
         self.start.observe(lambda change: self.load(change["new"]), names="value")
         for widget in self._inputs():
@@ -327,10 +333,10 @@ class ScenarioBuilder:
         try:
             self.name.value = scenario.name
             self.description.value = scenario.description
-            agents = list_agents()
+            shipped = list_agents()
             agent = data.get("agent") or scenario.agent_name
             self.agent.value = (
-                agent if agent in agents else ("bank" if "bank" in agents else agents[0])
+                agent if agent in shipped else ("bank" if "bank" in shipped else shipped[0])
             )
             self.persona.value = base or _closest_persona(persona.name)
             for field, slider in self.sliders.items():
@@ -394,10 +400,13 @@ class ScenarioBuilder:
             data["intent"] = self.intent.value.strip()
         if _has_field("situation") and self.situation.value.strip():
             data["situation"] = self.situation.value.strip()
-        for field, area in (("facts", self.facts), ("caller", self.caller)):
-            value = _parse_mapping(field, area.value)
-            if value and _has_field(field):
-                data[field] = value
+        facts = _parse_mapping("facts", self.facts.value)
+        if facts and _has_field("facts"):
+            data["facts"] = facts
+        if self.agent.value == "bank":  # hidden for other agents: it would only be refused
+            caller = _parse_mapping("caller", self.caller.value)
+            if caller:
+                data["caller"] = caller
         checks = _parse_mapping("checks", self.checks.value)
         if checks:
             data["checks"] = checks
@@ -456,7 +465,7 @@ class ScenarioBuilder:
         self.saved.value = f"saved to <code>{html.escape(str(path))}</code>"
 
     def _on_persona(self, change: dict[str, Any]) -> None:
-        """A new base caller brings its personality and goal (the user may change them)."""
+        """A new base caller brings its personality (the goal stays the scenario's)."""
         if self._loading:
             return
         persona = load_persona(change["new"])
@@ -493,9 +502,7 @@ def _closest_persona(name: str) -> str:
 
 
 def _intents() -> tuple[str, ...]:
-    from dualagent import agents
-
-    return tuple(getattr(agents, "INTENTS", ()))
+    return tuple(getattr(agents, "INTENTS", ()))  # the bank's intents, offered as you type
 
 
 class _ScenarioCallApp(CallApp):

@@ -106,7 +106,7 @@ class CallApp:
         caller_type: str = "typical",
         scenario: str | None = None,
         agent: str | None = None,
-        duration: int = 60,
+        duration: int = 90,  # a typical caller's goal at ~50 s, with room for a busy machine
         route: str = "audio",
         seed: int = 0,
         output_dir: str | Path = DEFAULT_OUTPUT_DIR,

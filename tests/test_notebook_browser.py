@@ -220,7 +220,7 @@ async def test_01_explore_runs_in_jupyterlab_and_the_app_makes_a_call(lab: Lab, 
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
         try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = await browser.new_page(viewport={"width": 1400, "height": 2000})
             page.set_default_timeout(TIMEOUT_MS)
 
             async def local_only(route: async_api.Route) -> None:
@@ -286,7 +286,18 @@ async def run_all_and_call(page: async_api.Page, lab: Lab) -> str:
     assert await app.locator("audio").count() == 3  # stereo, caller, agent
     await app.scroll_into_view_if_needed()
     await app.screenshot(path=str(Path(lab.root).parent / "01_explore_call_app_cell.png"))
-    return await app.locator("table").first.inner_text()
+    outcome = await app.locator("table").first.inner_text()
+
+    step("the scenario builder tab")
+    await app.get_by_role("tab", name="Scenario builder").click()
+    await app.get_by_text("✓ valid").wait_for()
+    name = app.get_by_role("textbox", name="Name", exact=True)
+    await name.fill("my scenario")  # typed: the form says what is wrong, naming the field
+    await app.get_by_text("✗ scenario: name:").wait_for()
+    await name.fill("my_scenario")
+    await app.get_by_text("✓ valid").wait_for()
+    await app.screenshot(path=str(Path(lab.root).parent / "01_explore_call_app_builder.png"))
+    return outcome
 
 
 def step(what: str) -> None:

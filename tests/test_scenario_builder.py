@@ -121,6 +121,15 @@ def test_every_built_in_scenario_round_trips_through_the_form(builder, tmp_path,
     assert load_scenario(builder.save(tmp_path / f"{name}.yaml")) == built
 
 
+def test_another_agent_says_what_the_goal_needs_and_drops_the_bank_caller(builder):
+    builder.agent.value = "clinic"  # the bank's goal, told to a clinic
+    assert builder.caller.layout.display == "none"
+    assert builder.error is not None and builder.error.startswith("scenario: checks:")
+    assert "card replacement confirmed" in builder.error and "book_appointment" in builder.error
+    builder.agent.value = "bank"
+    assert builder.error is None and builder.caller.layout.display is None
+
+
 def test_another_agent_hides_the_bank_fields(builder):
     builder.start.value = "clinic_book_appointment"
     assert builder.agent.value == "clinic" and builder.error is None
