@@ -92,7 +92,7 @@ async def test_run_button_schedules_the_call_and_returns(local_server, tmp_path)
     assert task is not None and not task.done()
     app.run_button.click()  # a second click while running does not start another call
     assert app.task is task
-    result = await asyncio.wait_for(task, 60)
+    result = await asyncio.wait_for(task, 300)  # a hang guard, not a stopwatch
     assert result.status == "completed" and app.audio_widgets and app.transcript.value
 
 
@@ -151,7 +151,7 @@ def test_click_in_a_real_kernel_keeps_the_kernel_responsive(tmp_path):
         assert run("print(1 + 1)") == "2"  # the kernel is free while the call runs
         run("gate.set()")
         done = run(
-            "import asyncio\nr = await asyncio.wait_for(app.task, 60)\nprint(r.status, len(app.audio_widgets))"
+            "import asyncio\nr = await asyncio.wait_for(app.task, 300)\nprint(r.status, len(app.audio_widgets))"
         )
         assert done == "completed 3"
     finally:
