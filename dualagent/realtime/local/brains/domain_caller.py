@@ -45,9 +45,10 @@ OFFER_CUES = ("which would you like", "which one", "would that work", "does that
 OFFERING = ("i have", "i've got", "there is", "there's", "available", "i can offer", "how about",
             "we have", "the next", "openings", "options", "i see your")  # fmt: skip
 SUCCESS_CUES = ("done", "all set", "booked", "confirmed", "cancelled", "canceled",
-                "rescheduled", "ordered", "updated", "scheduled", "has been", "i've",
+                "rescheduled", "ordered", "updated", "scheduled",
                 "here is what i found", "checked that")  # fmt: skip
-FAILURE_CUES = ("sorry", "unable", "can't", "cannot", "couldn't", "not available",
+FAILURE_CUES = ("sorry", "unable", "can't", "cannot", "couldn't", "not available", "no free",
+                "fully booked", "no openings", "we have no", "has no", "there are no",
                 "no longer", "didn't work", "don't have", "only ones")  # fmt: skip
 # Words of a fact's name, and what a question says for them.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -107,6 +108,7 @@ class DomainCallerBrain:
         self.statement: str | None = None
         self.last_statement = ""
         self.understood = True
+        self.demanded_person = False  # a frustrated caller out of patience asks once
 
     # ------------------------------------------------------------------ entry point
 
@@ -437,8 +439,8 @@ class DomainCallerBrain:
     def _maybe_give_up(self) -> Reply | None:
         if self.patience > 0:
             return None
-        if self.kind == "frustrated" and not getattr(self, "_demanded", False):
-            self._demanded = True
+        if self.kind == "frustrated" and not self.demanded_person:
+            self.demanded_person = True
             return Reply("This is ridiculous. I want to speak to a real person, now.")
         return self._hang_up("gave_up", "Forget it, I'll call back later. Goodbye.")
 
