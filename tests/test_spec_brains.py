@@ -340,7 +340,7 @@ def test_agent_chooses_the_tool_from_profile_phrases_and_its_name() -> None:
     agent.respond()
     said = agent.respond("what are your opening hours")
     assert agent.calls == [("get_opening_hours", {})]  # nothing to ask, nothing changes
-    assert "Here is what I found: eight to six, Monday to Friday." in said
+    assert "Here is what I found: hours eight to six, Monday to Friday." in said
 
 
 def test_agent_parses_a_date_without_its_year_and_confirms_a_cancellation() -> None:
@@ -476,8 +476,8 @@ def test_agent_reads_a_result_without_a_template_generically() -> None:
     agent.respond("a check up")
     said = agent.respond("yes")
     assert said.startswith(
-        "Thank you. One moment. Done. I've booked the appointment: June third twenty twenty five, nine thirty in the "
-        "morning, Doctor Patel."
+        "Thank you. One moment. Done. I've booked the appointment: date June third twenty "
+        "twenty five, time nine thirty in the morning, doctor Doctor Patel."
     )
 
 

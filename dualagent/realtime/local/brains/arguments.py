@@ -227,10 +227,11 @@ def render(template: str, result: Mapping[str, Any]) -> str | None:
         return None
 
 
-def record_summary(record: Mapping[str, Any]) -> str:
-    """One option (a result record) in words: its readable fields, not its ids."""
+def record_summary(record: Mapping[str, Any], *, labelled: bool = False) -> str:
+    """One option (a result record) in words: its readable fields, not its ids (``labelled``:
+    each after its name, for fields nobody has heard of yet: 'eta minutes thirty five')."""
     parts = [
-        say_value(v)
+        f"{label(k)} {say_value(v)}" if labelled else say_value(v)
         for k, v in record.items()
         if v not in (None, "") and not is_id(k) and not isinstance(v, dict | list | bool)
     ]
@@ -533,7 +534,7 @@ def ask_phrase(name: str, schema: Mapping[str, Any]) -> str:
     first = text.split(" ")[0].lower()
     if first not in ("the", "your", "a", "an", "which", "what", "how", "when", "where", "who"):
         text = "your " + text[0].lower() + text[1:]
-    elif first in ("the", "your", "a", "an"):
+    else:
         text = first + text[len(first) :]
     choices = enum_choices(schema)
     if 1 < len(choices) <= 4:

@@ -69,6 +69,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "insurance": ("insurance", "insurer", "cover"),
     "appointment": ("appointment", "booking"),
     "reference": ("reference", "confirmation", "booking number"),
+    "quantity": ("how many", "number of", "quantity"),
+    "size": ("size", "how big", "what size"),
 }  # fmt: skip
 VERB_GROUPS = (
     ("book", "make", "schedule", "arrange"),

@@ -132,7 +132,7 @@ def pick_option(options: list[dict[str, Any]], heard: str) -> dict[str, Any] | N
 def generic_reading(tool: ToolInfo, output: dict[str, Any], changes: bool) -> str:
     """A result read without a ``say`` template."""
     fields = {k: v for k, v in output.items() if k not in ("ok", "message")}
-    parts = [args_.record_summary(fields)]
+    parts = [args_.record_summary(fields, labelled=True)]
     for value in fields.values():  # lists too: records by their readable fields, or as said
         if isinstance(value, list) and value:
             rows = [
