@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from dualagent.realtime.local import engines
+from dualagent.realtime.local.engine_cache import configure_caches
 from dualagent.realtime.local.engines import PocketSphinxASR, engine_pool, get_tts, split_sentences
 
 TIMEOUT_S = 60
@@ -30,6 +31,14 @@ def kill(pid: int) -> None:
 def cut(audio: bytes, fraction: float) -> bytes:
     """The start of an utterance, cut off mid-word as a barge-in does."""
     return audio[: int(len(audio) * fraction) // 2 * 2]
+
+
+@pytest.fixture(autouse=True)
+def no_engine_cache():
+    """These tests are about the engines themselves: every utterance is really decoded."""
+    configure_caches(enabled=False)
+    yield
+    configure_caches()
 
 
 @contextlib.contextmanager

@@ -21,6 +21,8 @@ import sys
 from typing import Any, BinaryIO
 
 ASR_RATE_HZ = 16_000
+# Everything we set on the decoder that changes what it hears (part of the cache key).
+DECODER_SETTINGS: dict[str, Any] = {"samprate": ASR_RATE_HZ}
 _HEADER = struct.Struct(">I")
 
 
@@ -28,7 +30,7 @@ def new_decoder() -> Any:
     """A PocketSphinx decoder with the en-US model its wheel ships."""
     from pocketsphinx import Decoder
 
-    return Decoder(samprate=ASR_RATE_HZ, loglevel="FATAL")
+    return Decoder(**DECODER_SETTINGS, loglevel="FATAL")
 
 
 def decode(decoder: Any, pcm16_16k: bytes) -> str:
@@ -64,6 +66,7 @@ def read_message(stream: BinaryIO) -> bytes | None:
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     decoder = new_decoder()
+    decode(decoder, bytes(ASR_RATE_HZ))  # warm (half a second of silence) before the first ask
     while (pcm := read_message(requests)) is not None:
         write_message(replies, decode(decoder, pcm).encode())
 

