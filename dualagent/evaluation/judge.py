@@ -16,8 +16,8 @@ from typing import Any, Protocol
 DEFAULT_JUDGE_MODEL = "gpt-4o-mini"
 
 _SYSTEM = (
-    "You grade a recorded phone call between a bank customer (caller) and a customer-service "
-    "agent (cs). For each criterion, answer whether the call meets it, with one sentence of "
+    "You grade a recorded phone call between a caller and the agent that answered the line "
+    "(cs). For each criterion, answer whether the call meets it, with one sentence of "
     'evidence quoted from the transcript. Reply with JSON: {"criteria": [{"name": ..., '
     '"passed": true|false, "evidence": ...}], "summary": ...}.'
 )
