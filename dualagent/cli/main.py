@@ -279,12 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     # Command groups in their own modules register themselves on the same subparsers.
-    from dualagent.cli import analysis, batch, doctor, serve
+    from dualagent.cli import analysis, batch, compare, doctor, serve
 
     analysis.add_parser(sub)
     serve.add_parser(sub)
     doctor.add_parser(sub)
     batch.add_parser(sub)
+    compare.add_parser(sub)
     return parser
 
 
