@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -34,6 +35,7 @@ async_api = pytest.importorskip("playwright.async_api")
 pytest.importorskip("jupyterlab")
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(1200),  # two real-speech calls and a browser on two busy cores
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)"
     ),
@@ -281,12 +283,20 @@ async def run_all_and_call(page: async_api.Page, lab: Lab) -> str:
     # dive's further down, which are outside this cell).
     await app.locator("b", has_text="AGENT:").first.wait_for(state="attached")
     await app.locator("b", has_text="CALLER:").first.wait_for(state="attached")
-    await app.locator("audio").first.wait_for(state="attached")
+    await app.locator("audio").nth(2).wait_for(state="attached")  # stereo, caller, agent
     await app.get_by_text("Done:").wait_for(state="attached")
-    assert await app.locator("audio").count() == 3  # stereo, caller, agent
+    assert await app.locator("audio").count() == 3
     await app.scroll_into_view_if_needed()
     await app.screenshot(path=str(Path(lab.root).parent / "01_explore_call_app_cell.png"))
     outcome = await app.locator("table").first.inner_text()
+
+    step("wait for Run All to finish")
+    # Typing into widgets while a cell still runs can leave an update in the page's widget
+    # buffer (ipywidgets sends one message per model until the kernel reports it idle): let
+    # the last cell finish first, as it would for a user reading down to the builder.
+    last = page.locator(".jp-NotebookPanel .jp-CodeCell").last
+    await last.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).wait_for()
+    await page.locator(".jp-StatusBar-Widget", has_text="Python 3 (ipykernel) | Idle").wait_for()
 
     step("the scenario builder tab")
     await app.get_by_role("tab", name="Scenario builder").click()
