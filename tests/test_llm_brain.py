@@ -141,6 +141,7 @@ def test_plan_sends_the_model_name_and_records_sampling_not_the_key(
     assert plan.sessions["caller"].model == "llm:tiny@http://127.0.0.1:9/v1"
     assert plan.metadata["llm"]["caller"]["seed"] == 4
     assert "sk-never-written" not in json.dumps(plan.metadata)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # the key is there: the flag is what is wrong
     with pytest.raises(InputError, match="--cs-llm needs the embedded server"):
         plan_call(CallOptions.build(cs_llm="http://127.0.0.1:9/v1#tiny", cs_backend="openai"))
 
