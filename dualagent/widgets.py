@@ -123,20 +123,27 @@ class CallApp:
         self._started = 0.0
 
         self.scenario = w.Dropdown(
-            options=[("(none)", None), *list_scenarios()], value=None, description="Scenario"
-        )
+            options=[("(none)", None), *((n, n) for n in list_scenarios())],
+            index=0,  # not value=None, which ipywidgets shows as no selection at all
+            description="Scenario",
+        )  # all options (label, value) pairs: ipywidgets reads a mixed list as plain values
         self.caller_type = w.Dropdown(
             options=list_personas(), value=caller_type, description="Caller type"
         )
         # The agent under test: a shipped spec; unset, the scenario's (else the bank agent).
         self.agent = w.Dropdown(
-            options=[("(scenario's)", None), *list_agents()], value=agent, description="Agent"
+            options=[("(scenario's)", None), *((n, n) for n in list_agents())],
+            index=0,
+            description="Agent",
         )
+        if agent is not None:
+            self.agent.value = agent
         self.duration = w.IntSlider(
             value=duration, min=10, max=600, step=10, description="Duration (s)"
         )
         self.scenario.observe(self._on_scenario, names="value")
-        self.scenario.value = scenario
+        if scenario is not None:
+            self.scenario.value = scenario
         self.route = w.ToggleButtons(options=list(ROUTES), value=route, description="Route")
         self.route.style.button_width = "70px"
         self.seed = w.IntText(value=seed, description="Seed", layout=w.Layout(width="160px"))
@@ -198,7 +205,10 @@ class CallApp:
         scenario = load_scenario(change["new"])
         self.caller_type.value = scenario.resolve_persona().name
         agent = getattr(scenario, "agent", None)
-        self.agent.value = agent if agent in list_agents() else None
+        if agent in list_agents():
+            self.agent.value = agent
+        else:
+            self.agent.index = 0  # the scenario's own (a spec file, or the bank)
         if scenario.duration_s:
             self.duration.value = int(min(max(scenario.duration_s, 10), 600))
 

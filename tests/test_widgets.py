@@ -25,7 +25,8 @@ def test_controls_offer_personas_routes_and_seed():
     assert app.run_button.description == "Run call"
     assert app.results.layout.display == "none"  # nothing to show before a call
     # The agent under test: unset means the scenario's; a shipped spec can be chosen.
-    assert app.options().agent is None and "bank" in app.agent.options
+    assert app.options().agent is None and app.agent.label == "(scenario's)"
+    assert app.scenario.label == "(none)" and ("bank", "bank") in app.agent.options
     app.agent.value = "bank"
     assert app.options().agent == "bank"
 
