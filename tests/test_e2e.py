@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -402,3 +403,24 @@ async def test_line_conditions_degrade_what_is_heard(local_server, tmp_path) -> 
     assert (
         phone.metadata["metrics"]["wer"]["overall"] >= clean.metadata["metrics"]["wer"]["overall"]
     )
+
+
+async def test_turn_taking_and_audio_routing_each_have_their_own_logger(
+    local_server, tmp_path, caplog
+) -> None:
+    """``--log-level DEBUG`` shows the core's decisions on dualagent.call.turns and the routed
+    audio on dualagent.call.audio, so a user can watch one of them alone."""
+    with caplog.at_level(logging.DEBUG, logger="dualagent.call"):
+        result = await dualagent.simulate(
+            "typical",
+            max_turns=2,
+            output_dir=tmp_path,
+            conversation_id="logged",
+            local_server=local_server,
+        )
+    turns = [r.getMessage() for r in caplog.records if r.name == "dualagent.call.turns"]
+    audio = [r.getMessage() for r in caplog.records if r.name == "dualagent.call.audio"]
+    assert any(m.startswith("turn 0 by cs at 0.") for m in turns)
+    assert f"call ends: completed ({result.end_reason})" in turns
+    assert any(m.startswith("to caller: ") and "bytes of audio" in m for m in audio)
+    assert not any("bytes of audio" in m for m in turns)

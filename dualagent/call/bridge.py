@@ -51,6 +51,10 @@ from dualagent.realtime.client import (
 from dualagent.realtime.redact import redact_url
 
 log = logging.getLogger(__name__)
+# One logger per part a user may want to watch alone (``--log-level DEBUG``, then filter):
+# the turn-taking decisions of the core, and the audio routed between the agents.
+turns_log = logging.getLogger("dualagent.call.turns")
+audio_log = logging.getLogger("dualagent.call.audio")
 
 Pace = Literal["fast", "realtime"]
 LINE_TICK_S = 0.05  # how often the core hears the time (silence on an agent's line)
@@ -288,6 +292,7 @@ class DualAgentBridge:
         for effect in effects:
             if self.observer is not None:
                 self.observer.effect(effect)
+            _debug_log(effect)
             if isinstance(effect, Send):
                 await self._send(effect)
                 continue
@@ -416,3 +421,46 @@ async def _cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
     for task in tasks:
         with contextlib.suppress(BaseException):
             await task
+
+
+def _debug_log(effect: Effect) -> None:
+    """The effect on its part's logger at DEBUG (only types and sizes of what is sent: an
+    event's body may hold instructions)."""
+    if isinstance(effect, Send):
+        kind = effect.event.get("type", "?")
+        if kind == "input_audio_buffer.append":
+            if audio_log.isEnabledFor(logging.DEBUG):
+                audio_log.debug(
+                    "to %s: %d bytes of audio at +%.3f s of the utterance",
+                    effect.agent,
+                    len(effect.event.get("audio", "")) * 3 // 4,
+                    effect.utterance_offset_s or 0.0,
+                )
+        elif turns_log.isEnabledFor(logging.DEBUG):
+            turns_log.debug("to %s: %s", effect.agent, kind)
+        return
+    if not turns_log.isEnabledFor(logging.DEBUG):
+        return
+    if isinstance(effect, PlaceAudio):
+        audio_log.debug(
+            "%s audio on the timeline at %.3f s (%d bytes)",
+            effect.speaker,
+            effect.at_s,
+            len(effect.pcm16),
+        )
+    elif isinstance(effect, AddTurn):
+        turn = effect.turn
+        turns_log.debug(
+            "turn %s by %s at %.3f-%.3f s: %s",
+            turn.get("index"),
+            turn.get("speaker"),
+            turn.get("start_s") or 0.0,
+            turn.get("end_s") or 0.0,
+            turn.get("text"),
+        )
+    elif isinstance(effect, RunTools):
+        turns_log.debug("%s calls %s", effect.agent, ", ".join(c.name for c in effect.calls))
+    elif isinstance(effect, EndCall):
+        turns_log.debug("call ends: %s (%s)", effect.status, effect.end_reason)
+    elif isinstance(effect, Log):
+        turns_log.debug("%s: %s", effect.kind, effect.text)
