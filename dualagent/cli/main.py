@@ -188,14 +188,28 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from dualagent.bench import run_bench
+    from pathlib import Path
 
+    from dualagent.bench import PARTS, run_bench
+
+    if args.soak:
+        from dualagent.soak import run_soak
+
+        report = asyncio.run(run_soak())
+        print("\n".join(report.lines()))
+        return EXIT_FAILED if report.leaked else EXIT_OK
     parts = [p.strip() for p in args.parts.split(",") if p.strip()] if args.parts else None
-    valid = ("engines", "calls", "concurrency")
     for part in parts or []:
-        if part not in valid:
-            raise UsageError(f"invalid bench part {part!r}; valid choices: {', '.join(valid)}")
-    return run_bench(parts, as_json=args.json)
+        if part not in PARTS:
+            raise UsageError(f"invalid bench part {part!r}; valid choices: {', '.join(PARTS)}")
+    if args.compare:
+        try:
+            json.loads(Path(args.compare).read_text(encoding="utf-8"))["figures"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"--compare {args.compare}: not a bench report ({exc})") from None
+    return run_bench(
+        parts, as_json=args.json, quick=args.quick, output=args.output, compare=args.compare
+    )
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
@@ -273,9 +287,27 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="measure speed, overhead, memory and storage on this machine"
     )
     bench.add_argument(
-        "--parts", default=None, help="comma list of: engines, calls, concurrency (default: all)"
+        "--parts",
+        default=None,
+        help="comma list of: engines, calls, batch, concurrency, start (default: all)",
     )
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="every part, small (under 2 minutes): checks that each figure is produced; "
+        "its timings are not the figures",
+    )
+    bench.add_argument("--output", metavar="FILE", help="also write the figures to FILE (JSON)")
+    bench.add_argument(
+        "--compare", metavar="OLD.json", help="print each figure's change since an --output file"
+    )
+    bench.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    bench.add_argument(
+        "--soak",
+        action="store_true",
+        help="instead: 10 concurrent audio calls then 200 text calls on one server; "
+        "report open files, threads, processes and memory before and after (exit 1 if any grew)",
+    )
     bench.set_defaults(func=cmd_bench)
 
     # Command groups in their own modules register themselves on the same subparsers.

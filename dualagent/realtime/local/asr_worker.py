@@ -11,10 +11,17 @@ processes that speak this protocol on stdin/stdout, one request at a time:
 End of input ends the process. Run as a script it imports nothing but pocketsphinx, so a worker
 starts in a fraction of a second; :func:`decode` is also what in-thread decoding uses, so both
 give the same text for the same audio.
+
+**Copies.** Each argument ``R,W,P`` names three pipe ends the parent made for one more worker:
+once its model is loaded this process forks a copy per argument, which decodes requests from
+``R``, replies on ``W`` and writes its process id (as text) to ``P``. A copy shares the model's
+pages with this process (they are only read), so N workers cost one model and N working sets
+instead of N models. The fork is safe: this process has no threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
@@ -64,19 +71,46 @@ def read_message(stream: BinaryIO) -> bytes | None:
     return payload
 
 
-def serve(requests: BinaryIO, replies: BinaryIO) -> None:
-    decoder = new_decoder()
-    decode(decoder, bytes(ASR_RATE_HZ))  # warm (half a second of silence) before the first ask
+def serve(requests: BinaryIO, replies: BinaryIO, decoder: Any = None) -> None:
+    decoder = decoder if decoder is not None else new_decoder()
     while (pcm := read_message(requests)) is not None:
         write_message(replies, decode(decoder, pcm).encode())
 
 
+def _fork_copies(copies: list[tuple[int, int, int]], own: list[int], decoder: Any) -> None:
+    """Fork one serving copy per ``(request, reply, pid)`` fd triple; return in this process."""
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # copies that end are reaped by the kernel
+    for index, (request, reply, pid_fd) in enumerate(copies):
+        if os.fork() == 0:  # the copy: keep only its own pipes, so EOF means what it should
+            # (the copies before this one had their fds closed here before this fork)
+            for fd in own + [fd for later in copies[index + 1 :] for fd in later]:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.write(pid_fd, str(os.getpid()).encode())
+            os.close(pid_fd)
+            try:
+                with os.fdopen(request, "rb") as requests, os.fdopen(reply, "wb") as replies:
+                    serve(requests, replies, decoder)
+            finally:
+                os._exit(0)
+        for fd in (request, reply, pid_fd):
+            os.close(fd)
+
+
 def main() -> None:
+    copies = [tuple(int(fd) for fd in arg.split(",")) for arg in sys.argv[1:]]
     # Replies own the pipe; anything else written to stdout (by Python or C) goes to stderr.
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    serve(sys.stdin.buffer, replies)
+    decoder = new_decoder()
+    decode(decoder, bytes(ASR_RATE_HZ))  # warm (half a second of silence) before the first ask
+    if copies:
+        _fork_copies(copies, [0, replies.fileno()], decoder)  # type: ignore[arg-type]
+    serve(sys.stdin.buffer, replies, decoder)
 
 
 if __name__ == "__main__":

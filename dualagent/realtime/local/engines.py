@@ -315,31 +315,71 @@ class AsrWorkerError(RuntimeError):
     """A speech-recognition worker process died or stopped answering."""
 
 
-class _AsrProcess:
-    """One ``asr_worker`` child process and its pipes."""
+class _Copy:
+    """A worker forked by another worker (it shares that one's model): enough of ``Popen``.
 
-    def __init__(self) -> None:
+    Its pipes were made here; its process id arrives on a third pipe once it exists (after
+    the first worker has loaded the model), so it is read only when needed.
+    """
+
+    def __init__(self, stdin: Any, stdout: Any, pid_fd: int) -> None:
+        self.stdin, self.stdout = stdin, stdout
+        self._pid_fd: int | None = pid_fd
+        self._pid: int | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._pid is None and self._pid_fd is not None:
+            chunks = []
+            while chunk := os.read(self._pid_fd, 32):
+                chunks.append(chunk)
+            os.close(self._pid_fd)
+            self._pid_fd = None
+            self._pid = int(b"".join(chunks) or -1)  # -1: it was never forked
+        return self._pid if self._pid is not None else -1
+
+    def poll(self) -> int | None:
+        import psutil
+
         try:
-            self.process = subprocess.Popen(
-                # Run as a script, not ``-m``: importing the dualagent package would load
-                # pandas and the rest into every worker. -P keeps its folder off sys.path.
-                [sys.executable, "-P", asr_worker.__file__],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                # Its own session: Ctrl-C in a terminal goes to us; we stop it (end of input).
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise AsrWorkerError(f"cannot start a speech recognition worker: {exc}") from None
+            gone = psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE
+        except (psutil.Error, ValueError):
+            gone = True
+        return -1 if gone else None
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stdin.close()  # never forked, or stopped: it ends at end of input
+        if self.pid > 0:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, 9)
+
+    def wait(self, timeout: float | None = None) -> int:
+        import psutil
+
+        try:
+            psutil.Process(self.pid).wait(timeout)
+        except psutil.TimeoutExpired:
+            raise subprocess.TimeoutExpired("asr_worker copy", timeout or 0) from None
+        except (psutil.Error, ValueError):
+            pass
+        return -1
+
+
+class _AsrProcess:
+    """One recognition worker: an ``asr_worker`` child process (or a copy of one) and its pipes."""
+
+    def __init__(self, process: Any = None) -> None:
+        self.process = process if process is not None else _start_worker(0)[0]
 
     def send(self, pcm16_16k: bytes) -> None:
         try:
-            asr_worker.write_message(self.process.stdin, pcm16_16k)  # type: ignore[arg-type]
-        except OSError as exc:
+            asr_worker.write_message(self.process.stdin, pcm16_16k)
+        except (OSError, ValueError) as exc:
             raise AsrWorkerError(f"speech recognition worker gone: {exc}") from None
 
     def receive(self) -> str:
-        reply = asr_worker.read_message(self.process.stdout)  # type: ignore[arg-type]
+        reply = asr_worker.read_message(self.process.stdout)
         if reply is None:
             code = self.process.poll()
             raise AsrWorkerError(f"speech recognition worker ended (exit code {code})")
@@ -347,12 +387,45 @@ class _AsrProcess:
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            self.process.stdin.close()  # type: ignore[union-attr]
+            self.process.stdin.close()
         try:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def _start_worker(copies: int) -> list[Any]:
+    """Start one ``asr_worker`` process that forks ``copies`` copies of itself once its model
+    is loaded; returns the process and the copies (``Popen``, then :class:`_Copy` objects)."""
+    ours: list[tuple[int, int, int]] = []  # request write end, reply read end, pid read end
+    theirs: list[tuple[int, int, int]] = []
+    try:
+        for _ in range(copies):
+            (req_r, req_w), (rep_r, rep_w), (pid_r, pid_w) = os.pipe(), os.pipe(), os.pipe()
+            ours.append((req_w, rep_r, pid_r))
+            theirs.append((req_r, rep_w, pid_w))
+        process = subprocess.Popen(
+            # Run as a script, not ``-m``: importing the dualagent package would load
+            # pandas and the rest into every worker. -P keeps its folder off sys.path.
+            [sys.executable, "-P", asr_worker.__file__, *(",".join(map(str, t)) for t in theirs)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            pass_fds=[fd for triple in theirs for fd in triple],
+            # Its own session: Ctrl-C in a terminal goes to us; we stop it (end of input).
+            start_new_session=True,
+        )
+    except OSError as exc:
+        for fd in (fd for triple in ours + theirs for fd in triple):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise AsrWorkerError(f"cannot start a speech recognition worker: {exc}") from None
+    for fd in (fd for triple in theirs for fd in triple):
+        os.close(fd)
+    return [
+        process,
+        *(_Copy(os.fdopen(w, "wb"), os.fdopen(r, "rb"), p) for w, r, p in ours),
+    ]
 
 
 class PocketSphinxASR:
@@ -492,10 +565,18 @@ class PocketSphinxASR:
                 continue
 
     def _spawn(self) -> _AsrProcess:
-        """A new worker, counted (the caller holds the lock)."""
-        worker = _AsrProcess()
-        self._workers.append(worker)
-        return worker
+        """A new worker, counted (the caller holds the lock). The first start makes them all
+        at once: one process, which forks the others once its model is loaded (they share
+        the model's pages); a worker that replaces a dead one is a process of its own."""
+        if self._workers:
+            worker = _AsrProcess()
+            self._workers.append(worker)
+            return worker
+        first, *copies = (_AsrProcess(p) for p in _start_worker(self.processes - 1))
+        self._workers += [first, *copies]
+        for copy in copies:
+            self._idle.put(copy)
+        return first
 
     def _release(self, worker: _AsrProcess) -> None:
         if worker in self._workers:

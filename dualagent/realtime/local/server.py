@@ -310,6 +310,14 @@ class LocalRealtimeServer:
         """The ``websocket_base_url`` for the openai SDK (it appends ``/realtime``)."""
         return f"ws://{self.host}:{self.port}/v1"
 
+    def stats(self) -> dict[str, Any]:
+        """Open connections, sessions served, and the engine caches' hits and misses."""
+        return {
+            "connections": len(self.connections),
+            "sessions": self._session_counter,
+            "engine_caches": engines.cache_stats(),
+        }
+
     def synthesize(self, text: str, voice: str | None, speed: float) -> bytes:
         """Run TTS to completion (called in the engine pool)."""
         return b"".join(self._tts().synthesize(text, voice=voice, speed=speed))
