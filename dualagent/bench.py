@@ -360,11 +360,12 @@ def rss_mb() -> float:
 def memory_probe(n: int, route: str = "audio", max_turns: int | None = None) -> dict[str, Any]:
     """Memory with a warm server, and its peak during ``n`` concurrent calls (this process).
 
-    Meant for a fresh process (:func:`bench_memory` starts one per probe). The peak is sampled
-    every 20 ms while the calls run; the process's own high-water mark would be dominated by
-    the engines' warm-up, which happens before any call.
+    Meant for a fresh process (:func:`bench_memory` starts one per probe). The calls are
+    ``simulate()`` calls of the typical caller (seeds 0..n-1), all started at once. The peak is
+    sampled every 20 ms while they run; the process's own high-water mark would be dominated
+    by the engines' warm-up, which happens before any call.
     """
-    from dualagent import batch
+    import dualagent
     from dualagent.realtime.local.server import LocalRealtimeServer
 
     async def go() -> dict[str, Any]:
@@ -381,23 +382,27 @@ def memory_probe(n: int, route: str = "audio", max_turns: int | None = None) -> 
             sampler.start()
             try:
                 with tempfile.TemporaryDirectory(prefix="dualagent-mem-") as tmp:
-                    result = await batch.run(
-                        caller_types=["typical"],
-                        repeat=n,
-                        parallel=n,
-                        route=route,
-                        output_dir=tmp,
-                        progress=False,
-                        local_server=server,
-                        batch_id="mem",
-                        max_turns=max_turns,
+                    results = await asyncio.gather(
+                        *(
+                            dualagent.simulate(
+                                "typical",
+                                route=route,
+                                seed=i,
+                                max_turns=max_turns,
+                                output_dir=tmp,
+                                conversation_id=f"mem_{i}",
+                                local_server=server,
+                            )
+                            for i in range(n)
+                        )
                     )
+                    errors = sum(r.status != "completed" for r in results)
             finally:
                 stop.set()
                 sampler.join()
             return {
-                "calls": len(result.calls),
-                "errors": result.errors,
+                "calls": len(results),
+                "errors": errors,
                 "baseline_mb": baseline["pss"],
                 "peak_mb": max(s["pss"] for s in samples),
                 "baseline_rss_mb": baseline["rss"],

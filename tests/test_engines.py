@@ -2,6 +2,7 @@
 
 import contextlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import psutil
@@ -183,3 +184,26 @@ def test_split_sentences_streams_sentence_by_sentence_and_long_ones_at_commas() 
     # A long sentence without commas stays whole: nowhere to cut it.
     no_commas = " ".join(["word"] * (engines.MAX_CHUNK_WORDS + 5)) + "."
     assert split_sentences(no_commas) == [no_commas]
+
+
+@pytest.mark.slow
+def test_a_second_worker_is_a_copy_forked_when_utterances_wait_and_hears_the_same() -> None:
+    """One worker starts; when two utterances want decoding at once, the first worker forks a
+    copy between two of them (it shares the loaded model). The copy hears what a fresh
+    decoder hears, and ends with the recogniser."""
+    rng = np.random.default_rng(2)
+    noise = rng.normal(0, 3000, 24_000 * 4).astype("<i2").tobytes()  # a slow decode
+    hello = speech("Hello, I would like to order a new card.", "ash")
+    with recogniser(0) as fresh:
+        expected = [fresh.transcribe(noise), fresh.transcribe(hello), fresh.transcribe(hello)]
+    with recogniser(2) as asr:
+        asr.warm_up()
+        [first] = asr.worker_pids()
+        with ThreadPoolExecutor(3) as pool:
+            heard = list(pool.map(asr.transcribe, [noise, hello, hello]))
+        assert heard == expected
+        pids = asr.worker_pids()
+        assert len(pids) == 2 and pids[0] == first
+        copy = psutil.Process(pids[1])
+        assert copy.ppid() == first  # forked by the first worker, not started by us
+    copy.wait(timeout=TIMEOUT_S)  # closing the recogniser ended the copy too

