@@ -370,6 +370,10 @@ def memory_probe(n: int, route: str = "audio", max_turns: int | None = None) -> 
 
     async def go() -> dict[str, Any]:
         async with LocalRealtimeServer() as server:
+            # The server does not wait for its recognition worker: warm means that one too.
+            warm_up = getattr(server.asr(), "warm_up", None)
+            if warm_up is not None:
+                await asyncio.get_running_loop().run_in_executor(None, warm_up)
             baseline = memory_mb()
             samples = [baseline]
             stop = threading.Event()
@@ -419,6 +423,10 @@ def _probe(n: int, route: str = "audio", max_turns: int | None = None) -> dict[s
         f"print(json.dumps(memory_probe({n}, {route!r}, {max_turns!r})))"
     )
     return _run_probe(code) or {"calls": 0, "errors": n}
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
 
 
 def bench_memory(
@@ -545,6 +553,12 @@ def bench_concurrency(sizes: Sizes = FULL) -> list[Figure]:
         return (many[key] - low[key]) / (n - k)
 
     text_n = int(row["calls"])
+    print(
+        f"  (peak PSS: 1 call {_mb(one.get('peak_mb'))}, 2 calls {_mb(two.get('peak_mb'))}, "
+        f"{n} calls {_mb(many.get('peak_mb'))} MB; RSS {_mb(one.get('peak_rss_mb'))}, "
+        f"{_mb(two.get('peak_rss_mb'))}, {_mb(many.get('peak_rss_mb'))} MB)",
+        flush=True,
+    )
     return [
         figure(
             "concurrent_audio_ok",

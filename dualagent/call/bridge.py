@@ -41,14 +41,9 @@ from dualagent.call.effects import (
 from dualagent.call.recording import CallRecorder
 from dualagent.realtime import protocol as p
 from dualagent.realtime import server_events as ev
-from dualagent.realtime.client import (
-    DEFAULT_RETRY,
-    RealtimeConnection,
-    RealtimeConnectionError,
-    RetryPolicy,
-    connect_with_retry,
-)
+from dualagent.realtime.client import DEFAULT_RETRY, RealtimeConnectionError, RetryPolicy
 from dualagent.realtime.redact import redact_url
+from dualagent.realtime.transports import Connection, open_connection
 
 log = logging.getLogger(__name__)
 # One logger per part a user may want to watch alone (``--log-level DEBUG``, then filter):
@@ -146,7 +141,7 @@ class DualAgentBridge:
         self.on_log = on_log
         self.observer = observer
         self.retry = retry
-        self.connections: dict[Agent, RealtimeConnection] = {}
+        self.connections: dict[Agent, Connection] = {}
         self._t0 = 0.0
         self._last_event = 0.0
         self._ready_s: float | None = None  # when both sessions had accepted their config
@@ -206,7 +201,7 @@ class DualAgentBridge:
 
         async def open_one(agent: Agent) -> None:
             endpoint = self.endpoints[agent]
-            self.connections[agent] = await connect_with_retry(
+            self.connections[agent] = await open_connection(
                 endpoint.url, headers=endpoint.headers, policy=self.retry
             )
 
