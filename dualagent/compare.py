@@ -8,7 +8,11 @@ personas, lines and timing draws); only ``agent`` differs. Each run is an ordina
 Success is :func:`dualagent.call.record.call_success` (through the batch manifests). A pair
 where either side was never judged is listed but left out of the counts and the statistics.
 McNemar's exact test looks only at the discordant pairs (one side succeeded, the other did not);
-the bootstrap interval resamples whole pairs, so it respects the pairing. See docs/compare.md.
+the bootstrap interval resamples whole pairs, so it respects the pairing.
+
+:class:`RegressionGate` turns a comparison into a CI verdict (``--fail-if-worse``): the
+candidate is *worse* when McNemar's p is below ``alpha`` and its success rate dropped by at
+least ``min_effect``. See docs/compare.md.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ SIDES = ("baseline", "candidate")
 ALL = "(all)"
 """The ``item`` of the summary row over every pair."""
 LIKELY_REAL_P = 0.05
+DEFAULT_ALPHA = 0.05
+"""The gate's significance level: McNemar's p must be below it."""
+DEFAULT_MIN_EFFECT = 0.05
+"""The gate's minimum effect: the drop in success rate (baseline minus candidate) that counts."""
 BOOTSTRAP_RESAMPLES = 2000
 PAIRS_FILE, SUMMARY_FILE, COMPARISON_FILE = "pairs.csv", "summary.csv", "comparison.json"
 # Figures compared pair by pair (candidate minus baseline): pairs.csv column -> recording figure.
@@ -240,6 +248,124 @@ def plain_sentence(pairs: Any, overall_row: dict[str, Any]) -> str:
     )
 
 
+# ------------------------------------------------------------------------------ the gate
+
+
+def check_gate_settings(alpha: float, min_effect: float) -> None:
+    """Raise :class:`InputError` (one line) unless 0 < alpha < 1 and 0 <= min_effect <= 1."""
+    if not (isinstance(alpha, int | float) and 0 < alpha < 1):
+        raise InputError(
+            f"alpha: invalid value {alpha!r}; valid: a number between 0 and 1, e.g. 0.05"
+        )
+    if not (isinstance(min_effect, int | float) and 0 <= min_effect <= 1):
+        raise InputError(
+            f"min_effect: invalid value {min_effect!r}; valid: a drop in success rate from 0 "
+            "to 1, e.g. 0.05"
+        )
+
+
+@dataclass(frozen=True)
+class RegressionGate:
+    """Is the candidate significantly worse than the baseline, by at least ``min_effect``?
+
+    Built from a summary row (:meth:`of`): the paired counts, McNemar's exact p (two-sided) and
+    the drop in success rate, baseline minus candidate. :attr:`worse` is the verdict.
+    """
+
+    alpha: float
+    min_effect: float
+    broken: int  # pairs only the baseline passed
+    fixed: int  # pairs only the candidate passed
+    judged: int
+    baseline_rate: float
+    candidate_rate: float
+    p_value: float
+    item: str = ALL
+
+    @classmethod
+    def of(
+        cls,
+        row: dict[str, Any],
+        alpha: float = DEFAULT_ALPHA,
+        min_effect: float = DEFAULT_MIN_EFFECT,
+    ) -> RegressionGate:
+        """The gate for one row of :attr:`Comparison.summary` (an item or ``(all)``)."""
+        check_gate_settings(alpha, min_effect)
+        return cls(
+            alpha=float(alpha),
+            min_effect=float(min_effect),
+            broken=int(row["only_baseline"]),
+            fixed=int(row["only_candidate"]),
+            judged=int(row["judged_pairs"]),
+            baseline_rate=float(row["baseline_rate"]),
+            candidate_rate=float(row["candidate_rate"]),
+            p_value=float(row["p_value"]),
+            item=str(row["item"]),
+        )
+
+    @property
+    def drop(self) -> float:
+        """Baseline minus candidate success rate (NaN: no pair judged)."""
+        return self.baseline_rate - self.candidate_rate
+
+    @property
+    def significant(self) -> bool:
+        return self.judged > 0 and self.p_value < self.alpha
+
+    @property
+    def worse(self) -> bool:
+        """Significantly worse (p < alpha) with a drop of at least ``min_effect``."""
+        return (
+            self.significant
+            and self.broken > self.fixed
+            and self.drop >= self.min_effect - 1e-12  # 0.05 as 1 - 0.95 is not below 0.05
+        )
+
+    def message(self) -> str:
+        """One sentence: the verdict and why."""
+        if self.judged == 0:
+            return "not worse: no pair was judged on both sides, so nothing could be compared"
+        counts = (
+            f"the candidate broke {self.broken} and fixed {self.fixed} of {self.judged} paired "
+            f"calls (success rate {self.baseline_rate:.2f} -> {self.candidate_rate:.2f})"
+        )
+        p = f"McNemar p = {self.p_value:.3g}"
+        if self.worse:
+            return (
+                f"worse: {counts}; {p} < alpha {self.alpha:g} and the drop {self.drop:.2f} "
+                f">= min_effect {self.min_effect:g}"
+            )
+        if self.broken == self.fixed == 0:
+            return f"not worse: {counts}: no difference"
+        if self.broken <= self.fixed:
+            return f"not worse: {counts}"
+        if not self.significant:
+            hint = (
+                "; fewer than 6 discordant pairs can never reach p < 0.05: run more calls"
+                if self.broken + self.fixed < 6
+                else ""
+            )
+            return f"not worse: {counts}; {p} >= alpha {self.alpha:g} (could be chance){hint}"
+        return (
+            f"not worse: {counts}; {p} < alpha {self.alpha:g} but the drop {self.drop:.2f} "
+            f"< min_effect {self.min_effect:g}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "alpha": self.alpha,
+            "min_effect": self.min_effect,
+            "broken": self.broken,
+            "fixed": self.fixed,
+            "judged": self.judged,
+            "drop": None if math.isnan(self.drop) else self.drop,
+            "p_value": self.p_value,
+            "worse": self.worse,
+            "message": self.message(),
+        }
+
+
 # ------------------------------------------------------------------------------ running
 
 
@@ -263,6 +389,20 @@ class Comparison:
     def format(self) -> str:
         """The readable table and the plain sentence."""
         return format_comparison(self)
+
+    def gate(
+        self, alpha: float = DEFAULT_ALPHA, min_effect: float = DEFAULT_MIN_EFFECT
+    ) -> RegressionGate:
+        """The regression gate over every pair (``gates`` gives one per item too)."""
+        return RegressionGate.of(self.overall, alpha, min_effect)
+
+    def gates(
+        self, alpha: float = DEFAULT_ALPHA, min_effect: float = DEFAULT_MIN_EFFECT
+    ) -> list[RegressionGate]:
+        """One gate per caller type / scenario, then the overall one (the summary's rows)."""
+        return [
+            RegressionGate.of(row, alpha, min_effect) for row in self.summary.to_dict("records")
+        ]
 
 
 def _agent_ref(agent: str | Path) -> str:

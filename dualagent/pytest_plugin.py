@@ -14,6 +14,11 @@ Installing dualagent makes pytest load this module, which adds:
 - :func:`assert_call_success`: fails the test with :meth:`CallResult.explain` (the unmet
   criteria with their evidence, how the call ended, the transcript's tail) unless it
   succeeded;
+- the ``compare_agents`` fixture: ``compare_agents(baseline, candidate, **options)`` runs a
+  paired A/B comparison (:func:`dualagent.compare.compare_agents`: same keywords) on the
+  session's server and returns its :class:`~dualagent.compare.Comparison`; in an ``async def``
+  test, ``await compare_agents.run(...)``. :func:`assert_not_worse` is the regression gate
+  as an assertion (fails with the gate's sentence and the comparison's table);
 - options ``--dualagent-output DIR`` (keep the recordings there, one folder per test) and
   ``--dualagent-backend BACKEND`` (``local``, ``openai`` or a ``ws://``/``wss://`` URL: where
   the agents run unless a test says otherwise).
@@ -24,6 +29,11 @@ An agent's tests then read::
     def test_lost_card(agent_call):
         result = agent_call(scenario="lost_gold_card", agent="bank", route="text")
         assert result.success, result.explain()
+
+    def test_new_prompt_is_not_worse(compare_agents):
+        comparison = compare_agents("bank", "my_bank.yaml", scenarios=["lost_gold_card"],
+                                    repeat=10, route="text")
+        assert_not_worse(comparison, alpha=0.05, min_effect=0.05)
 
 pytest loads this module in every session where dualagent is installed, so importing it costs
 nothing: dualagent and the speech engines load only when a test calls.
@@ -43,9 +53,10 @@ import pytest
 if TYPE_CHECKING:
     from dualagent.call.options import CallOptions
     from dualagent.call.result import CallResult
+    from dualagent.compare import Comparison
     from dualagent.realtime.local.server import LocalRealtimeServer
 
-__all__ = ["AgentCall", "assert_call_success"]
+__all__ = ["AgentCall", "CompareAgents", "assert_call_success", "assert_not_worse"]
 
 MARKER = "agent_test"
 
@@ -258,3 +269,64 @@ def assert_call_success(result: CallResult) -> None:
     __tracebackhide__ = True
     if result.success is not True:
         raise AssertionError(result.explain())
+
+
+# ------------------------------------------------------------------------------ comparisons
+
+
+class CompareAgents:
+    """``compare_agents(baseline, candidate, **options) -> Comparison`` in a sync test;
+    ``await compare_agents.run(...)`` in an async one. The keywords are
+    :func:`dualagent.compare.compare_agents`'s; ``output_dir`` defaults to the test's folder,
+    ``progress`` to off, and the calls run on the session's embedded server."""
+
+    def __init__(self, server: SharedServer, output_dir: Path) -> None:
+        self.server = server
+        self.output_dir = output_dir
+
+    def _options(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {"output_dir": self.output_dir, "progress": False, **options}
+
+    def __call__(self, baseline: Any, candidate: Any, **options: Any) -> Comparison:
+        """Run both versions and wait for them (a sync test)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "compare_agents(...) waits for the calls; in an async test use "
+                "`await compare_agents.run(...)`"
+            )
+        from dualagent.compare import compare_agents
+
+        server = self.server.get()
+        return asyncio.run(
+            compare_agents(baseline, candidate, local_server=server, **self._options(options))
+        )
+
+    async def run(self, baseline: Any, candidate: Any, **options: Any) -> Comparison:
+        """Run both versions on the running event loop (an async test)."""
+        from dualagent.compare import compare_agents
+
+        server = await asyncio.to_thread(self.server.get)  # warm-up blocks: off this loop
+        return await compare_agents(
+            baseline, candidate, local_server=server, **self._options(options)
+        )
+
+
+@pytest.fixture
+def compare_agents(tmp_path: Path, dualagent_server: SharedServer) -> CompareAgents:
+    """Compare two versions of the agent under test on identical calls (see
+    :class:`CompareAgents`); the comparison folders go to this test's folder."""
+    return CompareAgents(dualagent_server, tmp_path / "dualagent-compare")
+
+
+def assert_not_worse(comparison: Comparison, alpha: float = 0.05, min_effect: float = 0.05) -> None:
+    """Fail the test when the candidate is significantly worse than the baseline (McNemar
+    p < ``alpha`` and a drop in success rate of at least ``min_effect``), with the gate's
+    sentence and the comparison's table as the message."""
+    __tracebackhide__ = True
+    gate = comparison.gate(alpha, min_effect)
+    if gate.worse:
+        raise AssertionError(f"{gate.message()}\n\n{comparison.format()}")

@@ -1,9 +1,11 @@
-"""Paired A/B runs of two agent versions: statistics, pairing, the folder, the CLI."""
+"""Paired A/B runs of two agent versions: statistics, pairing, the folder, the CLI, the
+regression gate (``--fail-if-worse``, JUnit, the pytest plugin's ``compare_agents``)."""
 
 from __future__ import annotations
 
 import json
 import math
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +24,8 @@ from dualagent.compare import (
     summarize_pairs,
 )
 from dualagent.errors import InputError
+
+pytest_plugins = ["pytester"]
 
 BANK_YAML = Path(compare.__file__).parent / "data" / "agents" / "bank.yaml"
 
@@ -135,9 +139,11 @@ def test_summary_counts_and_plain_sentences():
 # ------------------------------------------------------------------------------ real runs
 
 
-def test_cli_candidate_that_breaks_calls(tmp_path, capsys):
+def test_gate_cli_flags_a_broken_tool_as_worse(tmp_path, capsys):
+    """The Must-hold: a candidate that differs only by a broken tool fails the gate, with a
+    significant paired test (6 broken pairs of 6: McNemar p = 2/64), and JUnit says so."""
     worse = broken_bank(tmp_path)
-    out = tmp_path / "out"
+    out, report = tmp_path / "out", tmp_path / "gate.xml"
     code = cli(
         "--baseline",
         "bank",
@@ -146,7 +152,7 @@ def test_cli_candidate_that_breaks_calls(tmp_path, capsys):
         "--scenarios",
         "lost_gold_card",
         "--repeat",
-        "3",
+        "6",
         "--route",
         "text",
         "--output-dir",
@@ -154,9 +160,12 @@ def test_cli_candidate_that_breaks_calls(tmp_path, capsys):
         "--compare-id",
         "ab",
         "--no-progress",
+        "--fail-if-worse",
+        "--junit",
+        str(report),
     )
-    printed = capsys.readouterr().out
-    assert code == 0
+    printed = capsys.readouterr()
+    assert code == 1, printed
     folder = out / "ab"
     assert sorted(p.name for p in folder.iterdir()) == [
         "baseline",
@@ -165,8 +174,8 @@ def test_cli_candidate_that_breaks_calls(tmp_path, capsys):
         "pairs.csv",
         "summary.csv",
     ]
-    ids = [f"lost_gold_card-{r:03d}" for r in range(3)]
-    for call_id in ids:  # the same call on both sides: the recordings' own seeds
+    ids = [f"lost_gold_card-{r:03d}" for r in range(6)]
+    for call_id in ids[:2]:  # the same call on both sides: the recordings' own seeds
         base, cand = (load_call(folder / side / call_id) for side in ("baseline", "candidate"))
         assert base.metadata["seed"] == cand.metadata["seed"]
         assert base.metadata["agent"]["name"] == "bank"
@@ -176,36 +185,54 @@ def test_cli_candidate_that_breaks_calls(tmp_path, capsys):
     pairs = pd.read_csv(folder / "pairs.csv")
     assert list(pairs["call_id"]) == ids
     assert (pairs["seed"] == pairs["candidate_seed"]).all()
-    assert list(pairs["change"]) == ["broken"] * 3
+    assert list(pairs["change"]) == ["broken"] * 6
     assert (pairs["diff_tool_errors"] > 0).all()  # the failing tool, seen in the recordings
     assert (pairs["baseline_tool_errors"] == 0).all()
-    summary = pd.read_csv(folder / "summary.csv")
-    total = summary.iloc[-1]
+    total = pd.read_csv(folder / "summary.csv").iloc[-1]
     assert (total["both"], total["neither"], total["only_baseline"], total["only_candidate"]) == (
         0,
         0,
-        3,
+        6,
         0,
     )
-    assert total["p_value"] == pytest.approx(0.25)
+    assert total["p_value"] == pytest.approx(2 / 64)
     assert (total["baseline_pass^k"], total["candidate_pass^k"]) == (1.0, 0.0)
 
     doc = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
     assert doc["same_spec"] is False
-    assert "broke 3" in doc["sentence"] and all(i in doc["sentence"] for i in ids)
-    assert doc["sentence"] in printed and "lost_gold_card" in printed
+    assert "broke 6" in doc["sentence"] and "likely real (p = 0.031)" in doc["sentence"]
+    assert doc["sentence"] in printed.out and "lost_gold_card" in printed.out
+    [why] = [line for line in printed.err.splitlines() if "McNemar" in line]
+    assert why == (
+        "dualagent: worse: the candidate broke 6 and fixed 0 of 6 paired calls (success rate "
+        "1.00 -> 0.00); McNemar p = 0.0312 < alpha 0.05 and the drop 1.00 >= min_effect 0.05"
+    )
+    # JUnit: a case per scenario and the overall gate, both failed, naming the broken calls.
+    root = ET.parse(report).getroot()
+    assert (root.get("tests"), root.get("failures")) == ("2", "2")
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert list(cases) == ["lost_gold_card", "regression gate (all pairs)"]
+    failure = cases["regression gate (all pairs)"].find("failure")
+    assert failure is not None and failure.get("message") == why.removeprefix("dualagent: ")
+    assert all(i in failure.text for i in ids)
     # The batch folders are ordinary batches.
     from dualagent import batch
 
     assert batch.load_batch(folder / "candidate").overall["successes"] == 0
 
+    # A stricter level than the evidence reaches: not worse, and the sentence says why.
+    strict = compare.RegressionGate.of(dict(total), alpha=0.01)
+    assert strict.worse is False and "p = 0.0312 >= alpha 0.01" in strict.message()
 
-async def test_same_spec_twice_is_allowed_and_said(tmp_path, local_server):
+
+async def test_gate_two_identical_versions_no_difference_pair_by_pair(tmp_path, local_server):
+    """The Must-hold's other half: the same spec twice gives the same calls, word for word
+    and tool call for tool call, reported as no difference; the gate passes."""
     result = await compare_agents(
         "bank",
         BANK_YAML,
-        scenarios=["lost_gold_card"],
-        repeat=1,
+        scenarios=["lost_gold_card", "balance_and_transactions"],
+        repeat=2,
         route="text",
         output_dir=tmp_path,
         compare_id="same",
@@ -214,8 +241,77 @@ async def test_same_spec_twice_is_allowed_and_said(tmp_path, local_server):
     )
     assert result.same_spec is True
     assert "same spec" in result.format()
-    assert list(result.pairs["seed"]) == list(result.pairs["candidate_seed"])
-    assert result.sentence
+    assert len(result.pairs) == 4 and set(result.pairs["change"]) <= {"both", "neither"}
+    for call_id in result.pairs["call_id"]:
+        base, cand = (load_call(result.path / side / call_id) for side in ("baseline", "candidate"))
+        assert base.metadata["seed"] == cand.metadata["seed"]
+        assert [(t["speaker"], t["text"]) for t in base.turns] == [
+            (t["speaker"], t["text"]) for t in cand.turns
+        ]
+        assert [(c["name"], c.get("arguments"), c.get("output")) for c in base.function_calls] == [
+            (c["name"], c.get("arguments"), c.get("output")) for c in cand.function_calls
+        ]
+    gate = result.gate()
+    assert gate.worse is False
+    assert gate.message().startswith("not worse: the candidate broke 0 and fixed 0 of 4")
+    assert gate.message().endswith("no difference")
+    assert "no difference" in result.sentence
+
+
+PLUGIN_TEST = """
+from dualagent.pytest_plugin import assert_not_worse
+
+
+def test_new_version_is_not_worse(compare_agents, tmp_path):
+    comparison = compare_agents("bank", "bank", scenarios=["lost_gold_card"], route="text")
+    assert comparison.path.parent == tmp_path / "dualagent-compare"
+    assert comparison.gate().judged == 1
+    assert_not_worse(comparison, alpha=0.05, min_effect=0.05)
+"""
+
+
+def test_pytest_plugin_compare_agents_fixture(pytester):
+    pytester.makepyfile(test_gate=PLUGIN_TEST)
+    run = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    run.assert_outcomes(passed=1)
+
+
+def hand_made_comparison(changes: dict[str, int], folder: Path) -> compare.Comparison:
+    pairs = hand_made_pairs(changes)
+    summary = summarize_pairs(pairs, 1)
+    return compare.Comparison(
+        path=folder,
+        baseline=None,
+        candidate=None,
+        pairs=pairs,
+        summary=summary,
+        sentence=plain_sentence(pairs, dict(summary.iloc[-1])),
+    )
+
+
+def test_gate_sentences_say_why(tmp_path):
+    from dualagent.pytest_plugin import assert_not_worse
+
+    worse = hand_made_comparison({"both": 10, "broken": 9, "fixed": 1}, tmp_path)
+    gate = worse.gate()
+    assert gate.worse and gate.p_value < 0.05
+    with pytest.raises(AssertionError, match="worse: the candidate broke 9 and fixed 1"):
+        assert_not_worse(worse)
+    # The same pairs with a higher bar for the effect (the drop is 8/20 = 0.4).
+    assert not worse.gate(min_effect=0.5).worse
+    assert "but the drop 0.40 < min_effect 0.5" in worse.gate(min_effect=0.5).message()
+    assert "p = 0.0703 >= alpha 0.05 (could be chance)" in (
+        hand_made_comparison({"broken": 7, "fixed": 1}, tmp_path).gate().message()
+    )
+    assert "run more calls" in hand_made_comparison({"broken": 3}, tmp_path).gate().message()
+    better = hand_made_comparison({"fixed": 9}, tmp_path).gate()
+    assert not better.worse and better.message().startswith("not worse: the candidate broke 0")
+    assert hand_made_comparison({"unjudged": 3}, tmp_path).gate().message() == (
+        "not worse: no pair was judged on both sides, so nothing could be compared"
+    )
+    for alpha, min_effect in ((0, 0.05), (1.5, 0.05), (0.05, -0.1), (0.05, 2)):
+        with pytest.raises(InputError, match="valid:"):
+            worse.gate(alpha, min_effect)
 
 
 @pytest.mark.parametrize(
@@ -227,6 +323,9 @@ async def test_same_spec_twice_is_allowed_and_said(tmp_path, local_server):
         ["--baseline", "bank", "--candidate", "bank", "--repeat", "0"],
         ["--baseline", "bank", "--candidate", "bank", "--agent", "clinic"],
         ["--baseline", "bank"],
+        ["--baseline", "bank", "--candidate", "bank", "--fail-if-worse", "--alpha", "1.5"],
+        ["--baseline", "bank", "--candidate", "bank", "--min-effect", "x"],
+        ["--baseline", "bank", "--candidate", "bank", "--junit", "/no/such/dir/r.xml"],
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args):

@@ -13,6 +13,12 @@
   path as a property. GitHub Actions (via a JUnit report action), GitLab
   (``artifacts:reports:junit``) and Jenkins (``junit``) read this shape.
 
+- :func:`write_comparison_junit`: ``dualagent compare-agents --fail-if-worse``'s report: one
+  ``<testcase>`` per scenario or caller type and one for the overall regression gate
+  (:class:`dualagent.compare.RegressionGate`); a case whose candidate is significantly worse
+  has a ``<failure>`` whose message is the gate's sentence and whose text lists the calls the
+  candidate broke. Only the overall case decides the exit code.
+
 Both inputs are checked before a batch writes anything (``min_success`` is a field of
 :class:`~dualagent.batch.config.BatchConfig`; the report's path: :func:`check_junit_path`), as
 :class:`~dualagent.errors.InputError`, one line.
@@ -36,8 +42,16 @@ from dualagent.files import write_text_atomic
 
 if TYPE_CHECKING:
     from dualagent.batch.manifest import BatchResult
+    from dualagent.compare import Comparison
 
-__all__ = ["Gate", "check_junit_path", "junit_xml", "write_junit"]
+__all__ = [
+    "Gate",
+    "check_junit_path",
+    "comparison_junit_xml",
+    "junit_xml",
+    "write_comparison_junit",
+    "write_junit",
+]
 
 
 def check_junit_path(path: str | Path | None) -> Path | None:
@@ -231,9 +245,77 @@ def junit_xml(result: BatchResult) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def write_junit(result: BatchResult, path: str | Path) -> Path:
-    """Write the batch's JUnit XML to ``path`` (atomically); return the path."""
+def _write_xml(tree: ET.ElementTree, path: str | Path) -> Path:
     target = Path(path)
-    text = ET.tostring(junit_xml(result).getroot(), encoding="unicode", xml_declaration=True)
+    text = ET.tostring(tree.getroot(), encoding="unicode", xml_declaration=True)
     write_text_atomic(target, text + "\n")
     return target
+
+
+def write_junit(result: BatchResult, path: str | Path) -> Path:
+    """Write the batch's JUnit XML to ``path`` (atomically); return the path."""
+    return _write_xml(junit_xml(result), path)
+
+
+# ------------------------------------------------------------------------------ comparisons
+
+
+def _wall_time_s(comparison: Comparison) -> dict[str, float]:
+    """Both sides' call time per item."""
+    seconds: dict[str, float] = {}
+    for result in (comparison.baseline, comparison.candidate):
+        for entry in result.manifest.get("calls", []):
+            item = str(entry["item"])
+            seconds[item] = seconds.get(item, 0.0) + _seconds(entry.get("wall_time_s"))
+    return seconds
+
+
+def comparison_junit_xml(comparison: Comparison, alpha: float, min_effect: float) -> ET.ElementTree:
+    """A comparison as JUnit XML: a test case per scenario or caller type and the overall gate."""
+    from dualagent.compare import ALL
+
+    name = comparison.path.name
+    root = ET.Element("testsuites", name=f"dualagent compare-agents {name}")
+    suite = ET.SubElement(root, "testsuite", name="compare-agents")
+    _properties(
+        suite,
+        {
+            "comparison": comparison.path,
+            "baseline": comparison.agents.get("baseline"),
+            "candidate": comparison.agents.get("candidate"),
+            "alpha": alpha,
+            "min_effect": min_effect,
+        },
+    )
+    seconds = _wall_time_s(comparison)
+    verdicts: list[str] = []
+    pairs = comparison.pairs
+    for gate in comparison.gates(alpha, min_effect):
+        overall = gate.item == ALL
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="compare-agents",
+            name="regression gate (all pairs)" if overall else item_slug(gate.item),
+            time=f"{sum(seconds.values()) if overall else seconds.get(gate.item, 0.0):.3f}",
+        )
+        _properties(case, {k: v for k, v in gate.as_dict().items() if k != "message"})
+        if not gate.worse:
+            verdicts.append("passed")
+            continue
+        mine = pairs if overall else pairs[pairs["item"] == gate.item]
+        broken = [str(c) for c in mine.loc[mine["change"] == "broken", "call_id"]]
+        failure = ET.SubElement(case, "failure", message=gate.message(), type="worse")
+        failure.text = "calls the candidate broke: " + (", ".join(broken) or "none")
+        verdicts.append("failure")
+    _counts(suite, verdicts, sum(seconds.values()))
+    _counts(root, verdicts, sum(seconds.values()))
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def write_comparison_junit(
+    comparison: Comparison, path: str | Path, alpha: float, min_effect: float
+) -> Path:
+    """Write the comparison's JUnit XML to ``path`` (atomically); return the path."""
+    return _write_xml(comparison_junit_xml(comparison, alpha, min_effect), path)

@@ -48,11 +48,61 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def add_selection_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the flags that choose a batch's calls (``--caller-types``, ``--scenarios``,
+    ``--repeat``, ``--parallel``, ``--output-dir``, ``--seed``, ``--no-progress``) to
+    ``parser``: ``dualagent batch`` and ``dualagent compare-agents`` share them."""
+    from dualagent.batch import DEFAULT_OUTPUT_DIR
+    from dualagent.personas import list_personas
+
+    parser.add_argument(
+        "--caller-types",
+        type=_names,
+        metavar="A,B",
+        help=f"comma-separated personas: {', '.join(list_personas())}, or .yaml paths (default: all four)",
+    )
+    parser.add_argument(
+        "--scenarios", type=_names, metavar="X,Y", help="comma-separated scenario names"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive_int,
+        metavar="K",
+        help="calls per caller type / scenario (default 1)",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=_positive_int,
+        nargs="?",
+        const=None,
+        metavar="N",
+        help="calls at a time (default: 16 on the text route, one per CPU core on audio)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=DEFAULT_OUTPUT_DIR,
+        help=f"where the runs go (default: {DEFAULT_OUTPUT_DIR})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="base seed; each call's seed derives from it (default 0)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_call_flags(parser: argparse.ArgumentParser, title: str) -> None:
+    """Add one flag per :class:`~dualagent.call.options.CallDefaults` field (as ``dualagent
+    run``), in a group titled ``title``."""
+    from dualagent.call.options import CallDefaults, add_cli_flags
+
+    add_cli_flags(parser.add_argument_group(title), CallDefaults)  # type: ignore[arg-type]
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``batch`` on the ``dualagent`` command's subparsers."""
-    from dualagent.batch import DEFAULT_OUTPUT_DIR, list_configs
-    from dualagent.call.options import CallDefaults, add_cli_flags
-    from dualagent.personas import list_personas
+    from dualagent.batch import list_configs
 
     batch = subparsers.add_parser(
         "batch",
@@ -65,45 +115,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="NAME|PATH",
         help=f"built-in config ({', '.join(list_configs())}) or a .yaml file; options below override it",
     )
-    batch.add_argument(
-        "--caller-types",
-        type=_names,
-        metavar="A,B",
-        help=f"comma-separated personas: {', '.join(list_personas())}, or .yaml paths (default: all four)",
-    )
-    batch.add_argument(
-        "--scenarios", type=_names, metavar="X,Y", help="comma-separated scenario names"
-    )
-    batch.add_argument(
-        "--repeat",
-        type=_positive_int,
-        metavar="K",
-        help="calls per caller type / scenario (default 1)",
-    )
-    batch.add_argument(
-        "--parallel",
-        type=_positive_int,
-        nargs="?",
-        const=None,
-        metavar="N",
-        help="calls at a time (default: 16 on the text route, one per CPU core on audio)",
-    )
+    add_selection_flags(batch)
     batch.add_argument(
         "--executor",
         default="local",
         metavar="local|dask://HOST:PORT",
         help="run calls here (default) or as tasks on a Dask cluster",
-    )
-    batch.add_argument(
-        "--output-dir",
-        default=DEFAULT_OUTPUT_DIR,
-        help=f"where batches go (default: {DEFAULT_OUTPUT_DIR})",
-    )
-    batch.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help="base seed; each call's seed derives from it (default 0)",
     )
     batch.add_argument(
         "--batch-id",
@@ -144,9 +161,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="write a JUnit XML report to FILE: a test case per call, a suite per scenario or "
         "caller type (for CI test reports)",
     )
-    batch.add_argument("--no-progress", action="store_true", help="no progress bar")
-    calls = batch.add_argument_group("every call (overrides the config; unset: the scenario's)")
-    add_cli_flags(calls, CallDefaults)  # one flag per CallDefaults field, as `dualagent run`
+    add_call_flags(batch, "every call (overrides the config; unset: the scenario's)")
     batch.set_defaults(func=cmd_batch)
     return batch
 

@@ -1,9 +1,18 @@
 """``dualagent compare-agents``: paired A/B runs of two agent versions on identical seeds.
 
-Registered by ``dualagent.cli`` through ``add_parser(subparsers)``. The selection flags are
-``dualagent batch``'s own (taken from its parser, not copied). Exit codes: 0 both batches ran
-(whatever the outcomes), 1 a call ended in error or the runs failed, 2 bad input (one line;
-nothing is written), 130 interrupted.
+Registered by ``dualagent.cli`` through ``add_parser(subparsers)``. The selection and per-call
+flags are ``dualagent batch``'s (:func:`dualagent.cli.batch.add_selection_flags`,
+:func:`~dualagent.cli.batch.add_call_flags`). Exit codes:
+
+- 0: both batches ran; with ``--fail-if-worse``: the candidate is not significantly worse
+  (the gate decides; calls that ended in error count as failed calls in the pairs);
+- 1: with ``--fail-if-worse``: McNemar's exact p < ``--alpha`` and the success rate dropped by
+  at least ``--min-effect`` (one line says why); without it: a call ended in error; or the runs
+  failed;
+- 2: bad input (one line; nothing is written); 130: interrupted.
+
+``--junit FILE`` writes a JUnit XML report: a test case per scenario or caller type and one
+for the overall gate (:func:`dualagent.batch.ci.write_comparison_junit`).
 """
 
 from __future__ import annotations
@@ -15,30 +24,20 @@ from typing import Any
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
-# dualagent batch's flags that mean the same for a comparison (plus every CallDefaults flag
-# but --agent, which --baseline / --candidate replace).
-SHARED_DESTS = (
-    "caller_types",
-    "scenarios",
-    "repeat",
-    "parallel",
-    "output_dir",
-    "seed",
-    "no_progress",
-)
 
-
-def _batch_actions() -> dict[str, argparse.Action]:
-    """The actions of ``dualagent batch``'s parser, by destination."""
-    from dualagent.cli import batch
-
-    scratch = argparse.ArgumentParser(add_help=False).add_subparsers()
-    return {action.dest: action for action in batch.add_parser(scratch)._actions}
+def _share(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}; valid: a number from 0 to 1, e.g. 0.05"
+        ) from None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``compare-agents`` on the ``dualagent`` command's subparsers."""
-    from dualagent.call.options import CallDefaults, cli_fields
+    from dualagent.cli.batch import add_call_flags, add_selection_flags
+    from dualagent.compare import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT
 
     compare = subparsers.add_parser(
         "compare-agents",
@@ -46,7 +45,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Run the same batch (same personas, seeds, lines and timings) once with "
         "--baseline and once with --candidate, pair the calls, and report what the candidate "
         "fixed and broke (McNemar's exact test, a bootstrap interval, pass^k). Writes "
-        "OUTPUT_DIR/COMPARE_ID/{baseline,candidate}/ (batch folders), pairs.csv, summary.csv.",
+        "OUTPUT_DIR/COMPARE_ID/{baseline,candidate}/ (batch folders), pairs.csv, summary.csv. "
+        "With --fail-if-worse it is a CI gate: exit 1 when the candidate is significantly worse.",
     )
     compare.add_argument(
         "--baseline", required=True, metavar="NAME|PATH", help="the current agent spec"
@@ -59,28 +59,53 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="comparison folder name: letters, digits, - and _ (default: compare-TIME-XXXX)",
     )
-    actions = _batch_actions()
-    for dest in SHARED_DESTS:
-        compare._add_action(actions[dest])  # the same Action objects, as argparse parents= does
-    calls = compare.add_argument_group("every call (as dualagent batch; unset: the scenario's)")
-    for dest in cli_fields(CallDefaults):
-        if dest != "agent" and dest in actions:
-            calls._add_action(actions[dest])
+    add_selection_flags(compare)
+    gate = compare.add_argument_group("regression gate (for CI)")
+    gate.add_argument(
+        "--fail-if-worse",
+        action="store_true",
+        help="exit 1 when the candidate is significantly worse (McNemar p < ALPHA) and its "
+        "success rate dropped by at least MIN_EFFECT",
+    )
+    gate.add_argument(
+        "--alpha",
+        type=_share,
+        default=DEFAULT_ALPHA,
+        metavar="ALPHA",
+        help=f"significance level of the gate (default {DEFAULT_ALPHA:g})",
+    )
+    gate.add_argument(
+        "--min-effect",
+        type=_share,
+        default=DEFAULT_MIN_EFFECT,
+        metavar="DROP",
+        help=f"smallest drop in success rate that fails the gate (default {DEFAULT_MIN_EFFECT:g})",
+    )
+    gate.add_argument(
+        "--junit",
+        default=None,
+        metavar="FILE",
+        help="write a JUnit XML report to FILE: a test case per scenario or caller type and "
+        "one for the overall gate",
+    )
+    add_call_flags(compare, "every call (as dualagent batch; unset: the scenario's; no --agent)")
     compare.set_defaults(func=cmd_compare)
     return compare
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run both batches, print the comparison; the exit code as the module docstring says."""
+    from dualagent.batch.ci import check_junit_path, write_comparison_junit
     from dualagent.call.options import CallDefaults, cli_fields
     from dualagent.cli import UsageError
-    from dualagent.compare import compare_agents
+    from dualagent.compare import check_gate_settings, compare_agents
     from dualagent.errors import InputError
 
-    call_defaults = {
-        n: getattr(args, n) for n in cli_fields(CallDefaults) if n != "agent" and hasattr(args, n)
-    }
+    # --agent, if given, reaches compare_agents, which refuses it (one line, exit 2).
+    call_defaults = {n: getattr(args, n) for n in cli_fields(CallDefaults) if hasattr(args, n)}
     try:
+        check_gate_settings(args.alpha, args.min_effect)
+        check_junit_path(args.junit)
         comparison = asyncio.run(
             compare_agents(
                 args.baseline,
@@ -104,7 +129,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"dualagent: compare-agents failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(comparison.format())
+    if args.junit:
+        write_comparison_junit(comparison, args.junit, args.alpha, args.min_effect)
+        print(f"junit:     {args.junit}")
     errors = comparison.baseline.errors + comparison.candidate.errors
     if errors:
         print(f"dualagent: {errors} call(s) ended in error", file=sys.stderr)
-    return EXIT_FAILED if errors else EXIT_OK
+    if not args.fail_if_worse:
+        return EXIT_FAILED if errors else EXIT_OK
+    gate = comparison.gate(args.alpha, args.min_effect)
+    print(f"dualagent: {gate.message()}", file=sys.stderr if gate.worse else sys.stdout)
+    return EXIT_FAILED if gate.worse else EXIT_OK
