@@ -20,7 +20,15 @@ import argparse
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = ["CallOptions", "InputError", "add_cli_flags", "cli_fields"]
 
@@ -121,7 +129,12 @@ class CallDefaults(BaseModel):
         ),
     )
     caller_backend: str | None = Field(
-        default=None, json_schema_extra=_flag("backend for the caller only", "BACKEND")
+        default=None,
+        json_schema_extra=_flag(
+            "backend for the caller only; replay:PATH replays the caller's own audio of a "
+            "recorded call (a recording folder or a transcript JSON with audio)",
+            "BACKEND",
+        ),
     )
     cs_backend: str | None = Field(
         default=None, json_schema_extra=_flag("backend for the agent under test only", "BACKEND")
@@ -271,9 +284,13 @@ class CallDefaults(BaseModel):
 
     @field_validator("backend", "caller_backend", "cs_backend")
     @classmethod
-    def _known_backend(cls, value: str | None) -> str | None:
+    def _known_backend(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or value in ("local", "openai") or value.startswith(("ws://", "wss://")):
             return value
+        if value.startswith("replay:") and len(value) > len("replay:"):
+            if info.field_name == "caller_backend":  # dualagent.realtime.replay
+                return value
+            raise ValueError(f"{value!r}: replay:PATH replays a caller; use caller_backend")
         raise ValueError(f"unknown backend {value!r}; valid choices: {BACKEND_CHOICES}")
 
 

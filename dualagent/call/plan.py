@@ -25,6 +25,7 @@ from dualagent.errors import InputError
 from dualagent.personas import Persona, PersonaError, load_persona
 from dualagent.realtime import protocol as p
 from dualagent.realtime.redact import redact_url
+from dualagent.realtime.replay import REPLAY_MODEL, REPLAY_PREFIX, replay_url
 from dualagent.scenarios import Scenario, ScenarioError, load_scenario
 from dualagent.version import __version__
 
@@ -86,7 +87,9 @@ def plan_call(options: CallOptions) -> CallPlan:
     max_turns = _first(
         options.max_turns, sc.turn_limit if sc else None, persona.goal.max_conversation_turns
     )
-    line = line_condition(_first(options.line, sc.line if sc else None))
+    # A replayed caller's audio already carries its call's line: clean unless asked.
+    replay = replay_source(options.caller_backend)
+    line = line_condition(_first(options.line, sc.line if sc and not replay else None))
     spec = resolve_agent(_first(options.agent, getattr(sc, "agent", None), DEFAULT_AGENT))
     # The bank's intents drive its scripted brains; another agent's intent is a free label.
     banking = agents.is_banking(spec)
@@ -152,6 +155,8 @@ def plan_call(options: CallOptions) -> CallPlan:
     }
     llms = llm_endpoints(options, backends)
     models.update({agent: endpoint.model_name for agent, endpoint in llms.items()})
+    if replay is not None:
+        backends["caller"], models["caller"] = replay_url(replay), REPLAY_MODEL
     hearing = {agent: _hearing(options, agent, backends[agent]) for agent in ("caller", "cs")}
     headers = {agent: agent_headers(agent, options) for agent in ("caller", "cs")}
     sessions = {
@@ -182,7 +187,8 @@ def plan_call(options: CallOptions) -> CallPlan:
         max_duration_s=duration_s,
         speaking_rate={"caller": persona.personality.speaking_rate, "cs": 1.0},
         line=line,
-        interrupt_probability=persona.personality.tendency_to_interrupt,
+        # A replayed caller's turns are as recorded: it never cuts in when it was not.
+        interrupt_probability=0.0 if replay else persona.personality.tendency_to_interrupt,
         seed=options.seed,
         # The caller may always hang up; the spec says which of its tools end the call.
         ending_tools={"end_call": "hang_up", **spec.ending_tools()},
@@ -208,6 +214,7 @@ def plan_call(options: CallOptions) -> CallPlan:
         "voices": {a: sessions[a].audio.output.voice for a in ("caller", "cs")},  # type: ignore[union-attr]
         "route": options.route,
         "pace": pace,
+        **({"replay": {"source": str(replay)}} if replay else {}),
         "seed": options.seed,
         "max_turns": max_turns,
         "duration_limit_s": duration_s,
@@ -234,6 +241,22 @@ def plan_call(options: CallOptions) -> CallPlan:
         metadata=metadata,
         headers=headers,
     )
+
+
+def replay_source(caller_backend: str | None) -> Path | None:
+    """The call ``replay:PATH`` names (a recording folder or a transcript JSON with the
+    caller's audio, :mod:`dualagent.realtime.replay`), checked; None if not a replay."""
+    if not caller_backend or not caller_backend.startswith(REPLAY_PREFIX):
+        return None
+    from dualagent.scenario_from_call import load_real_call
+
+    call = load_real_call(caller_backend.removeprefix(REPLAY_PREFIX))
+    if call.caller_audio is None:
+        raise InputError(
+            f"caller_backend {caller_backend!r}: no caller audio to replay (a recording's "
+            'caller_audio file, or "audio" in a transcript JSON)'
+        )
+    return call.source.resolve()
 
 
 def llm_endpoints(options: CallOptions, backends: dict[str, str]) -> dict[str, Any]:

@@ -73,6 +73,7 @@ SCHEMES: dict[str, tuple[str, Opener | str]] = {
     "memory": ("memory", "dualagent.realtime.memory:open_connection"),
     "twilio+ws": ("phone-stream", "dualagent.realtime.phone_stream:open_connection"),
     "twilio+wss": ("phone-stream", "dualagent.realtime.phone_stream:open_connection"),
+    "replay": ("replay", "dualagent.realtime.replay:open_connection"),
 }
 
 
@@ -84,7 +85,8 @@ def _scheme(url: str) -> str:
 
 
 def transport_name(url: str) -> str:
-    """``websocket``, ``memory`` or ``phone-stream`` for a URL; ``unknown`` otherwise."""
+    """``websocket``, ``memory``, ``phone-stream`` or ``replay`` for a URL; ``unknown``
+    otherwise."""
     entry = SCHEMES.get(_scheme(url))
     return entry[0] if entry else "unknown"
 
