@@ -49,6 +49,7 @@ __all__ = [
     "draft_scenario",
     "infer_facts",
     "infer_personality",
+    "llm_reading",
     "load_real_call",
     "write_draft",
 ]
@@ -646,7 +647,7 @@ def _bank_intent(texts: list[str]) -> str:
     return "lost_card"
 
 
-async def _llm_reading(llm: str, call: RealCall) -> dict[str, Any]:
+async def llm_reading(llm: str, call: RealCall) -> dict[str, Any]:
     """What a language model reads from the transcript: goal, situation, facts (a JSON object).
 
     Raises :class:`~dualagent.errors.InputError` for a bad ``URL#MODEL`` or an endpoint that
@@ -698,10 +699,10 @@ def draft_scenario(
     *,
     name: str | None = None,
     agent: str | None = None,
-    llm_reading: dict[str, Any] | None = None,
+    reading: dict[str, Any] | None = None,
 ) -> ScenarioDraft:
     """Draft a scenario from ``call`` (see the module docstring); ``agent`` overrides the
-    call's own; ``llm_reading`` is what a language model read (:func:`draft_from_path`)."""
+    call's own; ``reading`` is what a language model read (:func:`llm_reading`)."""
     texts = [t.text for t in call.caller_turns]
     heard = infer_facts(texts)
     personality, figures = infer_personality(call.turns)
@@ -736,10 +737,10 @@ def draft_scenario(
     if not recorded:
         facts = dict(heard)
     situation = str(recorded.get("situation") or "")
-    if llm_reading:
-        goal["primary_goal"] = str(llm_reading.get("primary_goal") or goal["primary_goal"])
-        situation = str(llm_reading.get("situation") or situation)
-        llm_facts = llm_reading.get("facts")
+    if reading:
+        goal["primary_goal"] = str(reading.get("primary_goal") or goal["primary_goal"])
+        situation = str(reading.get("situation") or situation)
+        llm_facts = reading.get("facts")
         if isinstance(llm_facts, dict) and not recorded:
             facts = {
                 _fact_name(k): v if isinstance(v, str | int | float | bool) else str(v)
@@ -825,8 +826,8 @@ def draft_from_path(
     if llm is not None:
         import asyncio
 
-        reading = asyncio.run(_llm_reading(llm, call))
-    return draft_scenario(call, name=name, agent=agent, llm_reading=reading)
+        reading = asyncio.run(llm_reading(llm, call))
+    return draft_scenario(call, name=name, agent=agent, reading=reading)
 
 
 def write_draft(draft: ScenarioDraft, output: str | Path) -> Path:
