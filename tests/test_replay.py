@@ -16,14 +16,9 @@ import pytest
 import dualagent
 from dualagent.call.record import load_call
 from dualagent.errors import InputError
+from dualagent.real_call import caller_responses, load_real_call, read_caller_channel
 from dualagent.realtime.transports import transport_name
-from dualagent.scenario_from_call import (
-    caller_responses,
-    draft_from_path,
-    load_real_call,
-    read_caller_channel,
-    write_draft,
-)
+from dualagent.scenario_from_call import draft_from_path, write_draft
 from dualagent.scenarios import load_scenario
 
 SCENARIO = "clinic_reschedule"
@@ -138,9 +133,31 @@ def test_a_replay_of_something_that_is_not_a_call_is_refused_before_anything_is_
     transcript = tmp_path / "no_audio.json"
     transcript.write_text(json.dumps([{"speaker": "caller", "text": "Hello."}]))
     with pytest.raises(InputError, match="no caller audio"):
-        dualagent.run(
-            scenario=SCENARIO, caller_backend=f"replay:{transcript}", output_dir=tmp_path
-        )
+        dualagent.run(scenario=SCENARIO, caller_backend=f"replay:{transcript}", output_dir=tmp_path)
     with pytest.raises(InputError, match="use caller_backend"):
         dualagent.run(scenario=SCENARIO, cs_backend=f"replay:{transcript}", output_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no_audio.json"]
+
+
+def test_a_real_calls_audio_is_cut_per_caller_turn_from_the_left_channel_at_24_khz(
+    tmp_path: Path,
+) -> None:
+    import soundfile as sf
+
+    rate = 8000  # a phone line's recording, stereo: caller left, agent right
+    seconds = np.arange(4 * rate) / rate
+    left = np.where((seconds >= 1.0) & (seconds < 2.0), 0.5 * np.sin(2 * np.pi * 300 * seconds), 0)
+    right = np.where(seconds >= 2.5, 0.5 * np.sin(2 * np.pi * 500 * seconds), 0)
+    sf.write(tmp_path / "call.wav", np.stack([left, right], axis=1), rate, subtype="PCM_16")
+    turns = [
+        {"speaker": "caller", "text": "Hello, I lost my card.", "start_s": 1.0, "end_s": 2.0},
+        {"speaker": "agent", "text": "I can help with that.", "start_s": 2.5, "end_s": 4.0},
+    ]
+    transcript = tmp_path / "call.json"
+    transcript.write_text(json.dumps({"turns": turns, "audio": "call.wav"}))
+    (response,) = caller_responses(load_real_call(transcript))
+    assert response.texts == ["Hello, I lost my card."]
+    (pcm,) = response.pcm16
+    samples = np.frombuffer(pcm, np.int16)
+    assert abs(len(samples) - 24_000) < 240  # one second at 24 kHz (resampling's edges aside)
+    assert np.abs(samples).max() > 10_000  # the caller's tone, not the agent's silence

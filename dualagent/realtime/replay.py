@@ -3,7 +3,7 @@
 The caller's side of a call is a :class:`ReplayConnection` instead of a Realtime server: each
 time the bridge asks the caller to speak (``response.create``), it answers with the next of the
 original caller's responses, the audio cut from the recording's caller channel by the
-transcript's turn times (:func:`~dualagent.scenario_from_call.caller_responses`: the
+transcript's turn times (:func:`~dualagent.real_call.caller_responses`: the
 recording's own samples, real voice and line noise included), streamed as the embedded server
 streams speech (its session core, :class:`~dualagent.realtime.local.session.LocalSession`,
 makes every event: ``response.created``, ``response.output_item.added``, the transcript, the
@@ -18,7 +18,7 @@ or when asked to speak once its turns have run out.
 
 URLs: ``replay:///ABSOLUTE/PATH`` (percent-encoded; a query such as ``?model=`` is ignored), made
 by :func:`replay_url` from what ``--caller-backend replay:PATH`` names: a recording folder or a
-transcript JSON with the caller's audio (see :mod:`dualagent.scenario_from_call`).
+transcript JSON with the caller's audio (see :mod:`dualagent.real_call`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ async def open_connection(
     """Read the call ``url`` names and open its replay; a call that cannot be replayed raises
     :class:`~dualagent.realtime.client.RealtimeConnectionError` (not transient) saying why."""
     from dualagent.errors import InputError
-    from dualagent.scenario_from_call import caller_responses, load_real_call
+    from dualagent.real_call import caller_responses, load_real_call
 
     path = replay_path(url)
 
