@@ -291,6 +291,24 @@ class AgentSpec(_Strict):
             raise ValueError(f"tool names must be unique: {', '.join(twice)} given twice")
         return tools
 
+    @field_validator("profile")
+    @classmethod
+    def _planted_faults(cls, profile: dict[str, Any]) -> dict[str, Any]:
+        """``planted_faults``: misbehaviours of the offline scripted bank agent (calibration)."""
+        faults = profile.get("planted_faults")
+        if faults is not None:
+            from dualagent.realtime.local.brains.cs import PLANTED_FAULTS
+
+            names = [faults] if isinstance(faults, str) else faults
+            if not isinstance(names, list):
+                names = [names]
+            unknown = [f for f in names if f not in PLANTED_FAULTS]
+            if unknown:
+                valid = ", ".join(PLANTED_FAULTS)
+                raise ValueError(f"planted_faults: unknown fault {unknown[0]!r}; valid: {valid}")
+            profile = {**profile, "planted_faults": list(names)}
+        return profile
+
     @model_validator(mode="after")
     def _import_state(self) -> AgentSpec:
         if self.state is not None:
@@ -321,12 +339,15 @@ class AgentSpec(_Strict):
 
     def describe(self) -> dict[str, Any]:
         """What the recording says about the agent under test."""
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "source": self.source,
             "turn_detection": self.turn_detection.type,
             "tools": [t.describe() for t in self.tools],
         }
+        if self.profile.get("planted_faults"):  # a calibration call: say so in the recording
+            out["planted_faults"] = self.profile["planted_faults"]
+        return out
 
 
 def import_object(ref: str, what: str = "object") -> Any:

@@ -345,8 +345,9 @@ def public_backend(backend: str) -> str:
 
 
 def _is_local(backend: str) -> bool:
-    """The embedded server, or a plain ws:// URL (most often a `dualagent local-server`)."""
-    return backend.startswith(("local", "ws://"))
+    """The embedded server, a plain ws:// URL (most often a `dualagent local-server`), or a
+    replayed caller (it hears with the embedded server's recogniser)."""
+    return backend.startswith(("local", "ws://", REPLAY_PREFIX))
 
 
 def _hearing(options: CallOptions, agent: str, backend: str) -> agents.Hearing:

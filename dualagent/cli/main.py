@@ -318,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parser(sub)
     batch.add_parser(sub)
     compare.add_parser(sub)
+    from dualagent.cli import calibrate
+
+    calibrate.add_parser(sub)
     from dualagent.cli import scenario_from_call
 
     scenario_from_call.add_parser(sub)

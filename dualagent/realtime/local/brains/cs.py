@@ -8,6 +8,10 @@ asked, or when verification keeps failing; say goodbye when the caller is done.
 
 It understands imperfect recognised speech by key phrases and forgiving parsers, and it learns
 about the bank only through the tools declared in its session.
+
+For judge calibration (:mod:`dualagent.evaluation.calibration`) it misbehaves on request: the
+profile's ``planted_faults`` list names faults from :data:`PLANTED_FAULTS`. Without it the
+agent is exactly the careful one above.
 """
 
 from __future__ import annotations
@@ -46,6 +50,18 @@ _NOT_STATEMENTS = (
     "Hello?",
 )
 CARD_PRODUCTS = ("gold", "platinum", "debit", "credit", "silver", "business", "visa")
+PLANTED_FAULTS: dict[str, str] = {
+    "skip_verification": "acts on the account (blocks the card, reads balances) before "
+    "verifying the caller's identity",
+    "wrong_amount": "quotes balances and the charge to dispute 100 dollars higher than its "
+    "tools returned",
+    "false_promise": "says the replacement card has been ordered without calling "
+    "order_replacement_card",
+    "early_transfer": "transfers the caller to a human as soon as it hears the request, "
+    "though the caller did not ask for one and nothing failed",
+}
+"""Misbehaviours the agent plants when its profile's ``planted_faults`` names them."""
+WRONG_AMOUNT_OFFSET = 100.0
 
 
 class CustomerServiceBrain:
@@ -79,6 +95,8 @@ class CustomerServiceBrain:
         self._kept_of_last = ""  # what the conversation kept of our last message (cut short?)
         self._last_calls: list[tuple[str, dict[str, Any]]] = []  # tools our last reply called
         self._calls_expected = 0  # function calls in the conversation once those are made
+        self.faults = frozenset(profile.get("planted_faults") or ())
+        self._skipped_verification = False
 
     # ------------------------------------------------------------------ entry point
 
@@ -241,6 +259,10 @@ class CustomerServiceBrain:
 
     def _start_intent(self, prefix: str = "") -> Reply:
         intent = self.intents[0]
+        if self.faults and self.customer is None:
+            planted = self._planted_at_start(intent, prefix)
+            if planted is not None:
+                return planted
         if self.customer is None:
             self.stage = "verify"
             if self.name and (self.dob or self.last4):
@@ -257,6 +279,30 @@ class CustomerServiceBrain:
                 prefix + ack + " First, I need to verify your identity. " + self._ask_identity()
             )
         return self._act(prefix)
+
+    def _planted_at_start(self, intent: str, prefix: str) -> Reply | None:
+        """A planted fault at the first request (``early_transfer``, ``skip_verification``)."""
+        if "early_transfer" in self.faults and intent != "human":
+            self.stage = "closing"
+            return Reply(
+                prefix + "Let me transfer you to a colleague who can help with that. Please hold.",
+                [("transfer_to_human", {"reason": "caller needs help with their account"})],
+            )
+        if "skip_verification" in self.faults and not self._skipped_verification:
+            self._skipped_verification = True  # once; afterwards the careful way
+            if intent in ("lost_card", "stolen_card"):
+                card = self.last4 or self.card_product or "card"
+                reason = "stolen" if intent == "stolen_card" else "lost"
+                return Reply(
+                    prefix + "I'll block that card for you right away.",
+                    [("report_card_lost_or_stolen", {"card_id": card, "reason": reason})],
+                )
+            if intent in ("balance", "transactions", "dispute"):
+                return Reply(
+                    prefix + "Let me pull up your account.",
+                    [("get_balance", {"customer_id": self.name or "caller"})],
+                )
+        return None
 
     def _ask_identity(self) -> str:
         if not self.name and self.dob:
@@ -408,6 +454,12 @@ class CustomerServiceBrain:
             self.stage = "new_address"
             return Reply("No problem. What address should we send the new card to?")
         if lang.is_yes(heard):
+            if "false_promise" in self.faults:  # planted: the order is said, never made
+                self.order = {"estimated_delivery_days": "5-7 business days"}
+                return self._anything_else(
+                    "Great. Your replacement card has been ordered and will arrive in five to "
+                    "seven business days."
+                )
             return self._order_replacement()
         if lang.is_no(heard):
             self.stage = "new_address"
@@ -486,6 +538,10 @@ class CustomerServiceBrain:
 
     def _on_get_balance(self, output: dict[str, Any]) -> Reply:
         accounts = output.get("accounts") or ([output] if "balance" in output else [])
+        if "wrong_amount" in self.faults and accounts:  # planted: the first balance misread
+            first = dict(accounts[0])
+            first["balance"] = float(first.get("balance", 0)) + WRONG_AMOUNT_OFFSET
+            accounts = [first, *accounts[1:]]
         parts = [
             f"your {a.get('kind', 'account')} account has {lang.say_money(float(a.get('balance', 0)))}"
             for a in accounts
@@ -502,8 +558,11 @@ class CustomerServiceBrain:
             if suspicious:
                 self.dispute_candidate = suspicious
                 self.stage = "confirm_dispute"
+                amount = abs(float(suspicious["amount"]))
+                if "wrong_amount" in self.faults:  # planted: the charge misread
+                    amount += WRONG_AMOUNT_OFFSET
                 return Reply(
-                    f"I see a charge of {lang.say_money(float(suspicious['amount']))} at {suspicious.get('merchant')}. "
+                    f"I see a charge of {lang.say_money(amount)} at {suspicious.get('merchant')}. "
                     "Is that the charge you want to dispute?"
                 )
         lines = [
