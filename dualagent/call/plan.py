@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dualagent import agents, bank
+from dualagent import agents, bank, datafiles
 from dualagent.agent_spec import DEFAULT_AGENT, AgentSpec, AgentSpecError, load_agent
 from dualagent.call.core import CallSettings
 from dualagent.call.hosted import agent_headers
@@ -65,6 +66,11 @@ class CallPlan:
         return str(self.metadata["pace"])
 
     @property
+    def transport(self) -> str:
+        """How the bridge reaches the embedded server: ``websocket`` or ``memory``."""
+        return str(self.metadata["transport"])
+
+    @property
     def needs_local_server(self) -> bool:
         return "local" in self.backends.values()
 
@@ -74,8 +80,12 @@ class CallPlan:
         return self.scenario if self.scenario is not None else self.persona
 
 
-def plan_call(options: CallOptions) -> CallPlan:
-    """Resolve and check ``options``; raise :class:`InputError` (one line) on a bad value."""
+def plan_call(options: CallOptions, *, default_transport: str = "websocket") -> CallPlan:
+    """Resolve and check ``options``; raise :class:`InputError` (one line) on a bad value.
+
+    ``default_transport``: the transport when ``options`` names none and both agents run on
+    the embedded backend (batches pass ``memory``); otherwise it is ``websocket``.
+    """
     sc = resolve_scenario(options.scenario)
     if sc is not None and options.caller_type is None:
         persona = sc.resolve_persona()
@@ -112,6 +122,7 @@ def plan_call(options: CallOptions) -> CallPlan:
     # Hosted models behave as on a phone line only when audio arrives at speaking speed.
     hosted = any(b == "openai" or b.startswith("wss://") for b in backends.values())
     pace = options.pace or ("realtime" if hosted else "fast")
+    transport = resolve_transport(options.transport, backends, default_transport)
 
     conversation_id = (
         options.conversation_id
@@ -214,6 +225,7 @@ def plan_call(options: CallOptions) -> CallPlan:
         "voices": {a: sessions[a].audio.output.voice for a in ("caller", "cs")},  # type: ignore[union-attr]
         "route": options.route,
         "pace": pace,
+        "transport": transport,
         **({"replay": {"source": str(replay)}} if replay else {}),
         "seed": options.seed,
         "max_turns": max_turns,
@@ -257,6 +269,21 @@ def replay_source(caller_backend: str | None) -> Path | None:
             'caller_audio file, or "audio" in a transcript JSON)'
         )
     return call.source.resolve()
+
+
+def resolve_transport(
+    transport: str | None, backends: dict[str, str], default: str = "websocket"
+) -> str:
+    """The transport of a call: the one asked for, else ``default`` when both agents run on
+    the embedded backend, else ``websocket``. ``memory`` reaches only the embedded server."""
+    remote = {agent: b for agent, b in backends.items() if b != "local"}
+    if transport == "memory" and remote:
+        agent, backend = next(iter(remote.items()))
+        raise InputError(
+            f"transport 'memory' needs the embedded backend (local) for both agents, but the "
+            f"{agent}'s backend is {public_backend(backend)!r}; use transport websocket"
+        )
+    return transport or (default if not remote else "websocket")
 
 
 def llm_endpoints(options: CallOptions, backends: dict[str, str]) -> dict[str, Any]:
@@ -306,18 +333,45 @@ def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+# Loaded files, by (kind, name, path, modification time, size): a batch plans thousands of
+# calls from the same few YAML files, and parsing and validating them (an agent spec's tool
+# schemas most of all) cost more than a text-route call. A changed file is loaded again.
+_LOADED: dict[tuple[Any, ...], Any] = {}
+_LOADED_MAX = 256
+
+
+def _load_cached(kind: str, name: str | Path, load: Callable[[Any], Any]) -> Any:
+    """``load(name)``, kept while its file is unchanged (a fresh deep copy each time, so no
+    call can change another's); names that are not files (python refs, errors) load as is."""
+    try:
+        path = datafiles.resolve(kind, name, kind, ValueError).resolve()
+        stat = path.stat()
+    except (ValueError, OSError):
+        return load(name)
+    key = (kind, str(name), str(path), stat.st_mtime_ns, stat.st_size)
+    loaded = _LOADED.get(key)
+    if loaded is None:
+        loaded = load(name)
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.clear()
+        _LOADED[key] = loaded
+    return loaded.model_copy(deep=True)
+
+
 def resolve_persona(caller_type: str | Persona) -> Persona:
     if isinstance(caller_type, Persona):
         return caller_type
     try:
-        return load_persona(caller_type)
+        return _load_cached("personas", caller_type, load_persona)
     except PersonaError as exc:
         raise InputError(str(exc)) from None
 
 
 def resolve_agent(agent: str | Path | AgentSpec) -> AgentSpec:
+    if isinstance(agent, AgentSpec):
+        return agent
     try:
-        return load_agent(agent)
+        return _load_cached("agents", agent, load_agent)
     except AgentSpecError as exc:
         raise InputError(str(exc)) from None
 
@@ -326,7 +380,7 @@ def resolve_scenario(scenario: str | Path | Scenario | None) -> Scenario | None:
     if scenario is None or isinstance(scenario, Scenario):
         return scenario
     try:
-        return load_scenario(scenario)
+        return _load_cached("scenarios", scenario, load_scenario)
     except ScenarioError as exc:
         raise InputError(str(exc)) from None
 
