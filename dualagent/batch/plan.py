@@ -75,8 +75,10 @@ def check_scenarios(names: list[str]) -> None:
 
 
 def call_kwargs(spec: CallSpec, config: BatchConfig, output_dir: str) -> dict[str, Any]:
-    """The ``simulate()`` arguments for one planned call."""
+    """The ``simulate()`` arguments for one planned call (on the embedded backend a batch's
+    calls go through memory unless its config names a transport)."""
     kwargs: dict[str, Any] = {
+        "default_transport": "memory",
         **config.call_defaults(),  # unset ones: the scenario's value, else the default
         "seed": spec.seed,
         "output_dir": output_dir,

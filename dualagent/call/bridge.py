@@ -373,6 +373,10 @@ class DualAgentBridge:
     def _finalise(self, end: EndCall, interrupted: bool = False) -> None:
         if self.recorder.closed:
             return
+        with self.recorder.metadata_held():  # one rewrite of call_metadata.json, not three
+            self._finalise_recording(end, interrupted)
+
+    def _finalise_recording(self, end: EndCall, interrupted: bool) -> None:
         self._end = self._end or end
         final = self._end
         core = self.core

@@ -43,10 +43,12 @@ Pace = Literal["fast", "realtime"]
 AudioFormat = Literal["wav", "flac", "ogg"]
 NoiseReduction = Literal["off", "near_field", "far_field"]
 AgentSessionMode = Literal["ours", "keep"]
+Transport = Literal["websocket", "memory"]
 
 ROUTES: tuple[str, ...] = get_args(Route)
 PACES: tuple[str, ...] = get_args(Pace)
 AUDIO_FORMATS: tuple[str, ...] = get_args(AudioFormat)
+TRANSPORTS: tuple[str, ...] = get_args(Transport)
 MAX_DURATION_S = 30 * 60
 DEFAULT_DURATION_S = 300.0
 DEFAULT_OUTPUT_DIR = "agent_conversations"
@@ -150,6 +152,14 @@ class CallDefaults(BaseModel):
     )
     cs_voice: str | None = Field(
         default=None, json_schema_extra=_flag("the agent's voice", "VOICE")
+    )
+    transport: Transport | None = Field(
+        default=None,
+        json_schema_extra=_flag(
+            "how the bridge reaches the embedded server: websocket (the protocol on the wire; "
+            "default for one call) or memory (in this process, no socket; default for batches "
+            "on the embedded backend)"
+        ),
     )
     idle_timeout_s: float = Field(
         default=60.0,

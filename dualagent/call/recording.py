@@ -38,8 +38,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
-from contextlib import suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -48,7 +48,7 @@ from typing import Any, Literal
 import numpy as np
 import soundfile as sf
 
-from dualagent.files import write_json_atomic
+from dualagent.files import write_json_atomic, write_text_atomic
 
 __all__ = [
     "AUDIO_FORMATS",
@@ -252,6 +252,9 @@ class CallRecorder:
         self._lock = threading.RLock()
         self._opened = False
         self._closed = False
+        self._metadata_holds = 0  # inside metadata_held(): call_metadata.json waits
+        self._checkpointed: dict[str, str] = {}  # what the last checkpoint wrote
+        self._metadata_due = False
         self.open()
 
     # ------------------------------------------------------------------ lifecycle
@@ -646,14 +649,21 @@ class CallRecorder:
             return
         self._checkpoint_at = now
         try:
-            write_json_atomic(
-                self._paths["transcript"],
-                {"conversation_id": self.conversation_id, "turns": self._turns},
-            )
-            write_json_atomic(
-                self._paths["function_calls"],
-                {"conversation_id": self.conversation_id, "calls": self._calls},
-            )
+            # Only what changed since the last checkpoint, compact (the C encoder: an indented
+            # dump is pure Python and cost more than the rest of a text-route call); close()
+            # writes the final files indented.
+            for name, key, items in (
+                ("transcript", "turns", self._turns),
+                ("function_calls", "calls", self._calls),
+            ):
+                text = json.dumps(
+                    {"conversation_id": self.conversation_id, key: items},
+                    ensure_ascii=False,
+                    default=str,
+                )
+                if text != self._checkpointed.get(name):
+                    write_text_atomic(self._paths[name], text + "\n")
+                    self._checkpointed[name] = text
             fresh = self._events[self._journaled :]
             if fresh:
                 lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in fresh)
@@ -668,7 +678,26 @@ class CallRecorder:
             (self._dir / EVENTS_JOURNAL).unlink()
 
     def _write_metadata(self) -> None:
+        if self._metadata_holds:
+            self._metadata_due = True
+            return
+        self._metadata_due = False
         write_json_atomic(self._paths["call_metadata"], self.metadata)
+
+    @contextmanager
+    def metadata_held(self) -> Iterator[None]:
+        """Write call_metadata.json once, when the block ends (on every exit path), rather
+        than at each :meth:`update_metadata` and at :meth:`close` within it: the same content,
+        fewer rewrites when a call is finalised."""
+        with self._lock:
+            self._metadata_holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._metadata_holds -= 1
+                if not self._metadata_holds and self._metadata_due:
+                    self._write_metadata()
 
     def _audio_info_running(self) -> dict[str, Any]:
         return {

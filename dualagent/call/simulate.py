@@ -52,6 +52,7 @@ async def simulate(
     options: CallOptions | None = None,
     local_server: LocalRealtimeServer | None = None,
     on_log: Callable[[Log], None] | None = None,
+    default_transport: str = "websocket",
     **fields: Any,
 ) -> CallResult:
     """Run one call between a persona-driven caller and the agent under test; record it all.
@@ -65,7 +66,8 @@ async def simulate(
     goal) and its metrics are computed; both go into call_metadata.json.
 
     ``local_server`` shares one running embedded server between calls; ``on_log`` receives
-    the live transcript and tool calls as they happen.
+    the live transcript and tool calls as they happen. ``default_transport``: how the bridge
+    reaches the embedded server when ``transport`` is not given (batches: ``memory``).
     """
     if caller_type is not None:
         fields["caller_type"] = caller_type
@@ -74,7 +76,7 @@ async def simulate(
             options = CallOptions.build(**{**options.explicit(), **fields})
     else:
         options = CallOptions.build(**fields)
-    plan = plan_call(options)
+    plan = plan_call(options, default_transport=default_transport)
     return await run_plan(plan, local_server=local_server, on_log=on_log)
 
 
@@ -94,7 +96,9 @@ async def run_plan(
 
     server_cm = local_backend(local_server) if plan.needs_local_server else contextlib.nullcontext()
     async with server_cm as server:
-        local_url = server.url if server is not None else None
+        local_url = None
+        if server is not None:
+            local_url = server.memory_url if plan.transport == "memory" else server.url
         endpoints = {
             agent: endpoint_for(
                 plan.backends[agent], plan.models[agent], local_url, plan.headers.get(agent)
@@ -112,8 +116,9 @@ async def run_plan(
         try:
             await bridge.run()
         finally:
-            _write_final_state(recorder, toolbox)
-            _write_costs(recorder, plan.models, plan.metadata.get("hearing"))
+            with recorder.metadata_held():  # one rewrite of call_metadata.json for both
+                _write_final_state(recorder, toolbox)
+                _write_costs(recorder, plan.models, plan.metadata.get("hearing"))
             _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
     return CallResult(recorder.directory)
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterable, Callable
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import websockets
@@ -48,6 +49,9 @@ from dualagent.realtime.server_events import ServerEventBase
 log = logging.getLogger(__name__)
 
 REALTIME_PATH = "/v1/realtime"
+RUNNING: dict[str, LocalRealtimeServer] = {}
+"""The servers started in this process, by :attr:`LocalRealtimeServer.memory_name`."""
+_SERVER_NUMBERS = itertools.count(1)
 AUDIO_CHUNK_S = 0.2  # size of each response.output_audio.delta
 
 
@@ -86,13 +90,37 @@ class SentenceSplitter:
         ]
 
 
-class _Connection:
-    """One client connection: the session core plus its running work."""
+class Outlet(Protocol):
+    """Where a session's server events go: a websocket, or an in-memory queue.
 
-    def __init__(
-        self, ws: ServerConnection, session: LocalSession, server: LocalRealtimeServer
-    ) -> None:
-        self.ws = ws
+    ``line`` is what injected faults act on (``send`` a raw message, ``close(code, reason)``,
+    ``transport.abort()``): the websocket itself, or its in-memory stand-in.
+    """
+
+    line: Any
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """Send one server event (a dict of JSON types)."""
+        ...
+
+
+class _WebsocketOutlet:
+    def __init__(self, ws: ServerConnection) -> None:
+        self.line = ws
+
+    async def deliver(self, event: dict[str, Any]) -> None:
+        await self.line.send(json.dumps(event))
+
+
+class SessionDriver:
+    """One client's session, whatever carries it: the session core plus its running work.
+
+    The websocket handler and the in-memory transport (:mod:`dualagent.realtime.memory`) both
+    feed client events in with :meth:`receive`; server events leave through the ``outlet``.
+    """
+
+    def __init__(self, outlet: Outlet, session: LocalSession, server: LocalRealtimeServer) -> None:
+        self.outlet = outlet
         self.session = session
         self.server = server
         self.transcriptions: dict[str, asyncio.Task[None]] = {}
@@ -104,8 +132,8 @@ class _Connection:
         for action in actions:
             if isinstance(action, ServerEventBase):
                 event = action.dump()
-                if self.faults is None or await self.faults.before_send(self.ws, event):
-                    await self.ws.send(json.dumps(event))
+                if self.faults is None or await self.faults.before_send(self.outlet.line, event):
+                    await self.outlet.deliver(event)
             elif isinstance(action, Transcribe):
                 self.transcriptions[action.item_id] = asyncio.create_task(self._transcribe(action))
             elif isinstance(action, Respond):
@@ -114,6 +142,10 @@ class _Connection:
                 task = self.response_task
                 if task is not None and not task.done() and task is not asyncio.current_task():
                     task.cancel()
+
+    async def receive(self, message: str | bytes | dict[str, Any]) -> None:
+        """Handle one client event: raw JSON (websocket) or a dict (in memory)."""
+        await self.send(self.session.handle_raw(message))
 
     async def _transcribe(self, order: Transcribe) -> None:
         loop = asyncio.get_running_loop()
@@ -296,7 +328,8 @@ class LocalRealtimeServer:
         self.asr = asr
         self._server: Any = None
         self._session_counter = 0
-        self.connections: set[_Connection] = set()
+        self.memory_name = f"local-{next(_SERVER_NUMBERS)}"
+        self.connections: set[SessionDriver] = set()
         # Faults injected on purpose (see faults.py); a bad spec raises FaultSpecError.
         self.faults = FaultPlan.parse(faults) if isinstance(faults, str) else faults
 
@@ -304,6 +337,12 @@ class LocalRealtimeServer:
     def url(self) -> str:
         """The websocket URL clients connect to (without the ``model`` query)."""
         return f"ws://{self.host}:{self.port}{REALTIME_PATH}"
+
+    @property
+    def memory_url(self) -> str:
+        """The ``memory://`` URL of this server: its sessions joined in this process, without a
+        socket or JSON (:mod:`dualagent.realtime.memory`; ``model`` query as for :attr:`url`)."""
+        return f"memory://{self.memory_name}{REALTIME_PATH}"
 
     @property
     def base_url(self) -> str:
@@ -338,12 +377,17 @@ class LocalRealtimeServer:
             logger=RedactingLogger(logging.getLogger("websockets.server")),
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        RUNNING[self.memory_name] = self
         return self
 
     def _warm_up(self) -> None:
         engines.warm_up_engines(lambda: self.synthesize("Hello.", None, 1.0), self.asr())
 
     async def close(self) -> None:
+        RUNNING.pop(self.memory_name, None)
+        for driver in list(self.connections):  # in-memory sessions end as a websocket's would
+            if not isinstance(driver.outlet, _WebsocketOutlet):
+                await driver.outlet.line.close(1001, "server closing")
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -371,18 +415,29 @@ class LocalRealtimeServer:
     async def _handle(self, ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path).query) if ws.request else {}
         model = (query.get("model") or [LOCAL_CS_MODEL])[0]
+        await self.serve_session(self.open_session(model, _WebsocketOutlet(ws)), ws)
+
+    def open_session(self, model: str, outlet: Outlet) -> SessionDriver:
+        """A new session for ``model`` whose server events go to ``outlet`` (any transport)."""
         self._session_counter += 1
         session = LocalSession(f"sess_local{self._session_counter:05d}", model=model)
-        connection = _Connection(ws, session, self)
+        driver = SessionDriver(outlet, session, self)
         if self.faults is not None:
-            connection.faults = self.faults.for_connection(model, self._session_counter)
-        self.connections.add(connection)
+            driver.faults = self.faults.for_connection(model, self._session_counter)
+        self.connections.add(driver)
+        return driver
+
+    async def serve_session(
+        self, driver: SessionDriver, messages: AsyncIterable[str | bytes | dict[str, Any]]
+    ) -> None:
+        """Run one session: its opening events, then every client event until ``messages``
+        ends or the line drops; its running work is stopped on the way out."""
         try:
-            await connection.send(session.start())
-            async for message in ws:
-                await connection.send(session.handle_raw(message))
-        except websockets.ConnectionClosed:
+            await driver.send(driver.session.start())
+            async for message in messages:
+                await driver.receive(message)
+        except (websockets.ConnectionClosed, ConnectionError):
             pass
         finally:
-            self.connections.discard(connection)
-            await connection.close()
+            self.connections.discard(driver)
+            await driver.close()

@@ -163,8 +163,9 @@ class LocalSession:
             events += self._unknown_model_error(None)
         return events
 
-    def handle_raw(self, raw: str | bytes) -> list[Action]:
-        """Parse one client message and handle it; bad input becomes an ``error`` event."""
+    def handle_raw(self, raw: str | bytes | dict[str, Any]) -> list[Action]:
+        """Parse one client message (JSON, or a dict in memory) and handle it; bad input becomes
+        an ``error`` event."""
         try:
             event = p.parse_client_event(raw)
         except p.ProtocolError as exc:
