@@ -91,7 +91,8 @@ async def test_the_agent_answers_live_and_the_replayed_caller_hangs_up_when_its_
     record = load_call(replayed)
     assert record.status == "completed", record.error
     assert record.end_reason == "caller_hung_up"  # after its 2 turns it had nothing more to say
-    assert record.metadata["models"]["caller"] == "replay"
+    assert record.metadata["models"]["caller"] == "local-replay"
+    assert record.metadata["estimated_cost_usd"]["caller"] == 0.0
     assert record.metadata["replay"]["source"].endswith("original")
     assert record.metadata["line"]["name"] == "clean"  # the recorded audio carries its line
     agent_turns = [t for t in record.turns if t["speaker"] == "cs"]

@@ -48,8 +48,8 @@ __all__ = [
 
 REPLAY_PREFIX = "replay:"
 """What ``--caller-backend`` starts with to replay a call: ``replay:PATH``."""
-REPLAY_MODEL = "replay"
-"""The caller's model as the recording names it."""
+REPLAY_MODEL = "local-replay"
+"""The caller's model as the recording names it (``local-``: it runs here and costs nothing)."""
 AUDIO_CHUNK_S = 0.2  # each response.output_audio.delta, as the embedded server sends them
 
 
