@@ -264,7 +264,15 @@ class AgentSpec(_Strict):
     greeting: str | None = Field(None, description="the first thing the agent says")
     voice: str | None = None
     model: str | None = Field(None, description="the model on a hosted backend")
-    backend: str | None = Field(None, description="local, openai or a ws:// / wss:// URL")
+    backend: str | None = Field(
+        None,
+        description="local, openai, a ws:// / wss:// URL, or a phone-stream bot's "
+        "twilio+ws:// / twilio+wss:// URL",
+    )
+    stream_parameters: dict[str, str] = Field(
+        default_factory=dict,
+        description="a phone-stream bot's start message customParameters, e.g. caller_id",
+    )
     local_model: str = Field(
         "local-agent", description="the embedded server's brain when run offline"
     )

@@ -53,6 +53,8 @@ MAX_DURATION_S = 30 * 60
 DEFAULT_DURATION_S = 300.0
 DEFAULT_OUTPUT_DIR = "agent_conversations"
 BACKEND_CHOICES = "local, openai, or a ws:// / wss:// URL"
+PHONE_STREAM_CHOICE = "a phone-stream bot's twilio+ws:// / twilio+wss:// URL"
+"""What the agent under test's backend (``cs_backend``) may be besides (issue 21)."""
 DEFAULT_TRANSCRIPTION_MODEL = "gpt-transcribe"
 """What hosted backends transcribe the heard audio with (OpenAI's recommended model for
 committed turns in a Realtime session, checked 2026-11-27)."""
@@ -139,7 +141,12 @@ class CallDefaults(BaseModel):
         ),
     )
     cs_backend: str | None = Field(
-        default=None, json_schema_extra=_flag("backend for the agent under test only", "BACKEND")
+        default=None,
+        json_schema_extra=_flag(
+            "backend for the agent under test only; also twilio+ws://HOST:PORT/PATH (or wss): "
+            "a phone-stream bot, start parameters in the URL fragment (#caller_id=...)",
+            "BACKEND",
+        ),
     )
     caller_model: str | None = Field(
         default=None, json_schema_extra=_flag("the caller's model", "MODEL")
@@ -297,11 +304,20 @@ class CallDefaults(BaseModel):
     def _known_backend(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or value in ("local", "openai") or value.startswith(("ws://", "wss://")):
             return value
+        if value.startswith(("twilio+ws://", "twilio+wss://")):  # dualagent.realtime.phone_stream
+            if info.field_name == "cs_backend":
+                return value
+            raise ValueError(
+                f"{value!r}: a phone-stream bot is an agent under test; use cs_backend"
+            )
         if value.startswith("replay:") and len(value) > len("replay:"):
             if info.field_name == "caller_backend":  # dualagent.realtime.replay
                 return value
             raise ValueError(f"{value!r}: replay:PATH replays a caller; use caller_backend")
-        raise ValueError(f"unknown backend {value!r}; valid choices: {BACKEND_CHOICES}")
+        choices = BACKEND_CHOICES
+        if info.field_name == "cs_backend":
+            choices += f", or {PHONE_STREAM_CHOICE}"
+        raise ValueError(f"unknown backend {value!r}; valid choices: {choices}")
 
 
 class CallOptions(CallDefaults):

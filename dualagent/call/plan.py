@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from dualagent import agents, bank, datafiles
-from dualagent.agent_spec import DEFAULT_AGENT, AgentSpec, AgentSpecError, load_agent
+from dualagent.agent_spec import (
+    DEFAULT_AGENT,
+    AgentSpec,
+    AgentSpecError,
+    TurnDetection,
+    load_agent,
+)
 from dualagent.call.core import CallSettings
 from dualagent.call.hosted import agent_headers
 from dualagent.call.line import LineModel, make_line
@@ -25,11 +31,18 @@ from dualagent.call.recording import validate_conversation_id
 from dualagent.errors import InputError
 from dualagent.personas import Persona, PersonaError, load_persona
 from dualagent.realtime import protocol as p
+from dualagent.realtime.phone_stream import (
+    TURN_DETECTION,
+    is_phone_stream,
+    with_stream_parameters,
+)
 from dualagent.realtime.redact import redact_url
 from dualagent.realtime.replay import REPLAY_MODEL, REPLAY_PREFIX, replay_url
 from dualagent.scenarios import Scenario, ScenarioError, load_scenario
 from dualagent.version import __version__
 
+PHONE_STREAM_MODEL = "phone-stream-bot"
+"""The model a phone-stream bot is recorded with: unknown to us (it is the bot's own)."""
 DEFAULT_OPENAI_MODEL = "gpt-realtime-2.1"
 """The hosted default: OpenAI's recommended GA realtime model (checked 2026-11-27; gpt-realtime
 and gpt-realtime-mini shut down on 2027-01-20, replaced by gpt-realtime-2.1 and -2.1-mini)."""
@@ -122,6 +135,11 @@ def plan_call(options: CallOptions, *, default_transport: str = "websocket") -> 
     # Hosted models behave as on a phone line only when audio arrives at speaking speed.
     hosted = any(b == "openai" or b.startswith("wss://") for b in backends.values())
     pace = options.pace or ("realtime" if hosted else "fast")
+    phone = is_phone_stream(backends["cs"])
+    if phone:  # a bot on a phone line: audio at speaking speed, the bot takes its own turns
+        pace = check_phone_stream(options, backends["cs"])
+        backends["cs"] = with_stream_parameters(backends["cs"], spec.stream_parameters)
+        spec = spec.model_copy(update={"turn_detection": TurnDetection(**TURN_DETECTION)})
     transport = resolve_transport(options.transport, backends, default_transport)
 
     conversation_id = (
@@ -166,6 +184,8 @@ def plan_call(options: CallOptions, *, default_transport: str = "websocket") -> 
     }
     llms = llm_endpoints(options, backends)
     models.update({agent: endpoint.model_name for agent, endpoint in llms.items()})
+    if phone:  # whatever the bot runs is its own: no model of ours, no price
+        models["cs"] = PHONE_STREAM_MODEL
     if replay is not None:
         backends["caller"], models["caller"] = replay_url(replay), REPLAY_MODEL
     hearing = {agent: _hearing(options, agent, backends[agent]) for agent in ("caller", "cs")}
@@ -226,6 +246,7 @@ def plan_call(options: CallOptions, *, default_transport: str = "websocket") -> 
         "route": options.route,
         "pace": pace,
         "transport": transport,
+        **({"phone_stream": {"agent": "phone-stream bot"}} if phone else {}),
         **({"replay": {"source": str(replay)}} if replay else {}),
         "seed": options.seed,
         "max_turns": max_turns,
@@ -269,6 +290,20 @@ def replay_source(caller_backend: str | None) -> Path | None:
             'caller_audio file, or "audio" in a transcript JSON)'
         )
     return call.source.resolve()
+
+
+def check_phone_stream(options: CallOptions, backend: str) -> str:
+    """The pace of a call to a phone-stream bot (always ``realtime``); :class:`InputError` if
+    the options ask for what a phone line cannot do."""
+    shown = public_backend(backend)
+    if options.route != "audio":
+        raise InputError(f"a phone-stream bot ({shown}) needs route audio, not {options.route!r}")
+    if options.pace not in (None, "realtime"):
+        raise InputError(
+            f"a phone-stream bot ({shown}) is called at pace realtime (a phone line's), "
+            f"not {options.pace!r}"
+        )
+    return "realtime"
 
 
 def resolve_transport(

@@ -114,13 +114,54 @@ async def run_plan(
         with _closed_on_error(recorder):  # a bridge that cannot start leaves closed files
             bridge = _bridge(plan, endpoints, toolbox, recorder, on_log, observer)
         try:
-            await bridge.run()
+            async with _phone_stream(plan, bridge, recorder):
+                await bridge.run()
         finally:
             with recorder.metadata_held():  # one rewrite of call_metadata.json for both
                 _write_final_state(recorder, toolbox)
                 _write_costs(recorder, plan.models, plan.metadata.get("hearing"))
             _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
     return CallResult(recorder.directory)
+
+
+@contextlib.asynccontextmanager
+async def _phone_stream(
+    plan: CallPlan, bridge: DualAgentBridge, recorder: CallRecorder
+) -> AsyncIterator[None]:
+    """For a phone-stream bot: our tool report hook while the call runs (its URL goes to the
+    bot in ``start``), each report recorded as the bot's tool call; then what the stream
+    carried (clears, latencies measured on it) into the metadata."""
+    if "phone_stream" not in plan.metadata:
+        yield
+        return
+    from dualagent.realtime.phone_stream import with_stream_parameters
+    from dualagent.realtime.tool_reports import TOOL_REPORT_PARAMETER, ToolReportHook
+
+    def record(report: dict[str, Any]) -> None:
+        core = bridge.core
+        arguments, output = report.get("arguments", {}), report.get("output")
+        ok = report.get("ok", not (isinstance(output, dict) and output.get("ok") is False))
+        call = {"call_id": f"call_bot_{len(core.tool_calls) + 1}", "agent": "cs"}
+        call.update(name=report["name"], arguments=arguments, output=output, ok=bool(ok))
+        call.update(t_s=round(core.timeline_s, 3), turn_index=len(core.turns) - 1)
+        call["reported_by"] = "bot"
+        core.tool_calls.append(call)
+        recorder.add_function_call(call)
+
+    endpoint = bridge.endpoints["cs"]
+    async with ToolReportHook(record) as hook:
+        url = with_stream_parameters(endpoint.url, {TOOL_REPORT_PARAMETER: hook.url})
+        bridge.endpoints["cs"] = Endpoint(url, endpoint.headers)
+        try:
+            yield
+        finally:
+            connection = bridge.connections.get("cs")
+            report = connection.report() if hasattr(connection, "report") else {}
+            observable = {**report.get("observable", {}), "tool_calls": "reported"}
+            if not hook.reports:
+                observable["tool_calls"] = False
+            report.update(tool_reports=hook.reports, observable=observable)
+            recorder.update_metadata(phone_stream={**plan.metadata["phone_stream"], **report})
 
 
 @contextlib.contextmanager
@@ -166,6 +207,8 @@ def endpoint_for(
     ``deployment``), and its own query string is kept.
     """
     extra = dict(headers or {})
+    if backend.startswith(("twilio+ws://", "twilio+wss://")):  # a phone-stream bot: no model
+        return Endpoint(backend, extra)
     if backend == "local":  # our embedded server: no provider, no credentials to send
         assert local_url is not None
         return Endpoint(with_model(local_url, model))
