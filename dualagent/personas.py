@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dualagent import datafiles
 from dualagent.errors import describe_validation_error
+from dualagent.mood import MoodProfile
 
 
 class CallerType(StrEnum):
@@ -32,6 +33,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CallerMood(_Strict):
+    """Where the caller's mood starts and how strongly events move it (:mod:`dualagent.mood`).
+
+    ``start_patience`` None: ``patience_level / 10``. ``sensitivity`` multiplies what
+    setbacks (being asked to repeat, holds, transfers...) cost, ``recovery`` what progress
+    gives back."""
+
+    start_patience: float | None = Field(default=None, ge=0.0, le=1.0)
+    start_frustration: float = Field(default=0.0, ge=0.0, le=1.0)
+    sensitivity: float = Field(default=1.0, ge=0.0, le=5.0)
+    recovery: float = Field(default=1.0, ge=0.0, le=5.0)
+
+
 class CallerPersonality(_Strict):
     type: CallerType = CallerType.TYPICAL
     traits: list[str] = Field(default_factory=list)
@@ -41,6 +55,17 @@ class CallerPersonality(_Strict):
     tendency_to_interrupt: float = Field(default=0.1, ge=0.0, le=1.0)
     provides_clear_info: float = Field(default=0.9, ge=0.0, le=1.0)
     speaking_rate: float = Field(default=1.0, ge=0.5, le=1.5, description="1.0 = normal speed")
+    mood: CallerMood = Field(default_factory=CallerMood)
+
+    def mood_profile(self) -> MoodProfile:
+        """The starting point and sensitivities of this caller's mood."""
+        start = self.mood.start_patience
+        return MoodProfile(
+            start_patience=start if start is not None else self.patience_level / 10,
+            start_frustration=self.mood.start_frustration,
+            sensitivity=self.mood.sensitivity,
+            recovery=self.mood.recovery,
+        )
 
 
 class CallerGoal(_Strict):

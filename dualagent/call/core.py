@@ -51,11 +51,30 @@ from dualagent.call.effects import (
 )
 from dualagent.call.line import LineChannel
 from dualagent.call.state import CallSettings, Side, Utterance
-from dualagent.call.turn_taking import BARGE_IN_NOTE, MIN_COMMIT_BYTES, TurnTaking, other
+from dualagent.call.turn_taking import (
+    BARGE_IN_NOTE,
+    BARGE_IN_OVERLAP_S,
+    MIN_COMMIT_BYTES,
+    TurnTaking,
+    other,
+)
+from dualagent.mood import (
+    LONG_GAP_S,
+    METADATA_KEYS,
+    MoodEvent,
+    MoodState,
+    agent_events,
+    state_line,
+)
+from dualagent.mood import apply as apply_mood
 from dualagent.realtime import protocol as p
 from dualagent.realtime import server_events as ev
+from dualagent.realtime.truncation import spoken_fraction
 
 WORDS_PER_SECOND = 2.6  # text route: estimated speaking time at speed 1.0
+# How much the caller's frustration (its rise since the call began, 0..1) raises its chance to
+# cut in: chance = tendency * (1 + gain * rise).
+MOOD_INTERRUPT_GAIN = 0.5
 
 
 class CallCore(TurnTaking):
@@ -89,6 +108,11 @@ class CallCore(TurnTaking):
         self.line: AgentLine | None = None
         self.first_speaker: Agent = settings.first_speaker
         self.heard_parts: dict[int, dict[str, str]] = {}  # turn -> heard item -> transcript
+        # The caller's mood (settings.mood): now, the events since the last utterance, and
+        # the events that moved it last.
+        self.mood: MoodState | None = settings.mood.start() if settings.mood else None
+        self.mood_pending: list[MoodEvent] = []
+        self.mood_events: list[str] = []
 
     # ------------------------------------------------------------------ start
 
@@ -406,21 +430,27 @@ class CallCore(TurnTaking):
             rate = self.settings.speaking_rate.get(side.agent, 1.0) or 1.0
             duration = len(utterance.text.split()) / (WORDS_PER_SECOND * rate)
         turn["end_s"] = round(utterance.start_s + duration, 3)
-        cut_known = utterance.interrupted and utterance.cut_at_s is not None
+        text_cut = self._text_barge_in(side, utterance, turn, duration)
+        cut_known = utterance.interrupted and utterance.cut_at_s is not None and not text_cut
         if cut_known:  # keep the words actually spoken before the agent stopped
             self._apply_cut(utterance, turn)
         self.timeline_s = max(self.timeline_s, turn["end_s"])
+        self._move_mood(side, turn)
         effects: list[Effect] = [AddTurn(dict(turn)), Log("turn", turn["text"], side.agent)]
         if cut_known:
             effects.append(self._truncate_item(side.agent, utterance))
+        if text_cut:
+            effects += self._truncate_text_item(side.agent, utterance, turn["text"])
         if self.settings.route == "audio":  # the text route has no audio to lay out
             effects.append(Flush(self._safe_flush_point()))
         listener = self.sides[other(side.agent)]
         if self.settings.route == "text":
-            turn["heard"] = utterance.text
-            effects.append(UpdateTurn(utterance.turn_index, {"heard": utterance.text}))
-            item = p.text_message(utterance.text, role="user")
+            turn["heard"] = turn["text"] if text_cut else utterance.text
+            effects.append(UpdateTurn(utterance.turn_index, {"heard": turn["heard"]}))
+            item = p.text_message(turn["heard"], role="user")
             effects.append(Send(listener.agent, p.ConversationItemCreate(item=item).dump()))
+            if text_cut:  # the caller cuts in: it answers now, not after the agent's response
+                effects += self._request_response(listener.agent, now_s, barge_in=True)
         elif self._has_own_vad(listener.agent):
             if not self.ended and utterance.audio_bytes:
                 effects += self._caller_stopped(listener, turn, now_s)
@@ -608,6 +638,9 @@ class CallCore(TurnTaking):
             ),
         ]
         reason = self.settings.ending_tools.get(name)
+        if side.agent == "cs" and ok:  # the agent got something done (or hands the caller on)
+            transfer = reason is not None and "transfer" in reason
+            self.mood_pending.append(MoodEvent("transfer" if transfer else "progress"))
         if reason and ok and self.ending is None:
             if name == "end_call":
                 reason = "caller_hung_up" if side.agent == "caller" else "cs_ended_call"
@@ -629,6 +662,12 @@ class CallCore(TurnTaking):
             params = p.ResponseParams(metadata={p.BARGE_IN_METADATA_KEY: "1"})
             if self._wants_barge_in_note(agent):  # the same instructions plus the note
                 params.instructions = self.instructions.get(agent, "") + BARGE_IN_NOTE
+        if agent == "caller" and self.mood is not None and not side.keeps_session:
+            # The caller's state: structured, and as a line every model reads.
+            params = params or p.ResponseParams()
+            params.metadata = {**(params.metadata or {}), **self._mood_metadata()}
+            line = state_line(self.mood, self.mood_events)
+            params.instructions = (params.instructions or self.instructions.get(agent, "")) + line
         return [Send(agent, p.ResponseCreate(response=params).dump())]
 
     def _deferred_request(self, side: Side) -> list[Effect]:
@@ -668,6 +707,87 @@ class CallCore(TurnTaking):
             )
             return effects + self._end("error", "session_rejected", rejected, now=True)
         return effects
+
+    # ------------------------------------------------------------------ the caller's mood
+
+    def _move_mood(self, side: Side, turn: dict[str, Any]) -> None:
+        """The caller's mood after this utterance, with the events that moved it, into the
+        turn (``turn["mood"]``). The agent's words, its silence before them, its talking over
+        the caller and its tools (since the last utterance) are the events."""
+        if self.mood is None or self.settings.mood is None:
+            return
+        events, self.mood_pending = self.mood_pending, []
+        if side.agent == "cs":
+            kinds = agent_events(turn["text"])
+            events += [MoodEvent(kind) for kind in kinds]
+            latency_s = float(turn.get("response_latency_s") or 0.0)
+            if latency_s > LONG_GAP_S:
+                events.append(MoodEvent("long_gap", latency_s))
+            callers = [t for t in self.turns[: turn["index"]] if t["speaker"] == "caller"]
+            talked_over = (
+                callers
+                and turn["start_s"] < callers[-1]["end_s"] - BARGE_IN_OVERLAP_S - 1e-6
+                and not callers[-1].get("interrupted")
+            )
+            if talked_over:  # it began while the caller was still talking
+                events.append(MoodEvent("agent_cut_in"))
+            if not any(e.kind in ("progress", "resolution") for e in events):
+                events.append(MoodEvent("agent_turn"))  # one more thing to sit through
+        self.mood, reasons = apply_mood(self.mood, events, self.settings.mood)
+        self.mood_events = [e.kind for e in events]
+        turn["mood"] = {**self.mood.as_dict(), "events": self.mood_events, "reasons": reasons}
+
+    def _mood_metadata(self) -> dict[str, str]:
+        assert self.mood is not None
+        return {
+            METADATA_KEYS["patience"]: f"{self.mood.patience:.3f}",
+            METADATA_KEYS["frustration"]: f"{self.mood.frustration:.3f}",
+            METADATA_KEYS["event"]: ",".join(self.mood_events),
+        }
+
+    def _interrupt_chance(self) -> float:
+        """The chance the caller cuts into the next agent utterance: the persona's tendency,
+        raised (or lowered) by how far its frustration has moved since the call began."""
+        chance = super()._interrupt_chance()
+        if self.mood is None or self.settings.mood is None or chance <= 0:
+            return chance
+        moved = self.mood.frustration - self.settings.mood.start_frustration
+        return min(0.95, max(0.0, chance * (1.0 + MOOD_INTERRUPT_GAIN * moved)))
+
+    # ------------------------------------------------------------------ text-route barge-in
+
+    def _text_barge_in(
+        self, side: Side, utterance: Utterance, turn: dict[str, Any], duration_s: float
+    ) -> bool:
+        """Text route: the caller cuts in where the seeded draw (the same as in audio) says,
+        if the agent's text, at its estimated speaking time, reaches that point. The turn
+        keeps the words said before the cut; the caller's voice starts
+        ``BARGE_IN_OVERLAP_S`` earlier."""
+        cut_s = utterance.interrupt_at_s
+        if self.settings.route != "text" or cut_s is None or duration_s <= cut_s:
+            return False
+        if self.ending is not None or self.ended or self.speaker_turns >= self.settings.max_turns:
+            return False  # the call ends with this utterance: the caller has no turn left
+        turn["planned_text"] = turn["text"]
+        turn["text"] = spoken_fraction(turn["text"], cut_s, duration_s)
+        turn["end_s"] = round(utterance.start_s + cut_s, 3)
+        utterance.cut_at_s = utterance.listened_until_s = cut_s
+        self._mark_interrupted(utterance)
+        turn["interrupted"] = True
+        side.cancelled_response_id, side.cut_utterance = utterance.response_id, utterance
+        caller = self.sides[other(side.agent)]
+        caller.barge_in_from_s = utterance.start_s + max(0.0, cut_s - BARGE_IN_OVERLAP_S)
+        return True
+
+    def _truncate_text_item(self, agent: Agent, utterance: Utterance, heard: str) -> list[Effect]:
+        """Tell a text agent what the caller heard: its message is replaced by the words said
+        before the cut (the text equivalent of ``conversation.item.truncate``)."""
+        item = p.text_message(heard, role="assistant")
+        return [
+            Log("info", f"caller cuts in on the agent after {utterance.cut_at_s:.1f}s (text)"),
+            Send(agent, p.ConversationItemDelete(item_id=utterance.item_id).dump()),
+            Send(agent, p.ConversationItemCreate(item=item).dump()),
+        ]
 
     # ------------------------------------------------------------------ ending
 

@@ -221,6 +221,7 @@ def plan_call(options: CallOptions, *, default_transport: str = "websocket") -> 
         # A replayed caller's turns are as recorded: it never cuts in when it was not.
         interrupt_probability=0.0 if replay else persona.personality.tendency_to_interrupt,
         seed=options.seed,
+        mood=persona.personality.mood_profile(),
         # The caller may always hang up; the spec says which of its tools end the call.
         ending_tools={"end_call": "hang_up", **spec.ending_tools()},
         agent_session=options.agent_session,

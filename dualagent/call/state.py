@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from dualagent.call.effects import Agent
 from dualagent.call.line import LineModel
+from dualagent.mood import MoodProfile
 from dualagent.realtime import protocol as p
 from dualagent.realtime import server_events as ev
 from dualagent.realtime.truncation import SpokenAlignment
@@ -29,6 +30,9 @@ class CallSettings:
     # The caller's tendency to interrupt: chance that it barges into a CS utterance.
     interrupt_probability: float = 0.0
     seed: int = 0
+    # The caller's mood (dualagent.mood): where it starts and how events move it. None: no
+    # mood is kept (no ``turn["mood"]``, no state sent to the caller).
+    mood: MoodProfile | None = None
     # Add BARGE_IN_NOTE to the instructions of a barge-in response: None decides by the caller's
     # model (yes for a hosted model, no for a brain of the embedded server, which reads the
     # structured flag); True/False force it.

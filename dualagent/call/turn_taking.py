@@ -167,14 +167,20 @@ class TurnTaking:
     # ------------------------------------------------------------------ barge-in
 
     def _plan_interruption(self, side: Side, index: int) -> float | None:
-        """Decide, once per CS utterance, whether and when the caller will cut in."""
-        chance = self.settings.interrupt_probability * BARGE_IN_SCALE
-        if side.agent != "cs" or self.settings.route != "audio" or chance <= 0:
+        """Decide, once per CS utterance, whether and when the caller will cut in (the same
+        draws in the audio and the text route: in text, the agent's words are timed by an
+        estimate of how long they take to say)."""
+        chance = self._interrupt_chance()
+        if side.agent != "cs" or chance <= 0:
             return None
         draw, when = self.rng.random(), self.rng.uniform(*BARGE_IN_WINDOW_S)
         if index == 0 or draw >= chance:  # nobody interrupts the greeting
             return None
         return when
+
+    def _interrupt_chance(self) -> float:
+        """The chance that the caller cuts into the next agent utterance."""
+        return self.settings.interrupt_probability * BARGE_IN_SCALE
 
     def _barge_in(
         self, side: Side, utterance: Utterance, heard_until_s: float, now_s: float

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from dualagent.mood import parse_state_line
 from dualagent.realtime.local.session import ConversationEntry
 
 
@@ -37,6 +38,13 @@ class BrainInput:
     barge_in: bool = False
     # The declared tools as the session holds them (type, name, description, parameters).
     tool_specs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def mood(self) -> dict[str, Any] | None:
+        """The caller's state the call sent with this response (``patience``,
+        ``frustration``, ``events``, ``patience_ran_out``; see :mod:`dualagent.mood`), or
+        None when it sent none."""
+        return parse_state_line(self.response_instructions)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dualagent.mood import FRUSTRATION_SHOWS, impatient
 from dualagent.realtime.local.brains import arguments as args_
 from dualagent.realtime.local.brains import language as lang
 from dualagent.realtime.local.brains.base import BrainInput, ConversationReader, Reply, seeded_rng
@@ -111,12 +112,18 @@ class DomainCallerBrain:
         self.last_statement = ""
         self.understood = True
         self.demanded_person = False  # a frustrated caller out of patience asks once
+        self.impatient_replies = 0
 
     # ------------------------------------------------------------------ entry point
 
     def respond(self, given: BrainInput) -> Reply:
         heard = self.reader.heard(self.reader.new_entries(given.conversation))
-        reply = self._barge_in(heard) if given.barge_in else self._decide(heard)
+        mood = given.mood
+        reply = self._out_of_patience(mood)
+        if reply is None:
+            reply = self._barge_in(heard) if given.barge_in else self._decide(heard)
+            if not given.barge_in:  # a cut-in has its own sharp lead-in
+                reply.text = self._with_mood(reply, mood)
         if reply.text and not reply.text.startswith(("Sure. ", "I just said. ", "Again: ")):
             self.last_statement = self.statement or reply.text
         self.statement = None
@@ -445,6 +452,26 @@ class DomainCallerBrain:
             self.demanded_person = True
             return Reply("This is ridiculous. I want to speak to a real person, now.")
         return self._hang_up("gave_up", "Forget it, I'll call back later. Goodbye.")
+
+    def _out_of_patience(self, mood: dict[str, Any] | None) -> Reply | None:
+        """The call's mood says patience has run out: a frustrated caller asks for a person
+        once, everyone else (and then it too) hangs up."""
+        if mood is None or not mood["patience_ran_out"] or self.finished:
+            return None
+        if self.kind == "frustrated" and not self.demanded_person:
+            self.demanded_person = True
+            return Reply("That's it, I've had enough. Put me through to a real person, now.")
+        return self._hang_up(
+            "out_of_patience", "I've run out of patience. I'll take this elsewhere. Goodbye."
+        )
+
+    def _with_mood(self, reply: Reply, mood: dict[str, Any] | None) -> str:
+        """The reply's words, sharper once frustration shows (no change to a goodbye)."""
+        if any(name == "end_call" for name, _ in reply.tool_calls):
+            return reply.text
+        if mood is not None and mood["frustration"] >= FRUSTRATION_SHOWS:
+            self.impatient_replies += 1
+        return impatient(reply.text, mood, self.impatient_replies)
 
     def _hang_up(self, reason: str, text: str) -> Reply:
         return Reply(text, [("end_call", {"reason": reason})])
