@@ -162,3 +162,11 @@ def test_a_real_calls_audio_is_cut_per_caller_turn_from_the_left_channel_at_24_k
     samples = np.frombuffer(pcm, np.int16)
     assert abs(len(samples) - 24_000) < 240  # one second at 24 kHz (resampling's edges aside)
     assert np.abs(samples).max() > 10_000  # the caller's tone, not the agent's silence
+
+
+def test_the_service_never_replays_a_file_of_the_server(tmp_path: Path) -> None:
+    from dualagent.service.calls import ParameterError, parse_call_parameters
+
+    with pytest.raises(ParameterError, match="would read a file on the server") as info:
+        parse_call_parameters([("caller_backend", "replay:/etc")], tmp_path)
+    assert info.value.parameter == "caller_backend"

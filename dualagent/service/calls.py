@@ -122,6 +122,11 @@ def parse_call_parameters(
             raise ParameterError(
                 name, f"{name}: invalid value {given[name]!r}; valid values: {', '.join(choices)}"
             )
+    for name in ("backend", "caller_backend", "cs_backend"):
+        if given.get(name, "").startswith("replay:"):  # dualagent.realtime.replay reads files
+            raise ParameterError(
+                name, f"{name}: replay:PATH would read a file on the server; not allowed here"
+            )
     try:
         options = CallOptions.build(**given, output_dir=str(output_dir))
     except InputError as exc:
