@@ -303,6 +303,41 @@ def test_a_phone_stream_bot_is_planned_as_a_phone_line(tmp_path: Path) -> None:
         CallOptions.build(caller_backend="twilio+ws://127.0.0.1:9/ws")
 
 
+# ------------------------------------------------------------------------------ evaluation
+
+
+def test_checks_that_need_a_bots_insides_are_not_observable() -> None:
+    """A caller's goal against a bot whose tools and state we cannot see: those checks are
+    "not observable" (neither met nor failed), so the call is incomplete, not a failure; a
+    check on the caller's side is still judged. Tool calls the bot reported are judged."""
+    from dualagent.call.record import CallRecord
+    from dualagent.evaluation.outcome import evaluate
+    from dualagent.personas import CallerGoal
+
+    goal = CallerGoal(
+        primary_goal="block my card",
+        success_criteria=["card blocked"],
+        failure_conditions=["transferred to human", "call terminated"],
+    )
+    turns = [{"index": 0, "speaker": "cs", "text": "Your card is blocked. Goodbye!"}]
+    bot = {"agent": "phone-stream bot", "observable": {"tool_calls": False}}
+    record = CallRecord(path=Path("call"), metadata={"phone_stream": bot}, turns=turns)
+    outcome = evaluate(record, goal).as_dict()
+    assert outcome["result"] == "incomplete"
+    assert outcome["not_observable"] == ["card blocked", "transferred to human"]
+    assert outcome["unmet_criteria"] == [] and outcome["failure_conditions_met"] == []
+    assert "not observable" in outcome["criteria"][0]["evidence"]
+    assert "observable" not in outcome["failures"][1]  # the caller's side: judged as usual
+
+    ours = evaluate(CallRecord(path=Path("call"), turns=turns), goal).as_dict()
+    assert "not_observable" not in ours and ours["unmet_criteria"] == ["card blocked"]
+    reported = {**bot, "observable": {"tool_calls": "reported"}}
+    calls = [{"agent": "cs", "name": "transfer_to_human", "arguments": {}, "ok": True}]
+    told = CallRecord(path=Path("call"), metadata={"phone_stream": reported}, turns=turns)
+    told.function_calls = calls
+    assert evaluate(told, goal).as_dict()["failure_conditions_met"] == ["transferred to human"]
+
+
 # ------------------------------------------------------------------------------ a Pipecat bot
 
 
@@ -382,5 +417,6 @@ async def test_a_pipecat_bot_takes_a_call_and_clears_when_the_caller_cuts_in(
     cut = [t for t in bot_turns if t.get("response_status") == "cancelled"]
     assert cut and all(t["interrupted"] for t in cut)  # the turn it cleared is a barge-in
     assert stream["latencies_s"] and metadata["turn_taking"]["agent"] == "server_vad"
-    assert metadata["outcome"]["result"] in ("success", "failure", "partial")
+    assert metadata["outcome"]["result"] in ("success", "failure", "incomplete")
+    assert metadata["outcome"].get("not_observable") or stream["tool_reports"]
     assert metadata["metrics"]["interruptions"] >= 1

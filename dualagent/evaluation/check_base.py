@@ -33,12 +33,14 @@ __all__ = [
     "calls_named",
     "check_context",
     "describe_call",
+    "kinds_in",
     "known_tool",
     "listify",
     "same_value",
     "short",
     "tool_call_succeeded",
     "turns_of",
+    "unobservable_kinds",
 ]
 
 CALLER_TOOL_NAMES: tuple[str, ...] = tuple(t["name"] for t in bank.CALLER_TOOLS)
@@ -49,11 +51,51 @@ Verdict = tuple[bool, str]
 
 
 class CheckResult(BaseModel):
-    """One check's verdict: ``passed`` = the check's condition holds."""
+    """One check's verdict: ``passed`` = the check's condition holds. ``observable=False``: the
+    recording cannot say (a phone-stream bot's tool calls or state), so neither passed nor
+    failed; ``passed`` is then False and the outcome leaves the check out."""
 
     name: str
     passed: bool
     evidence: str
+    observable: bool = True
+
+
+TOOL_CALL_KINDS = frozenset(
+    {"tool_called", "tool_not_called", "transferred_to_human", "not_transferred", "tool_order"}
+    | {"claim_backed", "amounts_grounded", "verified"}
+)
+"""Check kinds that read the agent's tool calls."""
+STATE_KINDS = frozenset(
+    {"card_status", "replacement_ordered", "address_is", "address_mentioned", "dispute_opened"}
+    | {"state"}
+)
+"""Check kinds that read the agent's state after the call (its tools' data)."""
+
+
+def unobservable_kinds(metadata: dict[str, Any]) -> frozenset[str]:
+    """The check kinds a recording cannot judge: for a phone-stream bot, its state always (it
+    is the bot's own), and its tool calls unless it reported them (our tool report hook)."""
+    stream = metadata.get("phone_stream")
+    if not isinstance(stream, dict):
+        return frozenset()
+    reported = (stream.get("observable") or {}).get("tool_calls") == "reported"
+    return STATE_KINDS if reported else STATE_KINDS | TOOL_CALL_KINDS
+
+
+def kinds_in(spec: Any, standard: dict[str, Any], normalize: Any) -> set[str]:
+    """Every check kind in ``spec`` that reads the agent under test, nested checks and
+    standard criteria (``standard``, keyed by ``normalize(criterion)``) included."""
+    kinds = {str(getattr(spec, "kind", ""))}
+    if getattr(spec, "agent", None) == "caller":  # our caller's tool calls: always seen
+        kinds = set()
+    nested = [*(getattr(spec, "checks", None) or []), getattr(spec, "check", None)]
+    if getattr(spec, "kind", None) == "standard":
+        nested.append(standard.get(normalize(spec.criterion)))
+    for child in nested:
+        if child is not None and hasattr(child, "kind"):
+            kinds |= kinds_in(child, standard, normalize)
+    return kinds
 
 
 class CheckModel(BaseModel):

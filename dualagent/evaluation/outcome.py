@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from dualagent.call.record import CallRecord
+from dualagent.evaluation.check_base import kinds_in, unobservable_kinds
 from dualagent.evaluation.checks import (
     STANDARD_CHECKS,
     CallContext,
@@ -45,7 +46,12 @@ class Outcome(BaseModel):
 
     @property
     def unmet_criteria(self) -> list[str]:
-        return [c.name for c in self.criteria if not c.passed]
+        return [c.name for c in self.criteria if not c.passed and c.observable]
+
+    @property
+    def not_observable(self) -> list[str]:
+        """Criteria and failure conditions the recording cannot judge (a phone-stream bot)."""
+        return [c.name for c in [*self.criteria, *self.failures] if not c.observable]
 
     @property
     def failure_conditions_met(self) -> list[str]:
@@ -53,8 +59,13 @@ class Outcome(BaseModel):
 
     def as_dict(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
+        for check in [*data["criteria"], *data["failures"]]:
+            if check.get("observable", True):  # said only where it is not
+                check.pop("observable", None)
         data["unmet_criteria"] = self.unmet_criteria
         data["failure_conditions_met"] = self.failure_conditions_met
+        if self.not_observable:
+            data["not_observable"] = self.not_observable
         return data
 
 
@@ -85,6 +96,15 @@ def _run_criterion(
         known = ", ".join(STANDARD_CHECKS)
         evidence = f"no check for {text!r} (define one in a scenario; standard criteria: {known})"
         return CheckResult(name=text, passed=False, evidence=evidence)
+    hidden = unobservable_kinds(record.metadata) & kinds_in(
+        spec, STANDARD_CHECKS, normalize_criterion
+    )
+    if hidden:
+        evidence = (
+            f"not observable: it needs {', '.join(sorted(hidden))}, which a phone-stream bot "
+            "keeps to itself (tool calls can be reported to our hook)"
+        )
+        return CheckResult(name=text, passed=False, evidence=evidence, observable=False)
     return run_check(spec, record, ctx, name=text)
 
 
@@ -108,11 +128,12 @@ def evaluate(
     ctx = call_context(record, scenario)
     criteria = [_run_criterion(text, spec, record, ctx) for text, spec in success]
     failures = [_run_criterion(text, spec, record, ctx) for text, spec in failure]
+    judged = [c for c in criteria if c.observable]  # what a phone-stream bot let us see
     result: Result = (
         "failure"
         if any(f.passed for f in failures)
         else "success"
-        if all(c.passed for c in criteria)
+        if all(c.passed for c in judged) and (judged or not criteria)
         else "incomplete"
     )
     expected = scenario.expected_outcome if scenario is not None else None
