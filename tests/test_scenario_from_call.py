@@ -170,3 +170,24 @@ def test_an_existing_output_is_kept_unless_forced(real_call: Path, tmp_path: Pat
     assert output.read_text() == "# my edits\n"
     assert main(["scenario-from-call", str(real_call), "-o", str(output), "--force"]) == 0
     assert load_scenario(output).agent_name == "clinic"
+
+
+async def test_the_command_with_llm_asks_the_endpoint_and_says_so_when_it_is_down(
+    real_call: Path, tmp_path: Path, capsys
+) -> None:
+    import asyncio
+
+    answer = {"primary_goal": "See Doctor Lee on Tuesday", "situation": "", "facts": {}}
+    output = tmp_path / "llm.yaml"
+    async with ChatStub(lambda request: StubReply(text=json.dumps(answer))) as stub:
+        argv = ["scenario-from-call", str(real_call), "-o", str(output)]
+        code = await asyncio.to_thread(main, [*argv, "--llm", f"{stub.base_url}#stub"])
+    assert code == 0
+    assert load_scenario(output).effective_goal.primary_goal == "See Doctor Lee on Tuesday"
+    capsys.readouterr()
+    down = tmp_path / "down.yaml"
+    argv = ["scenario-from-call", str(real_call), "-o", str(down)]
+    code = await asyncio.to_thread(main, [*argv, "--llm", f"{stub.base_url}#stub"])  # closed
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "--llm" in error and len(error.splitlines()) == 1, error
+    assert not down.exists()
