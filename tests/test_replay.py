@@ -56,6 +56,7 @@ async def replayed(local_server, original: Path, calls_dir: Path) -> Path:
         output_dir=calls_dir,
         conversation_id="replayed",
         local_server=local_server,
+        transport="memory",  # the agent in this process; the replayed caller needs no server
     )
     return result.path
 
@@ -95,6 +96,7 @@ async def test_the_agent_answers_live_and_the_replayed_caller_hangs_up_when_its_
     assert record.metadata["estimated_cost_usd"]["caller"] == 0.0
     assert record.metadata["replay"]["source"].endswith("original")
     assert record.metadata["line"]["name"] == "clean"  # the recorded audio carries its line
+    assert record.metadata["transport"] == "memory"
     agent_turns = [t for t in record.turns if t["speaker"] == "cs"]
     assert len(agent_turns) >= 3  # greeting, question, and its answer to the caller's facts
     # The agent's speech is heard as a caller of the embedded server hears it.

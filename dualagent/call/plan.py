@@ -311,8 +311,13 @@ def resolve_transport(
     transport: str | None, backends: dict[str, str], default: str = "websocket"
 ) -> str:
     """The transport of a call: the one asked for, else ``default`` when both agents run on
-    the embedded backend, else ``websocket``. ``memory`` reaches only the embedded server."""
-    remote = {agent: b for agent, b in backends.items() if b != "local"}
+    the embedded backend, else ``websocket``. ``memory`` reaches only the embedded server (a
+    replayed caller needs no server: it does not count)."""
+    remote = {
+        agent: b
+        for agent, b in backends.items()
+        if b != "local" and not b.startswith(REPLAY_PREFIX)
+    }
     if transport == "memory" and remote:
         agent, backend = next(iter(remote.items()))
         raise InputError(
