@@ -321,3 +321,31 @@ def test_success_per_call_is_the_records_definition(recorded, tmp_path):
         meta_path.write_text(json.dumps(meta))
     kind, completed = analysis.success_measure(analysis.load_calls(tmp_path))
     assert kind == "completion rate" and int(completed.sum()) == 3
+
+
+# ------------------------------------------------------------------------------ caller mood
+
+
+def test_mood_frames_have_a_row_per_utterance_and_summaries_per_caller_type(recorded):
+    root, results = recorded
+    mood = analysis.load_mood(root)
+    turns = analysis.load_turns(root)
+    assert len(mood) == len(turns) and list(mood.columns) == analysis.MOOD_COLUMNS
+    assert mood["patience"].between(0, 1).all() and mood["frustration"].between(0, 1).all()
+    assert (mood.groupby("conversation_id")["position"].max() == 1.0).all()
+    trajectories = analysis.mood_trajectories(mood)
+    assert set(trajectories["caller_type"]) == set(mood["caller_type"])
+    first = trajectories[trajectories["x"] == 0]
+    assert (first["patience_low"] <= first["patience_median"]).all()
+    assert (first["patience_median"] <= first["patience_high"]).all()
+    binned = analysis.mood_trajectories(mood, x="position", bins=4)
+    assert set(binned["x"]) <= {0.125, 0.375, 0.625, 0.875}
+    per_call = analysis.patience_ran_out(mood)
+    assert len(per_call) == len(results)
+    calls = analysis.load_calls(root)
+    outcome = analysis.outcome_by_final_mood(calls, mood)
+    assert outcome["calls"].sum() == len(results)
+    by_type = analysis.mood_by_caller_type(calls, mood)
+    assert {"interruptions_per_call", "patience_lost_per_agent_turn"} <= set(by_type.columns)
+    with pytest.raises(ValueError, match="'step' or 'position'"):
+        analysis.mood_trajectories(mood, x="time")

@@ -209,3 +209,23 @@ def test_empty_call() -> None:
     assert m["response_latency_s"]["mean"] is None
     assert m["time_to_outcome_s"] is None
     json.dumps(m)
+
+
+def test_caller_mood_says_where_patience_ran_out() -> None:
+    turns = [utt(0, "cs", 0, 2), utt(1, "caller", 2.5, 4), utt(2, "cs", 4.5, 7)]
+    assert compute_metrics(turns, [])["caller_mood"] is None  # recorded before the mood
+    moods = [(0.3, 0.5, False), (0.1, 0.7, False), (0.0, 0.9, True)]
+    for turn, (patience, frustration, ran_out) in zip(turns, moods, strict=True):
+        turn["mood"] = {
+            "patience": patience,
+            "frustration": frustration,
+            "patience_ran_out": ran_out,
+        }
+    mood = compute_metrics(turns, [])["caller_mood"]
+    assert mood == {
+        "final_patience": 0.0,
+        "final_frustration": 0.9,
+        "min_patience": 0.0,
+        "patience_ran_out": True,
+        "ran_out_at_s": 7.0,
+    }

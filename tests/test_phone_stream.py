@@ -413,10 +413,14 @@ async def test_a_pipecat_bot_takes_a_call_and_clears_when_the_caller_cuts_in(
     stream = metadata["phone_stream"]
     assert stream["agent"] == "phone-stream bot" and stream["protocol"] == "twilio-media-streams"
     assert stream["custom_parameters"] == ["caller_id", "tool_report_url"]
-    assert stream["clears"] >= 1 and stream["cleared_audio_s"] > 0  # it dropped unplayed audio
+    assert stream["clears"] >= 1
+    # The bot cleared while it was talking: its turn ends there, cut by the caller. (How much
+    # unplayed audio the clear dropped depends on how far ahead its TTS ran: not asserted.)
     cut = [t for t in bot_turns if t.get("response_status") == "cancelled"]
-    assert cut and all(t["interrupted"] for t in cut)  # the turn it cleared is a barge-in
-    assert stream["latencies_s"] and metadata["turn_taking"]["agent"] == "server_vad"
+    assert cut and all(t["interrupted"] for t in cut)
+    assert metadata["turn_taking"]["agent"] == "server_vad"
+    latency = metadata["metrics"]["stream_latency_s"]  # measured on the stream
+    assert latency["count"] == len(stream["latencies_s"]) >= 1
     assert metadata["outcome"]["result"] in ("success", "failure", "incomplete")
     assert metadata["outcome"].get("not_observable") or stream["tool_reports"]
     assert metadata["metrics"]["interruptions"] >= 1

@@ -189,3 +189,21 @@ def test_caller_type_timelines_one_row_per_call(batch):
     turns = analysis.load_turns(batch)
     fig = plots.caller_type_timelines(turns, title="all")
     assert len(fig.axes[0].get_yticklabels()) == turns["conversation_id"].nunique() == 4
+
+
+def test_mood_figures_show_every_caller_type(batch):
+    mood = analysis.load_mood(batch)
+    fig = plots.mood_trajectories(mood)
+    patience, frustration = fig.axes
+    labels = [line.get_label() for line in patience.get_lines()]
+    assert labels == ["typical", "frustrated", "hurried"]
+    assert len(frustration.get_lines()) == 3
+    ran_out = plots.patience_ran_out(mood)
+    assert [t.get_text() for t in ran_out.axes[0].get_xticklabels()] == labels
+    table = analysis.outcome_by_final_mood(analysis.load_calls(batch), mood)
+    outcome = plots.outcome_by_final_mood(table)
+    assert len(outcome.axes[0].patches) == 2 * len(table)  # successes and the rest per band
+    for figure in (fig, ran_out, outcome):
+        assert min(png_size(figure)) > 100
+    with pytest.raises(ValueError, match="no mood"):
+        plots.mood_trajectories(mood.iloc[0:0])

@@ -110,6 +110,12 @@ def test_report_contains_every_call_with_transcript_audio_and_plots(results, tmp
         ).resolve() == result.audio_path().resolve()  # relative link works
     assert "Summary by caller type" in page
     assert re.search(r"(success|completion) rate \[95% CI\]", page)
+    # The caller's mood: per type, by final patience, and its three figures.
+    assert "Caller mood" in page and "Outcome by final patience" in page
+    assert "Mood through the call" in page and "Where patience ran out" in page
+    assert {"caller mood trajectories", "where patience ran out", "outcome by final mood"} <= {
+        a["alt"] for t, a in tags if t == "img"
+    }
 
 
 def test_markup_in_a_recording_is_shown_as_text(results, tmp_path):

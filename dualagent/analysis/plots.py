@@ -396,3 +396,110 @@ def call_overview(
     top.set_xlabel("")
     top.set_title(cid, fontsize=10)
     return fig
+
+
+# ------------------------------------------------------------------------------ caller mood
+
+
+def mood_trajectories(mood: pd.DataFrame, *, x: str = "step", title: str | None = None) -> Figure:
+    """Patience and frustration along the call per caller type: the median (line) and the
+    interquartile range over the calls (band). ``mood`` is :func:`dualagent.analysis.load_mood`;
+    ``x`` as in :func:`dualagent.analysis.mood_trajectories` (``"step"``: utterance number,
+    ``"position"``: share of the call)."""
+    from dualagent.analysis.mood import mood_trajectories as trajectories
+
+    table = trajectories(mood, x=x)
+    if table.empty:
+        raise ValueError("no mood to plot: the calls' turns carry no 'mood' (recorded before it?)")
+    types = caller_type_order(table["caller_type"])
+    colors = type_colors(types)
+    fig = _figure(12, 4.2)
+    axes = fig.subplots(1, 2, sharex=True)
+    for ax, measure in zip(axes, ("patience", "frustration"), strict=True):
+        for caller_type in types:
+            rows = table[table["caller_type"] == caller_type]
+            color = colors[caller_type]
+            ax.plot(rows["x"], rows[f"{measure}_median"], color=color, lw=2, label=caller_type)
+            ax.fill_between(
+                rows["x"].astype(float),
+                rows[f"{measure}_low"].astype(float),
+                rows[f"{measure}_high"].astype(float),
+                color=color,
+                alpha=0.15,
+                lw=0,
+            )
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"Caller {measure} (median, IQR band)")
+        ax.set_xlabel("utterance" if x == "step" else "share of the call")
+        ax.set_ylabel(f"{measure} (0..1)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower left", fontsize=8)
+    calls = mood["conversation_id"].nunique()
+    fig.suptitle(title or f"Caller mood through the call ({calls} calls)", fontweight="bold")
+    return fig
+
+
+def patience_ran_out(mood: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Where patience ran out: per caller type, the share of calls where it did (bars) and,
+    for those calls, where in the call (dots: share of the call, 0 = start, 1 = end)."""
+    from dualagent.analysis.mood import patience_ran_out as ran_out
+
+    per_call = ran_out(mood)
+    if per_call.empty:
+        raise ValueError("no mood to plot: the calls' turns carry no 'mood' (recorded before it?)")
+    types = caller_type_order(per_call["caller_type"])
+    colors = type_colors(types)
+    fig = _figure(11, 3.8)
+    share_ax, where_ax = fig.subplots(1, 2)
+    for i, caller_type in enumerate(types):
+        mine = per_call[per_call["caller_type"] == caller_type]
+        share_ax.bar(i, mine["ran_out"].mean(), color=colors[caller_type], alpha=0.75, width=0.6)
+        share_ax.annotate(
+            f"{int(mine['ran_out'].sum())}/{len(mine)}",
+            (i, mine["ran_out"].mean()),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
+        points = mine.loc[mine["ran_out"], "position"].astype(float)
+        where_ax.scatter(
+            points, [i] * len(points), color=colors[caller_type], s=30, edgecolor="white"
+        )
+    share_ax.set_xticks(range(len(types)), types)
+    share_ax.set_ylim(0, 1.12)
+    share_ax.set_title("Calls where patience ran out")
+    share_ax.set_ylabel("share of calls")
+    where_ax.set_yticks(range(len(types)), types)
+    where_ax.set_xlim(-0.02, 1.02)
+    where_ax.set_title("Where in the call it ran out")
+    where_ax.set_xlabel("share of the call (utterances)")
+    for ax in (share_ax, where_ax):
+        ax.grid(alpha=0.3)
+        ax.set_axisbelow(True)
+    if title:
+        fig.suptitle(title, fontweight="bold")
+    return fig
+
+
+def outcome_by_final_mood(table: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Outcome by the caller's final patience: calls per band, split into successes and the
+    rest. ``table`` is :func:`dualagent.analysis.outcome_by_final_mood`."""
+    if table.empty:
+        raise ValueError("no calls to plot: the table of outcomes by final mood is empty")
+    fig = _figure(6.5, 3.8)
+    ax = fig.subplots()
+    positions = range(len(table))
+    successes = table["successes"].astype(int)
+    others = table["calls"].astype(int) - successes
+    ax.bar(positions, successes, color="#2ca02c", alpha=0.8, label="success")
+    ax.bar(positions, others, bottom=successes, color="#d62728", alpha=0.6, label="other")
+    ax.set_xticks(list(positions), table["final_patience"])
+    ax.set_xlabel("caller's patience at the end of the call")
+    ax.set_ylabel("calls")
+    kind = str(table["rate_kind"].iloc[0]) if "rate_kind" in table else "success rate"
+    ax.set_title(title or f"Outcome by final patience ({kind})")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    return fig

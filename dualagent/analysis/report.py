@@ -119,6 +119,28 @@ def figures(calls: pd.DataFrame, turns: pd.DataFrame) -> list[dict[str, Any]]:
     return shown
 
 
+def mood_section(calls: pd.DataFrame, mood: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The caller's mood across the calls: a table per caller type, the outcome by final
+    patience, and the figures (trajectories, where patience ran out, outcome by mood); None
+    when no call recorded a mood."""
+    if mood is None or mood.empty or calls["caller_type"].dropna().empty:
+        return None
+    outcome = analysis.outcome_by_final_mood(calls, mood)
+    shown = [
+        ("Mood through the call", "caller mood trajectories", plots.mood_trajectories(mood)),
+        ("Where patience ran out", "where patience ran out", plots.patience_ran_out(mood)),
+        ("Outcome by final mood", "outcome by final mood", plots.outcome_by_final_mood(outcome)),
+    ]
+    return {
+        "by_type": analysis.mood_by_caller_type(calls, mood).to_dict("records"),
+        "outcome": outcome.to_dict("records"),
+        "figures": [
+            {"heading": heading, "level": "h3", "alt": alt, "src": png_data_uri(fig)}
+            for heading, alt, fig in shown
+        ],
+    }
+
+
 def audio_player(
     audio: Path, report_dir: Path, embed_max_bytes: int = EMBED_AUDIO_MAX_BYTES
 ) -> dict[str, str] | None:
@@ -209,8 +231,10 @@ def render_report(
     title: str = "dualagent calls",
     embed_audio_max_bytes: int = EMBED_AUDIO_MAX_BYTES,
     timelines: bool = True,
+    mood: pd.DataFrame | None = None,
 ) -> str:
-    """The report as one HTML string (``report_dir``: where it will be saved, for audio links)."""
+    """The report as one HTML string (``report_dir``: where it will be saved, for audio links;
+    ``mood``: :func:`dualagent.analysis.load_mood` of the calls, for the caller-mood section)."""
     summary = analysis.summarize_by_caller_type(calls)
     views = [
         call_view(
@@ -230,6 +254,7 @@ def render_report(
         summary=summary.to_dict("records"),
         rate_kind=summary["rate_kind"].iloc[0] if not summary.empty else "rate",
         figures=figures(calls, turns),
+        mood=mood_section(calls, mood),
         calls=views,
         speaker_labels=SPEAKER_LABELS,
     )
@@ -262,6 +287,7 @@ def build_report(
         title=title or f"dualagent calls in {input_dir}",
         embed_audio_max_bytes=embed_audio_max_bytes,
         timelines=timelines,
+        mood=analysis.load_mood(folders),
     )
     output.write_text(page, encoding="utf-8")
     return output

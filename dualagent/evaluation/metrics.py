@@ -299,6 +299,23 @@ def _time_to_outcome(
     return tool, _r(min(times)) if times else None
 
 
+def caller_mood(turns: Sequence[Turn]) -> dict[str, Any] | None:
+    """The caller's mood over the call (``turn["mood"]``, see :mod:`dualagent.mood`): final
+    and lowest patience, final frustration, whether patience ran out and when (``end_s`` of
+    the utterance after which it did); None when no turn carries a mood."""
+    moods = [(t, t["mood"]) for t in turns if isinstance(t.get("mood"), dict)]
+    if not moods:
+        return None
+    out = next((t for t, m in moods if m.get("patience_ran_out")), None)
+    return {
+        "final_patience": moods[-1][1].get("patience"),
+        "final_frustration": moods[-1][1].get("frustration"),
+        "min_patience": min(float(m.get("patience", 1.0)) for _, m in moods),
+        "patience_ran_out": out is not None,
+        "ran_out_at_s": _r(out["end_s"]) if out is not None else None,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Everything
 # --------------------------------------------------------------------------------------------
@@ -314,7 +331,9 @@ def compute_metrics(
     """All metrics of one call, JSON-ready (for call_metadata.json["metrics"]).
 
     ``metadata`` supplies the timeline length (``timeline_s``) and the intent
-    (``scenario.intent``); ``intent`` overrides the latter.
+    (``scenario.intent``); ``intent`` overrides the latter. For a phone-stream bot
+    (``phone_stream``), ``stream_latency_s`` is the end of the caller's speech to the bot's
+    first audio, measured on the stream itself.
     """
     metadata = metadata or {}
     intent = intent or (metadata.get("scenario") or {}).get("intent")
@@ -325,7 +344,12 @@ def compute_metrics(
     overlap_pairs = overlaps(turns)
     tool, outcome_t = _time_to_outcome(function_calls, intent)
     timeline = metadata.get("timeline_s") or max((t["end_s"] for t in _timed(turns)), default=0.0)
+    stream = metadata.get("phone_stream") if isinstance(metadata.get("phone_stream"), dict) else {}
+    extra: dict[str, Any] = {}
+    if stream.get("latencies_s") is not None:  # a phone-stream bot: measured on its stream
+        extra["stream_latency_s"] = latency_stats(list(stream["latencies_s"]))
     return {
+        **extra,
         "utterances": len(turns),
         "turns": len(runs),
         "turns_by_speaker": {s: sum(1 for r in runs if r["speaker"] == s) for s in SPEAKERS},
@@ -352,4 +376,5 @@ def compute_metrics(
         "intent": intent,
         "outcome_tool": tool,
         "time_to_outcome_s": outcome_t,
+        "caller_mood": caller_mood(turns),
     }

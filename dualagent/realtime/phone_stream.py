@@ -89,8 +89,9 @@ SCHEMES = ("twilio+ws://", "twilio+wss://")
 PLAYOUT_CHUNK_MS = 60
 """The bot's played audio reaches the bridge in chunks of this length (what a ``clear`` can
 cut is at this resolution)."""
-BOT_PAUSE_S = 0.6
-"""A pause this long in the bot's audio ends its response (its next words are a new one)."""
+BOT_PAUSE_S = 1.0
+"""A pause this long in the bot's audio ends its response (its next words are a new one): longer
+than a TTS takes between two sentences, shorter than a turn change."""
 TURN_DETECTION = {"type": "server_vad", "interrupt_response": False}
 """What a phone-stream bot is, as a Realtime session reports it: it takes its own turns, and
 whether it stops when the caller cuts in is its own decision (a ``clear``), not the bridge's."""

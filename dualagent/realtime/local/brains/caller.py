@@ -433,7 +433,7 @@ class CallerBrain:
             self.demanded_person = True
             return Reply("That's it, I've had enough. Put me through to a real person, now.")
         return self._hang_up(
-            "out_of_patience", "I've run out of patience. I'll take this elsewhere. Goodbye."
+            "gave_up", "I've run out of patience. I'll take this elsewhere. Goodbye."
         )
 
     def _with_mood(self, reply: Reply, mood: dict[str, Any] | None) -> str:
