@@ -329,6 +329,7 @@ async def test_cancelling_a_batch_interrupts_calls_in_flight_and_marks_the_manif
             batch_id="stop",
             progress=False,
             local_server=local_server,
+            transport="websocket",  # the closing handshake below is the websocket's
         )
     )
     batch_dir = tmp_path / "stop"
@@ -361,7 +362,7 @@ async def test_cancelling_a_batch_interrupts_calls_in_flight_and_marks_the_manif
     async with asyncio.timeout(60):  # a guard against hanging, not a stopwatch
         while local_server.connections & call_connections:
             await asyncio.sleep(0.05)
-    assert [c.ws.close_code for c in call_connections] == [1000, 1000]
+    assert [c.outlet.line.close_code for c in call_connections] == [1000, 1000]
 
 
 # ------------------------------------------------------------------------------ input
