@@ -35,6 +35,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -173,17 +174,12 @@ class ToolSpec(_Strict):
 
     @field_validator("parameters")
     @classmethod
-    def _schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import SchemaError
-
-        try:
-            Draft202012Validator.check_schema(value)
-        except SchemaError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path)
-            raise ValueError(
-                f"not a JSON schema{f' at {where}' if where else ''}: {exc.message}"
-            ) from None
+    def _schema(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # The shipped specs' schemas are checked against the metaschema by the tests; importing
+        # jsonschema (its format checkers compile dozens of grammars) would cost every
+        # ``dualagent run`` a second or more of its start (docs/performance.md).
+        if not (info.context or {}).get("shipped"):
+            check_json_schema(value)
         if value.get("type") != "object":
             raise ValueError("must be an object schema (type: object)")
         properties = value.get("properties") or {}
@@ -358,6 +354,20 @@ class AgentSpec(_Strict):
         return out
 
 
+def check_json_schema(schema: dict[str, Any]) -> None:
+    """Raise ValueError (naming where) unless ``schema`` is a valid JSON schema (2020-12)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        raise ValueError(
+            f"not a JSON schema{f' at {where}' if where else ''}: {exc.message}"
+        ) from None
+
+
 def import_object(ref: str, what: str = "object") -> Any:
     """``package.module:attribute`` imported; a ValueError names what is missing."""
     if not _REF.match(ref):
@@ -398,7 +408,7 @@ def load_agent(name_or_path: str | Path | AgentSpec) -> AgentSpec:
     path = datafiles.resolve("agents", name_or_path, "agent", AgentSpecError)
     data = datafiles.read_yaml(path, AgentSpecError)
     if path.parent == datafiles.builtin_dir("agents"):
-        return agent_from_dict(data, source=path.stem)
+        return agent_from_dict(data, source=path.stem, shipped=True)
     # A tools module next to the spec imports as it would for a script in that folder.
     with _importable(path.resolve().parent):
         return agent_from_dict(data, source=str(path))
@@ -418,14 +428,15 @@ def _importable(folder: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def agent_from_dict(data: Any, *, source: str = "<dict>") -> AgentSpec:
-    """Validate a spec given as a dict (e.g. parsed YAML)."""
+def agent_from_dict(data: Any, *, source: str = "<dict>", shipped: bool = False) -> AgentSpec:
+    """Validate a spec given as a dict (e.g. parsed YAML). ``shipped``: one of the package's
+    own specs, whose tool schemas the tests check against the JSON-schema metaschema."""
     if not isinstance(data, dict):
         raise AgentSpecError(
             f"{source}: an agent spec must be a mapping, got {type(data).__name__}"
         )
     try:
-        spec = AgentSpec.model_validate(data)
+        spec = AgentSpec.model_validate(data, context={"shipped": shipped})
     except ValidationError as exc:
         raise AgentSpecError(describe_validation_error(exc, source, model=AgentSpec)) from None
     spec._source = source

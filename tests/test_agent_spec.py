@@ -57,6 +57,18 @@ def test_the_shipped_bank_spec_is_the_bank_agent() -> None:
     assert {t.implementation for t in spec.tools} == {"python"}
 
 
+def test_every_shipped_specs_tool_schemas_are_json_schemas() -> None:
+    # Loading a shipped spec skips the metaschema check (it costs `dualagent run` a second of
+    # its start); this is where they are checked. A spec from a file still is (below).
+    from dualagent.agent_spec import check_json_schema
+
+    for name in list_agents():
+        for tool in load_agent(name).tools:
+            check_json_schema(tool.parameters)
+    with pytest.raises(ValueError, match="not a JSON schema"):
+        check_json_schema({"type": 7})
+
+
 def test_a_spec_can_be_a_path_or_a_python_object(tmp_path: Path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump({**bank_spec_dict(), "name": "mine"}))
