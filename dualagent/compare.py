@@ -510,8 +510,9 @@ def _finish(
     return comparison
 
 
-def write_comparison(comparison: Comparison) -> None:
-    """``pairs.csv``, ``summary.csv`` and ``comparison.json`` in the comparison folder."""
+def write_comparison(comparison: Comparison, gate: RegressionGate | None = None) -> None:
+    """``pairs.csv``, ``summary.csv`` and ``comparison.json`` in the comparison folder (with
+    the regression gate's verdict under ``gate`` when one is given)."""
     folder = comparison.path
     comparison.pairs.to_csv(folder / PAIRS_FILE, index=False)
     comparison.summary.to_csv(folder / SUMMARY_FILE, index=False)
@@ -526,6 +527,8 @@ def write_comparison(comparison: Comparison) -> None:
         "sentence": comparison.sentence,
         "overall": overall,
     }
+    if gate is not None:
+        data["gate"] = gate.as_dict()
     (folder / COMPARISON_FILE).write_text(
         json.dumps(data, indent=2, default=_json_default), encoding="utf-8"
     )

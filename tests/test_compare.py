@@ -200,6 +200,7 @@ def test_gate_cli_flags_a_broken_tool_as_worse(tmp_path, capsys):
 
     doc = json.loads((folder / "comparison.json").read_text(encoding="utf-8"))
     assert doc["same_spec"] is False
+    assert doc["gate"]["worse"] is True and doc["gate"]["alpha"] == 0.05
     assert "broke 6" in doc["sentence"] and "likely real (p = 0.031)" in doc["sentence"]
     assert doc["sentence"] in printed.out and "lost_gold_card" in printed.out
     [why] = [line for line in printed.err.splitlines() if "McNemar" in line]

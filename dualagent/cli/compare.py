@@ -98,7 +98,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from dualagent.batch.ci import check_junit_path, write_comparison_junit
     from dualagent.call.options import CallDefaults, cli_fields
     from dualagent.cli import UsageError
-    from dualagent.compare import check_gate_settings, compare_agents
+    from dualagent.compare import check_gate_settings, compare_agents, write_comparison
     from dualagent.errors import InputError
 
     # --agent, if given, reaches compare_agents, which refuses it (one line, exit 2).
@@ -138,5 +138,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not args.fail_if_worse:
         return EXIT_FAILED if errors else EXIT_OK
     gate = comparison.gate(args.alpha, args.min_effect)
+    write_comparison(comparison, gate)  # the verdict beside the figures
     print(f"dualagent: {gate.message()}", file=sys.stderr if gate.worse else sys.stdout)
     return EXIT_FAILED if gate.worse else EXIT_OK
