@@ -720,8 +720,10 @@ class CallCore(TurnTaking):
         if side.agent == "cs":
             kinds = agent_events(turn["text"])
             events += [MoodEvent(kind) for kind in kinds]
+            # A gap counts at speaking pace only: in fast pace it is how busy this machine
+            # is, not the agent's doing (and the same seed must give the same mood).
             latency_s = float(turn.get("response_latency_s") or 0.0)
-            if latency_s > LONG_GAP_S:
+            if self.settings.pace == "realtime" and latency_s > LONG_GAP_S:
                 events.append(MoodEvent("long_gap", latency_s))
             callers = [t for t in self.turns[: turn["index"]] if t["speaker"] == "caller"]
             talked_over = (

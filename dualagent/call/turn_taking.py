@@ -176,7 +176,15 @@ class TurnTaking:
         draw, when = self.rng.random(), self.rng.uniform(*BARGE_IN_WINDOW_S)
         if index == 0 or draw >= chance:  # nobody interrupts the greeting
             return None
+        if self._cut_last_time(side):  # it told the agent to go on: it lets it
+            return None
         return when
+
+    def _cut_last_time(self, side: Side) -> bool:
+        """Whether the caller cut into ``side``'s previous utterance (then it lets this one
+        finish: two cut-ins in a row leave the agent no word to get out)."""
+        previous = next((t for t in reversed(self.turns) if t["speaker"] == side.agent), None)
+        return bool(previous and previous.get("interrupted"))
 
     def _interrupt_chance(self) -> float:
         """The chance that the caller cuts into the next agent utterance."""
