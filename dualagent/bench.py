@@ -576,7 +576,7 @@ def bench_concurrency(sizes: Sizes = FULL) -> list[Figure]:
         ),
         figure(
             "text_calls_per_min",
-            "text-route throughput (16 at a time)",
+            "text-route throughput (16 at a time, memory transport)",  # a batch's default
             float(row["calls_per_min"]),
             "calls/min",
         ),

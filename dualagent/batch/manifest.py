@@ -167,7 +167,10 @@ class Manifest:
             return
         self.data["counts"] = self.counts()
         self.data["updated_at"] = utc_now()
-        write_text_atomic(self.path, json.dumps(self.data, indent=2, default=str))
+        # While calls finish, compact (the C encoder: an indented dump is pure Python and a big
+        # sweep's manifest is large); the forced saves (start, end) are indented.
+        indent = 2 if force else None
+        write_text_atomic(self.path, json.dumps(self.data, indent=indent, default=str))
         self._last_write = now
 
 

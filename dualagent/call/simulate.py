@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from dualagent.call.core import Log
 from dualagent.call.hosted import OPENAI_REALTIME_URL, with_model
 from dualagent.call.options import CallOptions
 from dualagent.call.plan import CallPlan, plan_call
-from dualagent.call.record import load_call
+from dualagent.call.record import CallRecord, load_call
 from dualagent.call.recording import CallRecorder
 from dualagent.call.result import CallResult
 from dualagent.call.tools import Toolbox
@@ -117,10 +118,10 @@ async def run_plan(
             async with _phone_stream(plan, bridge, recorder):
                 await bridge.run()
         finally:
-            with recorder.metadata_held():  # one rewrite of call_metadata.json for both
+            with recorder.metadata_held():  # one rewrite of call_metadata.json for all three
                 _write_final_state(recorder, toolbox)
                 _write_costs(recorder, plan.models, plan.metadata.get("hearing"))
-            _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
+                _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
     return CallResult(recorder.directory)
 
 
@@ -264,18 +265,40 @@ def _write_costs(
         )
 
 
+def _closed_record(recorder: CallRecorder) -> CallRecord:
+    """The closed recording as :func:`load_call` reads it, from the recorder's memory (its
+    metadata may be held back, see :meth:`CallRecorder.metadata_held`): the same JSON data."""
+    if not recorder.closed:
+        return load_call(recorder.directory)
+    data = json.loads(
+        json.dumps(
+            [recorder.metadata, recorder.turns, recorder.function_calls],
+            ensure_ascii=False,
+            default=str,
+        )
+    )
+    metadata, turns, calls = data
+    return CallRecord(
+        path=recorder.directory,
+        metadata=metadata,
+        turns=[t for t in turns if isinstance(t, dict)],
+        function_calls=[c for c in calls if isinstance(c, dict)],
+    )
+
+
 def _write_evaluation(
     recorder: CallRecorder, judge: Scenario | Persona, intent: str, llm_judge: bool | None = None
 ) -> None:
     """Outcome (per-criterion evidence) and metrics, from what the recording holds; and the
     optional LLM judge's second opinion."""
     try:
-        record = load_call(recorder.directory)
+        record = _closed_record(recorder)
         outcome = evaluate(record, judge)
         metrics = compute_metrics(
             record.turns, record.function_calls, record.metadata, intent=intent
         )
-        llm = llm_stats(record.events())  # answers a language model wrote, if any
+        # Answers a language model wrote, if any (the events as session_events.json holds them).
+        llm = llm_stats(recorder.events if recorder.closed else record.events())
         if llm:
             metrics["llm"] = llm
     except Exception as exc:  # evaluation must never lose a recording
