@@ -11,7 +11,20 @@
 - ``static/``: the monitor page (plain HTML + JS)
 """
 
-from dualagent.service.app import create_app
-from dualagent.service.settings import ServiceSettings
+from typing import Any
 
 __all__ = ["ServiceSettings", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported when first used: the ``dualagent`` command registers ``serve``'s flags from
+    # the settings module on every start, and FastAPI is not what a ``dualagent run`` needs.
+    if name == "create_app":
+        from dualagent.service.app import create_app
+
+        return create_app
+    if name == "ServiceSettings":
+        from dualagent.service.settings import ServiceSettings
+
+        return ServiceSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
