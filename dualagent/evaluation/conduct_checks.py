@@ -107,9 +107,13 @@ def _check_tool_order(spec: ToolOrder, record: CallRecord, ctx: CallContext) -> 
     if early:
         when = f"before {what} (at t={first_s}s)" if first_s is not None else f"without {what}"
         return False, f"{describe_call(early[0])} {when}"
+    names = ", ".join(spec.then[:3]) + (
+        f" (+{len(spec.then) - 3} more)" if len(spec.then) > 3 else ""
+    )
     if not thens:
-        return True, f"none of {', '.join(spec.then)} was called"
-    return True, f"{len(thens)} call(s) of {', '.join(spec.then)}, all after {what}"
+        return True, f"none of {names} was called"
+    called = ", ".join(dict.fromkeys(str(c.get("name")) for c in thens))
+    return True, f"{len(thens)} call(s) of {called}, all after {what}"
 
 
 def _check_claim_backed(spec: ClaimBacked, record: CallRecord, ctx: CallContext) -> Verdict:
