@@ -97,6 +97,7 @@ class TinyBot:
 
     def __init__(self, script: Any = None) -> None:
         self.received: list[dict[str, Any]] = []
+        self.errors: list[Exception] = []  # what its script raised
         self.got_media = asyncio.Event()
         self.got_mark = asyncio.Event()
         self.script = script
@@ -119,7 +120,9 @@ class TinyBot:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    self.errors.append(outcome)
 
     def of(self, event: str) -> list[dict[str, Any]]:
         return [m for m in self.received if m["event"] == event]
@@ -338,6 +341,59 @@ def test_checks_that_need_a_bots_insides_are_not_observable() -> None:
     assert evaluate(told, goal).as_dict()["failure_conditions_met"] == ["transferred to human"]
 
 
+def voice(payload: str) -> bool:
+    """Whether a ``media`` payload carries speech (not the line's silence)."""
+    return int(np.abs(np.frombuffer(mulaw_decode(base64.b64decode(payload)), "<i2")).max()) > 500
+
+
+async def test_tool_calls_a_bot_reports_are_recorded_and_judged(
+    local_server: Any, tmp_path: Path
+) -> None:
+    """A whole call to a tiny bot that, once the caller has spoken, POSTs a tool call to the
+    tool_report_url it got in start, then answers with a tone: the recording has the call
+    (reported by the bot), the bot's answer, and the outcome judges the reported call."""
+    import httpx
+
+    from dualagent.call.simulate import simulate
+
+    async def answer(bot: TinyBot, ws: ServerConnection) -> None:
+        sid = await stream_sid_of(bot)
+        url = bot.of("start")[0]["start"]["customParameters"]["tool_report_url"]
+        quiet = 0
+        while quiet < 50:  # the caller spoke, then 1 s of silence
+            await asyncio.sleep(0.05)
+            voiced = [voice(m["media"]["payload"]) for m in bot.of("media")]
+            quiet = voiced[::-1].index(True) if sum(voiced) > 25 else 0
+        report = {"name": "transfer_to_human", "arguments": {"reason": "asked"}, "output": {}}
+        async with httpx.AsyncClient() as client:
+            assert (await client.post(url, json=report)).status_code == 200
+            bad = await client.post(url, json={"arguments": {}})
+            assert bad.status_code == 400  # a report without a name is refused
+        await send_media(ws, sid, tone(1.5, 8000))
+
+    async with tiny_bot(answer) as bot:
+        result = await asyncio.wait_for(
+            simulate(
+                caller_type="typical",
+                max_turns=2,
+                cs_backend=bot.url,
+                output_dir=str(tmp_path),
+                local_server=local_server,
+            ),
+            HANG_GUARD_S,
+        )
+    assert not bot.errors, bot.errors
+    assert result.metadata["status"] == "completed", result.metadata.get("error")
+    (call,) = result.function_calls
+    assert (call["name"], call["agent"], call["reported_by"]) == ("transfer_to_human", "cs", "bot")
+    assert [t["speaker"] for t in result.turns] == ["caller", "cs"]
+    stream = result.metadata["phone_stream"]
+    assert stream["tool_reports"] == 1 and stream["observable"]["tool_calls"] == "reported"
+    outcome = result.metadata["outcome"]
+    assert "transferred to human" in outcome["failure_conditions_met"]  # judged on the report
+    assert outcome["result"] == "failure"
+
+
 # ------------------------------------------------------------------------------ a Pipecat bot
 
 
@@ -396,6 +452,7 @@ async def test_a_pipecat_bot_takes_a_call_and_clears_when_the_caller_cuts_in(
                 max_turns=4,
                 duration=40,
                 cs_backend=f"twilio+ws://127.0.0.1:{port}/ws#caller_id=%2B15550100",
+                idle_timeout_s=240.0,  # a busy machine may keep the bot thinking a long time
                 output_dir=str(tmp_path),
                 local_server=local_server,
             ),

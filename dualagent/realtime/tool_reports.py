@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from fastapi import FastAPI, HTTPException, Request
+
 __all__ = ["TOOL_REPORT_PARAMETER", "ToolReportHook"]
 
 TOOL_REPORT_PARAMETER = "tool_report_url"
@@ -29,7 +31,6 @@ class ToolReportHook:
 
     async def __aenter__(self) -> ToolReportHook:
         import uvicorn
-        from fastapi import FastAPI, HTTPException, Request
 
         app = FastAPI()
 
