@@ -223,15 +223,43 @@ def test_03_compares_the_batch_results(executed):
     assert all(cid in report for cid in calls["conversation_id"])
     items = outputs(executed["02"] / "compare.ipynb")
     assert not [o for o in items if o.output_type == "error"]
-    assert mime_count(items, "image/png") == 3  # comparison + one timeline figure per caller type
+    # comparison + one timeline figure per caller type + the caller mood's three figures
+    assert mime_count(items, "image/png") == 6
+    assert {"mood.csv", "mood_by_caller_type.csv", "outcome_by_final_mood.csv"} <= {
+        p.name for p in out.iterdir()
+    }
 
 
 @pytest.mark.slow
 def test_03_alone_records_a_demo_batch_and_compares_it(executed):
     folder = executed["03"]
     calls = pd.read_csv(folder / "results" / "compare" / "calls.csv")
-    assert len(calls) == 8
+    assert len(calls) == 20
     assert set(calls["caller_type"]) == {"typical", "frustrated", "elderly", "hurried"}
     batch = (folder / "results" / "batch").resolve()
     assert all((folder / p).resolve().is_relative_to(batch) for p in calls["path"])
     assert (folder / "results" / "compare" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_03_shows_who_cuts_in_and_whose_patience_falls_faster(executed):
+    """The demo batch (text route, five calls per persona): frustrated and hurried callers cut
+    in more than typical and elderly ones, and the frustrated caller's patience falls fastest;
+    the notebook's output says so."""
+    folder = executed["03"]
+    text = "".join(
+        out.get("text", "")
+        for out in outputs(folder / "compare.ipynb")
+        if out.output_type == "stream"
+    )
+    assert "interruptions per call:" in text and "patience lost per agent utterance:" in text
+    by_type = pd.read_csv(folder / "results" / "compare" / "mood_by_caller_type.csv")
+    by_type = by_type.set_index("caller_type")
+    cut_ins = by_type["interruptions_per_call"]
+    assert min(cut_ins["frustrated"], cut_ins["hurried"]) > max(
+        cut_ins["typical"], cut_ins["elderly"]
+    )
+    lost = by_type["patience_lost_per_agent_turn"]
+    assert lost["frustrated"] == lost.max() and (lost.drop("frustrated") < lost["frustrated"]).all()
+    figures = mime_count(outputs(folder / "compare.ipynb"), "image/png")
+    assert figures == 1 + 4 + 3  # comparison, four timelines, the mood's three figures

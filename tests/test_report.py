@@ -146,9 +146,8 @@ def test_large_recordings_are_linked_not_embedded(results, tmp_path):
     audio = [a["src"] for t, a in tags if t == "audio"]
     assert len(audio) == 3 and not any(src.startswith("data:") for src in audio)
     assert all((path.parent / src).is_file() for src in audio)
-    assert (
-        len([t for t, _ in tags if t == "img"]) == 1 + 3
-    )  # comparison + 3 caller types, no per-call
+    # comparison + 3 caller types + the caller mood's 3 figures, no per-call
+    assert len([t for t, _ in tags if t == "img"]) == 1 + 3 + 3
 
 
 # ------------------------------------------------------------------------------ CLI
