@@ -306,6 +306,20 @@ def test_a_phone_stream_bot_is_planned_as_a_phone_line(tmp_path: Path) -> None:
         CallOptions.build(caller_backend="twilio+ws://127.0.0.1:9/ws")
 
 
+def test_an_agent_spec_names_the_bot_and_its_start_parameters(tmp_path: Path) -> None:
+    from dualagent.agent_spec import load_agent
+
+    spec = load_agent("bank").model_copy(
+        update={
+            "backend": "twilio+wss://bots.example/stream#call_sid=CA1",
+            "stream_parameters": {"caller_id": "+15550100", "call_sid": "CA2"},
+        }
+    )
+    plan = plan_call(CallOptions.build(agent=spec, output_dir=str(tmp_path)))
+    assert stream_parameters(plan.backends["cs"]) == {"caller_id": "+15550100", "call_sid": "CA1"}
+    assert plan.models["cs"] == "phone-stream-bot" and plan.pace == "realtime"
+
+
 # ------------------------------------------------------------------------------ evaluation
 
 
