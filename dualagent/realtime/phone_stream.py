@@ -507,6 +507,10 @@ class PhoneStreamConnection:
                 marks.append(entry)
             else:
                 dropped += len(entry)
+        if self._to_24k_holds:  # the end of what it sent is cleared too
+            dropped += len(self._to_24k(b"", last=True))
+            self._to_24k = Resampler(PHONE_RATE_HZ, p.SAMPLE_RATE_HZ)
+            self._to_24k_holds = False
         self.cleared_s += p.pcm16_duration_s(dropped)
         for mark in marks:
             self._echo_mark(mark)
