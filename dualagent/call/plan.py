@@ -31,11 +31,6 @@ from dualagent.call.recording import validate_conversation_id
 from dualagent.errors import InputError
 from dualagent.personas import Persona, PersonaError, load_persona
 from dualagent.realtime import protocol as p
-from dualagent.realtime.phone_stream import (
-    TURN_DETECTION,
-    is_phone_stream,
-    with_stream_parameters,
-)
 from dualagent.realtime.redact import redact_url
 from dualagent.realtime.replay import REPLAY_MODEL, REPLAY_PREFIX, replay_url
 from dualagent.scenarios import Scenario, ScenarioError, load_scenario
@@ -135,8 +130,10 @@ def plan_call(options: CallOptions, *, default_transport: str = "websocket") -> 
     # Hosted models behave as on a phone line only when audio arrives at speaking speed.
     hosted = any(b == "openai" or b.startswith("wss://") for b in backends.values())
     pace = options.pace or ("realtime" if hosted else "fast")
-    phone = is_phone_stream(backends["cs"])
+    phone = backends["cs"].startswith(("twilio+ws://", "twilio+wss://"))
     if phone:  # a bot on a phone line: audio at speaking speed, the bot takes its own turns
+        from dualagent.realtime.phone_stream import TURN_DETECTION, with_stream_parameters
+
         pace = check_phone_stream(options, backends["cs"])
         backends["cs"] = with_stream_parameters(backends["cs"], spec.stream_parameters)
         spec = spec.model_copy(update={"turn_detection": TurnDetection(**TURN_DETECTION)})
