@@ -85,6 +85,7 @@ class CallerBrain:
         self.disputed = False
         self.demanded_person = False  # out of patience, a frustrated caller asks once
         self.impatient_replies = 0
+        self.charge_confirmed = False  # said yes to the charge the agent read out (cut-in)
 
     # ------------------------------------------------------------------ entry point
 
@@ -239,6 +240,11 @@ class CallerBrain:
             return Reply(lead + _continue_sentence(reply.text), reply.tool_calls)
         if not self.gave_identity and self.opened:
             return Reply(lead + self._identity(True, True, False))
+        merchant = self.facts.get("disputed_merchant")
+        if merchant and self.disputed and not self.charge_confirmed and "charge" in heard.lower():
+            # The agent is reading out a charge: the one it called about, surely.
+            self.charge_confirmed = True
+            return Reply(lead + "yes, that's the one, please dispute it.")
         if self.disputed:  # the charges topic is covered by the dispute
             self.topics = [(q, a) for q, a in self.topics if "charges" not in q]
         if self.primary_done and self.topics:  # got what it called for: on to the next thing
