@@ -167,6 +167,8 @@ class _Response:
     item_id: str
     pcm16: bytearray = field(default_factory=bytearray)
     started_wall_s: float = 0.0
+    # (bytes, transcription) begun when the bot paused: its final transcript if it says no more
+    early: tuple[int, asyncio.Future[str]] | None = None
 
 
 class PhoneStreamConnection:
@@ -559,6 +561,7 @@ class PhoneStreamConnection:
                     await self._playout_ready.wait()
                     continue
                 starved = True
+                self._transcribe_early(self._response)
                 wait_s = played_until + BOT_PAUSE_S - loop.time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._playout_ready.wait(), max(0.0, wait_s))
@@ -648,13 +651,28 @@ class PhoneStreamConnection:
         previous = self._finishing
         self._finishing = asyncio.create_task(self._finish(response, cancelled, previous))
 
+    def _transcribe_early(self, response: _Response) -> None:
+        """The bot paused: transcribe what it said so far now, so its response can end as soon
+        as the pause is long enough (the pause hides our recognizer's time)."""
+        if response.early is not None and response.early[0] == len(response.pcm16):
+            return
+        task = asyncio.ensure_future(self._transcribe(bytes(response.pcm16)))
+        self._transcriptions.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._transcriptions.discard)  # type: ignore[arg-type]
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen
+        response.early = (len(response.pcm16), task)
+
     async def _finish(
         self, response: _Response, cancelled: bool, previous: asyncio.Task[None] | None
     ) -> None:
         if previous is not None:
             await previous
+        early = response.early
         try:
-            text = await self._transcribe(bytes(response.pcm16))
+            if early is not None and early[0] == len(response.pcm16):
+                text = await early[1]  # it said nothing more since: that is its transcript
+            else:
+                text = await self._transcribe(bytes(response.pcm16))
         except Exception as exc:
             log.warning("could not transcribe the bot's speech: %s", exc)
             text = ""
