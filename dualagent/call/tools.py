@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import inspect
 import json
 import os
 import re
 from typing import Any
-
-import httpx
 
 from dualagent.agent_spec import AgentSpec, ToolSpec, call_tool_function
 from dualagent.call.effects import Agent
@@ -177,6 +176,8 @@ async def _post(tool: ToolSpec, arguments: dict[str, Any]) -> Any:
     url = tool.http or ""
     shown = redact_url(url)
     headers = {key: _ENV.sub(_env_value, value) for key, value in tool.headers.items()}
+    # Imported on the first http tool, off the event loop (not by every `dualagent run`).
+    httpx = await asyncio.to_thread(importlib.import_module, "httpx")
     try:
         async with httpx.AsyncClient(timeout=tool.timeout_s, trust_env=False) as client:
             response = await client.post(url, json=arguments, headers=headers)
