@@ -274,6 +274,24 @@ async def test_clear_drops_the_audio_not_played_yet() -> None:
     assert report["bot_audio_played_s"] == pytest.approx(played, abs=1e-3)  # nothing after
 
 
+async def test_a_message_out_of_the_protocol_ends_the_stream_saying_so() -> None:
+    """A bot that sends what the protocol does not allow (here a payload that is not base64)
+    ends the session with an error the bridge reports as a bad event, rather than hanging."""
+
+    async def garble(bot: TinyBot, ws: ServerConnection) -> None:
+        sid = await stream_sid_of(bot)
+        bad = {"event": "media", "streamSid": sid, "media": {"payload": "not base64!"}}
+        await ws.send(json.dumps(bad))
+
+    async with tiny_bot(garble) as bot:
+        connection = await open_connection(bot.url)
+        try:
+            with pytest.raises(json.JSONDecodeError, match="not a phone-stream message"):
+                await asyncio.wait_for(events_until(connection, "response.done"), HANG_GUARD_S)
+        finally:
+            await connection.close()
+
+
 async def test_a_bot_that_is_not_there_fails_the_open_plainly() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -463,7 +463,13 @@ class PhoneStreamConnection:
     async def _read_bot(self) -> None:
         try:
             async for message in self._ws:
-                self._bot_message(json.loads(message))
+                data = json.loads(message)
+                try:
+                    self._bot_message(data)
+                except (AttributeError, TypeError, ValueError) as exc:  # not the protocol's shape
+                    raise json.JSONDecodeError(
+                        f"not a phone-stream message ({exc})", "", 0
+                    ) from exc
         except websockets.ConnectionClosedOK:
             pass
         except (websockets.ConnectionClosed, OSError) as exc:
