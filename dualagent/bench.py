@@ -15,12 +15,13 @@ runs real calls on the embedded backend, as a user would (fast pacing):
   N audio and many text calls all complete.
 - ``start``: ``dualagent run`` from process start to the agent's first audio, in a new process.
 
-Memory is the *proportional set size* (PSS) of the process and its recognition workers: pages
-they share are split between them rather than counted once per process, so the sum is what the
-machine spends. The resident set size (RSS) sums are printed beside it. Subprocesses run
-without ``DUALAGENT_ENGINE_CACHE_DIR``: every figure starts from empty caches. ``--quick`` runs
-every part small (a CI test checks each figure is produced); its timings are not the figures.
-How each is measured: docs/performance.md.
+Memory is the *resident set size* (RSS) summed over the process and its recognition workers
+(issue 19's targets are on RSS); the *proportional set size* (PSS), which splits the pages they
+share between them rather than counting them once per process, is printed beside it.
+Subprocesses run without ``DUALAGENT_ENGINE_CACHE_DIR``: every figure starts from empty caches.
+``--quick`` runs every part small (a CI test checks each figure is produced); its timings are
+not the figures. How each is measured: docs/performance.md; scaling with ``--parallel`` and
+Dask workers: ``benchmarks/scaling.py``.
 """
 
 from __future__ import annotations
@@ -280,6 +281,12 @@ def bench_batch(sizes: Sizes = FULL) -> list[Figure]:
             ">= 20",
         ),
         figure("batch_cpu_s_per_call_min", "audio batch: CPU per call minute", cpu, "CPU s"),
+        figure(
+            "batch_parallel",
+            "audio batch: calls at a time (the default here)",
+            cold.get("parallel"),
+            "calls",
+        ),
         figure(
             "batch_ok_calls",
             f"audio batch: calls without errors (of {n})",
@@ -579,34 +586,33 @@ def bench_concurrency(sizes: Sizes = FULL) -> list[Figure]:
             "text-route throughput (16 at a time, memory transport)",  # a batch's default
             float(row["calls_per_min"]),
             "calls/min",
+            ">= 5000",
         ),
-        figure("memory_warm_server_mb", "memory, warm server (PSS)", one.get("baseline_mb"), "MB"),
+        # The targets are on RSS (issue 19's measure); PSS, which splits the pages the server
+        # and its recognition workers share, is printed beside it.
         figure(
-            "memory_peak_1_call_mb",
-            "peak memory, warm server + 1 audio call (PSS)",
-            one.get("peak_mb"),
+            "memory_warm_server_rss_mb",
+            "memory, warm server (RSS, summed over the processes)",
+            one.get("baseline_rss_mb"),
+            "MB",
+        ),
+        figure("memory_warm_server_mb", "  (same, PSS)", one.get("baseline_mb"), "MB"),
+        figure(
+            "memory_peak_1_call_rss_mb",
+            "peak memory, warm server + 1 audio call (RSS)",
+            one.get("peak_rss_mb"),
             "MB",
             "<= 300",
         ),
+        figure("memory_peak_1_call_mb", "  (same, PSS)", one.get("peak_mb"), "MB"),
         figure(
-            "memory_peak_1_call_rss_mb",
-            "  (same, RSS summed over the processes)",
-            one.get("peak_rss_mb"),
-            "MB",
-        ),
-        figure(
-            "memory_per_conversation_mb",
-            "extra memory per concurrent conversation (PSS)",
-            per_call(two, 2),
+            "memory_per_conversation_rss_mb",
+            "extra memory per concurrent conversation (RSS)",
+            per_call(two, 2, "peak_rss_mb"),
             "MB",
             "<= 8",
         ),
-        figure(
-            "memory_per_conversation_rss_mb",
-            "  (same, RSS)",
-            per_call(two, 2, "peak_rss_mb"),
-            "MB",
-        ),
+        figure("memory_per_conversation_mb", "  (same, PSS)", per_call(two, 2), "MB"),
         figure(
             "memory_per_conversation_from_1_mb",
             "  (PSS, counted from 1 call)",
