@@ -682,7 +682,10 @@ class CallRecorder:
             self._metadata_due = True
             return
         self._metadata_due = False
-        write_json_atomic(self._paths["call_metadata"], self.metadata)
+        # Compact while the call runs (the C encoder; it is rewritten when the call ends),
+        # indented once closed.
+        indent = 2 if self._closed else None
+        write_json_atomic(self._paths["call_metadata"], self.metadata, indent=indent)
 
     @contextmanager
     def metadata_held(self) -> Iterator[None]:

@@ -114,11 +114,13 @@ async def run_plan(
         )
         with _closed_on_error(recorder):  # a bridge that cannot start leaves closed files
             bridge = _bridge(plan, endpoints, toolbox, recorder, on_log, observer)
-        try:
-            async with _phone_stream(plan, bridge, recorder):
-                await bridge.run()
-        finally:
-            with recorder.metadata_held():  # one rewrite of call_metadata.json for all three
+        # Nothing rewrites call_metadata.json while the call runs (it was written "running" when
+        # the recorder opened): the end, final state, costs and evaluation make one rewrite.
+        with recorder.metadata_held():
+            try:
+                async with _phone_stream(plan, bridge, recorder):
+                    await bridge.run()
+            finally:
                 _write_final_state(recorder, toolbox)
                 _write_costs(recorder, plan.models, plan.metadata.get("hearing"))
                 _write_evaluation(recorder, plan.judge, plan.intent, plan.options.llm_judge)
