@@ -7,6 +7,7 @@ import pytest
 
 import dualagent
 from dualagent.call.core import WORDS_PER_SECOND, AddTurn
+from dualagent.mood import MoodProfile
 from dualagent.realtime import protocol as p
 from tests.test_call_core import Call, send_types, sends
 
@@ -159,3 +160,34 @@ async def test_a_text_route_call_of_an_interrupting_caller_counts_its_barge_ins(
     assert all(t["speaker"] == "cs" and t["text"] != t["planned_text"] for t in cut)
     metrics = result.record.metrics
     assert metrics["interruptions"] == len(cut)
+
+
+def _cut_after_repeats(seed: int, mood: MoodProfile | None) -> bool:
+    """Whether the caller cuts into the agent's long answer after being asked to repeat itself
+    four times (short requests: never long enough to be cut into)."""
+    call = Call(route="text", interrupt_probability=0.3, seed=seed, mood=mood)
+    call.start()
+    call.created("cs")
+    call.write("cs", "First Bank, hello.")
+    call.done("cs")
+    for _ in range(4):
+        call.created("caller")
+        call.write("caller", "I lost my card.")
+        call.done("caller")
+        call.created("cs")
+        call.write("cs", "Say that again?")
+        call.done("cs")
+    call.created("caller")
+    call.write("caller", "I lost my card.")
+    call.done("caller")
+    call.created("cs")
+    call.write("cs", LONG_ANSWER)
+    return bool(call.core.turns[-1]["interrupted"])
+
+
+def test_a_caller_frustrated_by_the_call_cuts_in_more_often() -> None:
+    seeds = range(60)
+    calm = sum(_cut_after_repeats(seed, None) for seed in seeds)
+    riled = sum(_cut_after_repeats(seed, MoodProfile(start_patience=0.9)) for seed in seeds)
+    # The same draws: every cut-in of the calm caller is one of the frustrated caller's too.
+    assert riled > calm > 0
