@@ -117,6 +117,7 @@ async def local_rows(args: argparse.Namespace, out: str) -> list[dict[str, Any]]
             await _batch(route, 1, out, f"local-warm-{route}", max_turns=2, local_server=server)
         plan = [("text", p, args.text_calls, None) for p in args.text_parallel]
         plan += [("audio", p, args.audio_calls, args.audio_max_turns) for p in args.audio_parallel]
+        plan = [row for row in plan if row[0] in args.routes]
         for i, (route, width, calls, turns) in enumerate(plan, start=1):
             configure_caches()  # empty: every row pays for its own speech
             result, wall = await _batch(
@@ -174,6 +175,8 @@ async def dask_rows(args: argparse.Namespace, out: str) -> list[dict[str, Any]]:
                 ),
                 start=1,
             ):
+                if route not in args.routes:
+                    continue
                 result, wall = await _batch(
                     route, calls, out, f"dask{workers}-{route}", max_turns=turns,
                     executor=executor, seed=100_000 * workers + 1000 * i,
@@ -196,13 +199,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--audio-max-turns", type=int, default=8, help="turns per audio call (default 8)"
     )
+    parser.add_argument(
+        "--routes", default="text,audio", help="comma list of text, audio (default both)"
+    )
     parser.add_argument("--no-dask", action="store_true", help="local rows only")
     parser.add_argument("--quick", action="store_true", help="tiny batches: a smoke run")
     parser.add_argument("--output", metavar="FILE", help="also write the rows (JSON)")
     args = parser.parse_args(argv)
+    routes = [r.strip() for r in args.routes.split(",") if r.strip()]
+    bad = [r for r in routes if r not in ("text", "audio")]
+    if bad or not routes:
+        parser.error(f"--routes {args.routes!r}: valid choices are text, audio")
     if args.quick:
         args.text_parallel, args.audio_parallel = [1, 2], [1, 2]
         args.text_calls, args.dask_text_calls, args.audio_calls, args.audio_max_turns = 8, 4, 2, 2
+    args.routes = routes
     print(
         f"scaling on {os.cpu_count()} cores, load {_load()} (this machine, now)\n"
         f"{'where':<6} {'route':<6} {'par':>3} {'calls':>5} {'err':>3} {'wall s':>8} "
