@@ -33,6 +33,7 @@ from dualagent.call.answers import (
     session_mismatches,
     session_report,
 )
+from dualagent.call.caller_mood import CallerMood
 from dualagent.call.effects import (
     AGENTS,
     AddTurn,
@@ -53,31 +54,17 @@ from dualagent.call.line import LineChannel
 from dualagent.call.state import CallSettings, Side, Utterance
 from dualagent.call.turn_taking import (
     BARGE_IN_NOTE,
-    BARGE_IN_OVERLAP_S,
     MIN_COMMIT_BYTES,
-    TurnTaking,
     other,
 )
-from dualagent.mood import (
-    LONG_GAP_S,
-    METADATA_KEYS,
-    MoodEvent,
-    MoodState,
-    agent_events,
-    state_line,
-)
-from dualagent.mood import apply as apply_mood
+from dualagent.mood import MoodEvent, MoodState, state_line
 from dualagent.realtime import protocol as p
 from dualagent.realtime import server_events as ev
-from dualagent.realtime.truncation import spoken_fraction
 
 WORDS_PER_SECOND = 2.6  # text route: estimated speaking time at speed 1.0
-# How much the caller's frustration (its rise since the call began, 0..1) raises its chance to
-# cut in: chance = tendency * (1 + gain * rise).
-MOOD_INTERRUPT_GAIN = 0.5
 
 
-class CallCore(TurnTaking):
+class CallCore(CallerMood):
     """Turn-taking, routing and end conditions for one call between a caller and a CS agent."""
 
     def __init__(self, settings: CallSettings) -> None:
@@ -707,89 +694,6 @@ class CallCore(TurnTaking):
             )
             return effects + self._end("error", "session_rejected", rejected, now=True)
         return effects
-
-    # ------------------------------------------------------------------ the caller's mood
-
-    def _move_mood(self, side: Side, turn: dict[str, Any]) -> None:
-        """The caller's mood after this utterance, with the events that moved it, into the
-        turn (``turn["mood"]``). The agent's words, its silence before them, its talking over
-        the caller and its tools (since the last utterance) are the events."""
-        if self.mood is None or self.settings.mood is None:
-            return
-        events, self.mood_pending = self.mood_pending, []
-        if side.agent == "cs":
-            kinds = agent_events(turn["text"])
-            events += [MoodEvent(kind) for kind in kinds]
-            # A gap counts at speaking pace only: in fast pace it is how busy this machine
-            # is, not the agent's doing (and the same seed must give the same mood).
-            latency_s = float(turn.get("response_latency_s") or 0.0)
-            if self.settings.pace == "realtime" and latency_s > LONG_GAP_S:
-                events.append(MoodEvent("long_gap", latency_s))
-            callers = [t for t in self.turns[: turn["index"]] if t["speaker"] == "caller"]
-            talked_over = (
-                callers
-                and turn["start_s"] < callers[-1]["end_s"] - BARGE_IN_OVERLAP_S - 1e-6
-                and not callers[-1].get("interrupted")
-            )
-            if talked_over:  # it began while the caller was still talking
-                events.append(MoodEvent("agent_cut_in"))
-            if not any(e.kind in ("progress", "resolution") for e in events):
-                events.append(MoodEvent("agent_turn"))  # one more thing to sit through
-        self.mood, reasons = apply_mood(self.mood, events, self.settings.mood)
-        self.mood_events = [e.kind for e in events]
-        turn["mood"] = {**self.mood.as_dict(), "events": self.mood_events, "reasons": reasons}
-
-    def _mood_metadata(self) -> dict[str, str]:
-        assert self.mood is not None
-        return {
-            METADATA_KEYS["patience"]: f"{self.mood.patience:.3f}",
-            METADATA_KEYS["frustration"]: f"{self.mood.frustration:.3f}",
-            METADATA_KEYS["event"]: ",".join(self.mood_events),
-        }
-
-    def _interrupt_chance(self) -> float:
-        """The chance the caller cuts into the next agent utterance: the persona's tendency,
-        raised (or lowered) by how far its frustration has moved since the call began."""
-        chance = super()._interrupt_chance()
-        if self.mood is None or self.settings.mood is None or chance <= 0:
-            return chance
-        moved = self.mood.frustration - self.settings.mood.start_frustration
-        return min(0.95, max(0.0, chance * (1.0 + MOOD_INTERRUPT_GAIN * moved)))
-
-    # ------------------------------------------------------------------ text-route barge-in
-
-    def _text_barge_in(
-        self, side: Side, utterance: Utterance, turn: dict[str, Any], duration_s: float
-    ) -> bool:
-        """Text route: the caller cuts in where the seeded draw (the same as in audio) says,
-        if the agent's text, at its estimated speaking time, reaches that point. The turn
-        keeps the words said before the cut; the caller's voice starts
-        ``BARGE_IN_OVERLAP_S`` earlier."""
-        cut_s = utterance.interrupt_at_s
-        if self.settings.route != "text" or cut_s is None or duration_s <= cut_s:
-            return False
-        if self.ending is not None or self.ended or self.speaker_turns >= self.settings.max_turns:
-            return False  # the call ends with this utterance: the caller has no turn left
-        turn["planned_text"] = turn["text"]
-        turn["text"] = spoken_fraction(turn["text"], cut_s, duration_s)
-        turn["end_s"] = round(utterance.start_s + cut_s, 3)
-        utterance.cut_at_s = utterance.listened_until_s = cut_s
-        self._mark_interrupted(utterance)
-        turn["interrupted"] = True
-        side.cancelled_response_id, side.cut_utterance = utterance.response_id, utterance
-        caller = self.sides[other(side.agent)]
-        caller.barge_in_from_s = utterance.start_s + max(0.0, cut_s - BARGE_IN_OVERLAP_S)
-        return True
-
-    def _truncate_text_item(self, agent: Agent, utterance: Utterance, heard: str) -> list[Effect]:
-        """Tell a text agent what the caller heard: its message is replaced by the words said
-        before the cut (the text equivalent of ``conversation.item.truncate``)."""
-        item = p.text_message(heard, role="assistant")
-        return [
-            Log("info", f"caller cuts in on the agent after {utterance.cut_at_s:.1f}s (text)"),
-            Send(agent, p.ConversationItemDelete(item_id=utterance.item_id).dump()),
-            Send(agent, p.ConversationItemCreate(item=item).dump()),
-        ]
 
     # ------------------------------------------------------------------ ending
 

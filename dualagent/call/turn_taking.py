@@ -65,6 +65,7 @@ class TurnTaking:
     transcription_failures: list[dict[str, Any]]
     ending: EndCall | None
     ended: bool
+    speaker_turns: int
 
     # ------------------------------------------------------------------ the agent's own VAD
 
@@ -340,3 +341,38 @@ class TurnTaking:
         ):
             return []
         return [UpdateTurn(index, fields)]
+
+    # ------------------------------------------------------------------ text-route barge-in
+
+    def _text_barge_in(
+        self, side: Side, utterance: Utterance, turn: dict[str, Any], duration_s: float
+    ) -> bool:
+        """Text route: the caller cuts in where the seeded draw (the same as in audio) says,
+        if the agent's text, at its estimated speaking time, reaches that point. The turn
+        keeps the words said before the cut; the caller's voice starts
+        ``BARGE_IN_OVERLAP_S`` earlier."""
+        cut_s = utterance.interrupt_at_s
+        if self.settings.route != "text" or cut_s is None or duration_s <= cut_s:
+            return False
+        if self.ending is not None or self.ended or self.speaker_turns >= self.settings.max_turns:
+            return False  # the call ends with this utterance: the caller has no turn left
+        turn["planned_text"] = turn["text"]
+        turn["text"] = spoken_fraction(turn["text"], cut_s, duration_s)
+        turn["end_s"] = round(utterance.start_s + cut_s, 3)
+        utterance.cut_at_s = utterance.listened_until_s = cut_s
+        self._mark_interrupted(utterance)
+        turn["interrupted"] = True
+        side.cancelled_response_id, side.cut_utterance = utterance.response_id, utterance
+        caller = self.sides[other(side.agent)]
+        caller.barge_in_from_s = utterance.start_s + max(0.0, cut_s - BARGE_IN_OVERLAP_S)
+        return True
+
+    def _truncate_text_item(self, agent: Agent, utterance: Utterance, heard: str) -> list[Effect]:
+        """Tell a text agent what the caller heard: its message is replaced by the words said
+        before the cut (the text equivalent of ``conversation.item.truncate``)."""
+        item = p.text_message(heard, role="assistant")
+        return [
+            Log("info", f"caller cuts in on the agent after {utterance.cut_at_s:.1f}s (text)"),
+            Send(agent, p.ConversationItemDelete(item_id=utterance.item_id).dump()),
+            Send(agent, p.ConversationItemCreate(item=item).dump()),
+        ]
