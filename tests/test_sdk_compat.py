@@ -254,10 +254,7 @@ def test_events_the_bridge_sends_are_valid_ga_client_events() -> None:
         agent: p.session_config(instructions=f"{agent} here", voice="alloy", tools=CS_TOOLS)
         for agent in ("caller", "cs")
     }
-    sent = [
-        effect.event
-        for effect in CallCore(CallSettings()).start(sessions, 0.0)
-    ]
+    sent = [effect.event for effect in CallCore(CallSettings()).start(sessions, 0.0)]
     sent += [
         {"type": "input_audio_buffer.append", "audio": p.encode_audio(b"\0\0" * 10)},
         p.InputAudioBufferCommit().dump(),
