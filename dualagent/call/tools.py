@@ -17,12 +17,14 @@ Arguments of ``responses`` and ``http`` tools are checked against the tool's JSO
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import inspect
 import json
 import os
 import re
+import sys
 from typing import Any
 
 from dualagent.agent_spec import AgentSpec, ToolSpec, call_tool_function
@@ -52,10 +54,14 @@ CALLER_TOOLS: list[dict[str, Any]] = [
 
 
 @functools.cache
+@functools.cache
 def _caller_end_call() -> ToolSpec:
-    """The caller's end_call as a spec, for its schema check (built on first use: validating a
-    schema loads jsonschema, which importing dualagent must not pay for)."""
-    return ToolSpec(name="end_call", parameters=CALLER_TOOLS[0]["parameters"], responses=[])
+    """The caller's end_call as a spec, for checking its arguments (built once, on first use;
+    our own schema, so not checked against the metaschema during a call)."""
+    return ToolSpec.model_validate(
+        {"name": "end_call", "parameters": CALLER_TOOLS[0]["parameters"], "responses": []},
+        context={"shipped": True},
+    )
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -68,9 +74,15 @@ class Toolbox:
         self.spec = spec
         self.state = state
         self.ended_by: str | None = None  # the first end_call (either side)
+        if "jsonschema" not in sys.modules:
+            # Checking tool arguments needs jsonschema, whose first import takes a second or
+            # more: start it now, beside the call, not on the event loop at the first tool.
+            with contextlib.suppress(RuntimeError):  # no running loop: imported when needed
+                asyncio.get_running_loop().run_in_executor(None, _import_jsonschema)
 
     async def __call__(self, agent: Agent, name: str, arguments: str) -> dict[str, Any]:
         if agent == "caller":
+            await _jsonschema_imported()
             return self._caller_tool(name, arguments)
         tool = self.spec.tool(name)
         if tool is None:
@@ -83,6 +95,7 @@ class Toolbox:
             if tool.implementation == "python":
                 output = await self._run_python(tool, parsed)
             else:
+                await _jsonschema_imported()
                 problem = _schema_problem(tool, parsed)
                 if problem is not None:
                     return _error(problem)
@@ -150,6 +163,18 @@ def _parse(arguments: str | dict[str, Any] | None, name: str) -> dict[str, Any] 
     if not isinstance(value, dict):
         return f"{name}: arguments must be a JSON object, got {type(value).__name__}"
     return value
+
+
+def _import_jsonschema() -> None:
+    with contextlib.suppress(ImportError):  # reported where it is used
+        importlib.import_module("jsonschema")
+
+
+async def _jsonschema_imported() -> None:
+    """Import jsonschema in a thread, not on the event loop that routes the call's audio: its
+    first import takes a second or more (its format checkers compile dozens of grammars)."""
+    if "jsonschema" not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, "jsonschema")
 
 
 def _schema_problem(tool: ToolSpec, arguments: dict[str, Any]) -> str | None:
