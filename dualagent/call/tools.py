@@ -76,9 +76,11 @@ class Toolbox:
         self.ended_by: str | None = None  # the first end_call (either side)
         if "jsonschema" not in sys.modules:
             # Checking tool arguments needs jsonschema, whose first import takes a second or
-            # more: start it now, beside the call, not on the event loop at the first tool.
+            # more: import it in a thread once the call has started (not competing with its
+            # first audio), before the first tool needs it (else that tool waits for it).
             with contextlib.suppress(RuntimeError):  # no running loop: imported when needed
-                asyncio.get_running_loop().run_in_executor(None, _import_jsonschema)
+                loop = asyncio.get_running_loop()
+                loop.call_later(JSONSCHEMA_IMPORT_DELAY_S, _import_jsonschema_beside, loop)
 
     async def __call__(self, agent: Agent, name: str, arguments: str) -> dict[str, Any]:
         if agent == "caller":
@@ -165,9 +167,18 @@ def _parse(arguments: str | dict[str, Any] | None, name: str) -> dict[str, Any] 
     return value
 
 
+JSONSCHEMA_IMPORT_DELAY_S = 3.0
+
+
 def _import_jsonschema() -> None:
     with contextlib.suppress(ImportError):  # reported where it is used
         importlib.import_module("jsonschema")
+
+
+def _import_jsonschema_beside(loop: asyncio.AbstractEventLoop) -> None:
+    if "jsonschema" not in sys.modules:
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down: nothing to do
+            loop.run_in_executor(None, _import_jsonschema)
 
 
 async def _jsonschema_imported() -> None:
