@@ -110,8 +110,17 @@ def test_a_call_whose_process_is_gone_reads_as_crashed(tmp_path: Path) -> None:
     recorder.close()
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
-def test_sigterm_ends_a_run_like_ctrl_c_with_a_finalised_recording(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_ends_a_run_like_ctrl_c_with_a_finalised_recording(
+    tmp_path: Path, sigint: str
+) -> None:
+    """Also when the process started with SIGINT ignored, as a shell script's background job
+    does (a scheduler stopping it with SIGTERM must still get a finalised recording)."""
     folder = tmp_path / "agent_conversations" / "termed"
     proc = subprocess.Popen(
         [sys.executable, "-m", "dualagent", "run", "--conversation-id", "termed", "--json"],
@@ -119,6 +128,7 @@ def test_sigterm_ends_a_run_like_ctrl_c_with_a_finalised_recording(tmp_path: Pat
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if sigint == "ignored" else None,
     )
     try:
         wait_for(lambda: turns_on_disk(folder) >= 2 or proc.poll() is not None, "two turns")

@@ -341,13 +341,20 @@ def _log_level(text: str) -> str:
 @contextlib.contextmanager
 def _sigterm_as_ctrl_c() -> Iterator[None]:
     """SIGTERM (a scheduler, `kill`, a container stop) ends a command as Ctrl-C does: the call
-    in progress is finalised as "interrupted" and the exit code is 130."""
+    in progress is finalised as "interrupted" and the exit code is 130, also when SIGINT is
+    ignored (a background job of a shell script inherits SIGINT ignored)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(
-        signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT)
-    )
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):  # asyncio's runner cancels its main task; Python's default raises
+            handler(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a script's background job, `nohup`): SIGTERM still stops us
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
     finally:
