@@ -428,6 +428,44 @@ async def test_tool_calls_a_bot_reports_are_recorded_and_judged(
     assert outcome["result"] == "failure"
 
 
+async def test_a_bot_that_hangs_up_ends_the_call_as_completed(
+    local_server: Any, tmp_path: Path
+) -> None:
+    """A bot that answers the caller and then closes its stream (its hang-up): the call ends as
+    completed by the agent (``cs_ended_call``), not as a dropped line, with its answer played
+    and recorded."""
+    from dualagent.call.simulate import simulate
+
+    async def answer_and_hang_up(bot: TinyBot, ws: ServerConnection) -> None:
+        sid = await stream_sid_of(bot)
+        quiet = 0
+        while quiet < 50:  # the caller spoke, then 1 s of silence
+            await asyncio.sleep(0.05)
+            voiced = [voice(m["media"]["payload"]) for m in bot.of("media")]
+            quiet = voiced[::-1].index(True) if sum(voiced) > 25 else 0
+        await send_media(ws, sid, tone(1.5, 8000))
+        await ws.close()  # a clean close: the bot hangs up
+
+    async with tiny_bot(answer_and_hang_up) as bot:
+        result = await asyncio.wait_for(
+            simulate(
+                caller_type="typical",
+                max_turns=6,
+                cs_backend=bot.url,
+                output_dir=str(tmp_path),
+                local_server=local_server,
+            ),
+            HANG_GUARD_S,
+        )
+    assert not bot.errors, bot.errors
+    metadata = result.metadata
+    assert (metadata["status"], metadata["end_reason"]) == ("completed", "cs_ended_call"), (
+        metadata.get("error")
+    )
+    assert [t["speaker"] for t in result.turns] == ["caller", "cs"]  # its answer is recorded
+    assert level(tmp_path / result.conversation_id / "cs_audio.wav") > 100
+
+
 # ------------------------------------------------------------------------------ a Pipecat bot
 
 

@@ -239,6 +239,9 @@ class DualAgentBridge:
                 elif isinstance(event, ev.ResponseDone):
                     self.stats.turn_switch_s.append(time.thread_time() - cpu_start)
             reason = "closed by server"
+            if getattr(connection, "hung_up", False):  # a phone bot's clean close: its hang-up
+                await self._apply(self.core.on_disconnect(agent, "hung up", "hung_up"))
+                return
         except (websockets.ConnectionClosed, OSError) as exc:  # a dropped line ends the call
             reason = f"{type(exc).__name__}: {exc}"
         except json.JSONDecodeError as exc:  # the server's bug, not ours: say so, keep the turn

@@ -216,9 +216,14 @@ class CallCore(CallerMood):
         return session_report(asked, side.reported_session, side.reported_by)
 
     def on_disconnect(self, agent: Agent, reason: str, kind: str = "disconnected") -> list[Effect]:
-        """The agent's websocket closed (``kind="bad_event"``: it sent what we cannot read)."""
+        """The agent's websocket closed (``kind="bad_event"``: it sent what we cannot read;
+        ``kind="hung_up"``: its transport says it ended the call, as a phone bot hangs up)."""
         if self.ended:
             return []
+        if kind == "hung_up":
+            return self._end(
+                "completed", "caller_hung_up" if agent == "caller" else "cs_ended_call", now=True
+            )
         return self._end(
             "error", f"{agent}_{kind}", f"{agent} connection closed: {reason}", now=True
         )

@@ -218,6 +218,7 @@ class PhoneStreamConnection:
         self._response: _Response | None = None
         self._finishing: asyncio.Task[None] | None = None
         self._bot_ended = False
+        self.hung_up = False  # the bot closed its stream: it ended the call (the bridge reads it)
         # what happened, for the recording
         self.clears = 0
         self.cleared_s = 0.0
@@ -482,6 +483,7 @@ class PhoneStreamConnection:
             self._events.put_nowait(exc)
             return
         # The bot hung up: what it had sent is played out first.
+        self.hung_up = not self._closing  # not when the close was ours
         self._bot_ended = True
         self._playout_ready.set()
 

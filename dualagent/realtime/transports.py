@@ -14,7 +14,9 @@ other side differs by scheme:
 Every transport reports failures the same way, so the bridge needs no case for any of them:
 an open that fails raises :class:`~dualagent.realtime.client.RealtimeConnectionError`; the
 other side ending the session stops the iteration; a line that drops raises
-:class:`ConnectionError` (or the websockets library's ``ConnectionClosed``).
+:class:`ConnectionError` (or the websockets library's ``ConnectionClosed``). A transport whose
+other side can end a call by closing (a phone bot hanging up) says so with ``hung_up = True``
+before its iteration stops: the call then ends as completed, not as an error.
 """
 
 from __future__ import annotations
