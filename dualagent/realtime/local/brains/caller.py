@@ -52,7 +52,40 @@ TOPIC_QUESTIONS: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = [
 ]  # fmt: skip
 
 
-class CallerBrain:
+class CallerMood:
+    """What both scripted callers do with the call's mood (``response.metadata``): hang up, or
+    first ask for a person, when patience runs out; sharper words once frustration shows."""
+
+    kind: str
+    finished: bool
+    demanded_person: bool
+    impatient_replies: int
+
+    def _out_of_patience(self, mood: dict[str, Any] | None) -> Reply | None:
+        """The call's mood says patience has run out: a frustrated caller asks for a person
+        once, everyone else (and then it too) hangs up."""
+        if mood is None or not mood["patience_ran_out"] or self.finished:
+            return None
+        if self.kind == "frustrated" and not self.demanded_person:
+            self.demanded_person = True
+            return Reply("That's it, I've had enough. Put me through to a real person, now.")
+        return self._hang_up(
+            "gave_up", "I've run out of patience. I'll take this elsewhere. Goodbye."
+        )
+
+    def _with_mood(self, reply: Reply, mood: dict[str, Any] | None) -> str:
+        """The reply's words, sharper once frustration shows (no change to a goodbye)."""
+        if any(name == "end_call" for name, _ in reply.tool_calls):
+            return reply.text
+        if mood is not None and mood["frustration"] >= FRUSTRATION_SHOWS:
+            self.impatient_replies += 1
+        return impatient(reply.text, mood, self.impatient_replies)
+
+    def _hang_up(self, reason: str, text: str) -> Reply:
+        return Reply(text, [("end_call", {"reason": reason})])
+
+
+class CallerBrain(CallerMood):
     """Deterministic persona-driven caller; one instance per session (a :class:`Brain`,
     registered as ``local-caller``)."""
 
@@ -429,29 +462,6 @@ class CallerBrain:
         if self.kind == "frustrated":
             return Reply("This is ridiculous. I want to speak to a real person, now.")
         return self._hang_up("gave_up", "Forget it, I'll call back later. Goodbye.")
-
-    def _out_of_patience(self, mood: dict[str, Any] | None) -> Reply | None:
-        """The call's mood says patience has run out: a frustrated caller asks for a person
-        once, everyone else (and then it too) hangs up."""
-        if mood is None or not mood["patience_ran_out"] or self.finished:
-            return None
-        if self.kind == "frustrated" and not self.demanded_person:
-            self.demanded_person = True
-            return Reply("That's it, I've had enough. Put me through to a real person, now.")
-        return self._hang_up(
-            "gave_up", "I've run out of patience. I'll take this elsewhere. Goodbye."
-        )
-
-    def _with_mood(self, reply: Reply, mood: dict[str, Any] | None) -> str:
-        """The reply's words, sharper once frustration shows (no change to a goodbye)."""
-        if any(name == "end_call" for name, _ in reply.tool_calls):
-            return reply.text
-        if mood is not None and mood["frustration"] >= FRUSTRATION_SHOWS:
-            self.impatient_replies += 1
-        return impatient(reply.text, mood, self.impatient_replies)
-
-    def _hang_up(self, reason: str, text: str) -> Reply:
-        return Reply(text, [("end_call", {"reason": reason})])
 
     def _style(self, typical: str, frustrated: str, elderly: str, hurried: str) -> str:
         return {"frustrated": frustrated, "elderly": elderly, "hurried": hurried}.get(

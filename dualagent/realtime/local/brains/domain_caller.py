@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dualagent.mood import FRUSTRATION_SHOWS, impatient
 from dualagent.realtime.local.brains import arguments as args_
 from dualagent.realtime.local.brains import language as lang
 from dualagent.realtime.local.brains.base import BrainInput, ConversationReader, Reply, seeded_rng
@@ -34,6 +33,7 @@ from dualagent.realtime.local.brains.caller import (
     OPENING_CUES,
     REPEAT_CUES,
     TRANSFER_CUES,
+    CallerMood,
 )
 
 READ_BACK_CUES = ("read that back", "is that right", "is that correct", "go ahead",
@@ -83,7 +83,7 @@ _GENERIC = {"of", "the", "my", "your", "patient", "caller", "customer", "full", 
 _ORDINAL = ("first", "second", "third")
 
 
-class DomainCallerBrain:
+class DomainCallerBrain(CallerMood):
     """Deterministic persona-driven caller of any domain; one instance per session."""
 
     def __init__(self, profile: dict[str, Any]) -> None:
@@ -452,29 +452,6 @@ class DomainCallerBrain:
             self.demanded_person = True
             return Reply("This is ridiculous. I want to speak to a real person, now.")
         return self._hang_up("gave_up", "Forget it, I'll call back later. Goodbye.")
-
-    def _out_of_patience(self, mood: dict[str, Any] | None) -> Reply | None:
-        """The call's mood says patience has run out: a frustrated caller asks for a person
-        once, everyone else (and then it too) hangs up."""
-        if mood is None or not mood["patience_ran_out"] or self.finished:
-            return None
-        if self.kind == "frustrated" and not self.demanded_person:
-            self.demanded_person = True
-            return Reply("That's it, I've had enough. Put me through to a real person, now.")
-        return self._hang_up(
-            "gave_up", "I've run out of patience. I'll take this elsewhere. Goodbye."
-        )
-
-    def _with_mood(self, reply: Reply, mood: dict[str, Any] | None) -> str:
-        """The reply's words, sharper once frustration shows (no change to a goodbye)."""
-        if any(name == "end_call" for name, _ in reply.tool_calls):
-            return reply.text
-        if mood is not None and mood["frustration"] >= FRUSTRATION_SHOWS:
-            self.impatient_replies += 1
-        return impatient(reply.text, mood, self.impatient_replies)
-
-    def _hang_up(self, reason: str, text: str) -> Reply:
-        return Reply(text, [("end_call", {"reason": reason})])
 
     def _style(self, typical: str, frustrated: str, elderly: str, hurried: str) -> str:
         return {"frustrated": frustrated, "elderly": elderly, "hurried": hurried}.get(
