@@ -380,6 +380,15 @@ def voice(payload: str) -> bool:
     return int(np.abs(np.frombuffer(mulaw_decode(base64.b64decode(payload)), "<i2")).max()) > 500
 
 
+async def caller_spoke(bot: TinyBot) -> None:
+    """Wait until the caller has spoken to the bot (over 0.5 s voiced), then 1 s of silence."""
+    quiet = 0
+    while quiet < 50:
+        await asyncio.sleep(0.05)
+        voiced = [voice(m["media"]["payload"]) for m in bot.of("media")]
+        quiet = voiced[::-1].index(True) if sum(voiced) > 25 else 0
+
+
 async def test_tool_calls_a_bot_reports_are_recorded_and_judged(
     local_server: Any, tmp_path: Path
 ) -> None:
@@ -393,11 +402,7 @@ async def test_tool_calls_a_bot_reports_are_recorded_and_judged(
     async def answer(bot: TinyBot, ws: ServerConnection) -> None:
         sid = await stream_sid_of(bot)
         url = bot.of("start")[0]["start"]["customParameters"]["tool_report_url"]
-        quiet = 0
-        while quiet < 50:  # the caller spoke, then 1 s of silence
-            await asyncio.sleep(0.05)
-            voiced = [voice(m["media"]["payload"]) for m in bot.of("media")]
-            quiet = voiced[::-1].index(True) if sum(voiced) > 25 else 0
+        await caller_spoke(bot)
         report = {"name": "transfer_to_human", "arguments": {"reason": "asked"}, "output": {}}
         async with httpx.AsyncClient() as client:
             assert (await client.post(url, json=report)).status_code == 200
@@ -438,11 +443,7 @@ async def test_a_bot_that_hangs_up_ends_the_call_as_completed(
 
     async def answer_and_hang_up(bot: TinyBot, ws: ServerConnection) -> None:
         sid = await stream_sid_of(bot)
-        quiet = 0
-        while quiet < 50:  # the caller spoke, then 1 s of silence
-            await asyncio.sleep(0.05)
-            voiced = [voice(m["media"]["payload"]) for m in bot.of("media")]
-            quiet = voiced[::-1].index(True) if sum(voiced) > 25 else 0
+        await caller_spoke(bot)
         await send_media(ws, sid, tone(1.5, 8000))
         await ws.close()  # a clean close: the bot hangs up
 
