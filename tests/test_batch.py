@@ -477,6 +477,7 @@ async def test_scenarios_are_checked_before_anything_is_written(tmp_path):
         (["--caller-types", "typical,angry"], "'angry'"),
         (["--route", "phone"], "'phone'"),
         (["--repeat", "0"], "'0'"),
+        (["--processes", "0"], "'0'"),
         (["--config", "nope"], "'nope'"),
         (["--executor", "spark://host:1"], "dask://HOST:PORT"),
         (["--batch-id", "../up"], "'../up'"),

@@ -47,6 +47,14 @@ class BatchConfig(CallDefaults):
     parallel: int | None = Field(
         default=None, ge=1, le=1024, description="calls at a time (default: per route)"
     )
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="worker processes on this machine, each running one call at a time on its "
+        "own embedded backend (default: one per core for fast text batches of 64 calls or "
+        "more, else 1: every call in this process)",
+    )
     seed: int = Field(default=0, ge=0, description="base seed; each call's seed derives from it")
     retries: int = Field(
         default=0,

@@ -1,7 +1,7 @@
 """Calls of a batch as Dask tasks (``executor="dask://HOST:PORT"`` or a ``distributed.Client``).
 
-Each task runs ``dualagent.simulate`` with ``asyncio.run`` in the worker, on the worker's own
-embedded backend, and writes the recording straight into the batch folder (which must be shared
+Each task runs ``dualagent.simulate`` in the worker, on the worker's own embedded backend (kept
+from task to task, with its event loop), and writes the recording straight into the batch folder (which must be shared
 with the client at the same absolute path). The client side is asynchronous: an
 ``asynchronous=True`` client on the batch's event loop, one awaited future per call, so the
 local and the Dask runs share the same scheduling, cancellation and bookkeeping
@@ -11,39 +11,28 @@ it imports the real ``distributed`` package by absolute name.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import platform
-import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from dualagent.batch.config import BatchConfig
-from dualagent.batch.manifest import error_figures, recorded_figures
 from dualagent.batch.plan import CallSpec, call_kwargs
 from dualagent.errors import InputError
 
 
 def run_call_in_worker(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A Dask task: one call on the worker's own embedded backend; returns its figures.
+    """A Dask task: one call on the worker thread's own embedded backend (started by its first
+    task and kept, as in a batch's worker process); returns its figures.
 
-    Runs ``dualagent.simulate`` with ``asyncio.run`` and writes the recording to
-    ``kwargs["output_dir"]`` (the batch folder, which must be shared with the client).
+    Writes the recording to ``kwargs["output_dir"]`` (the batch folder, which must be shared
+    with the client).
     """
-    from dualagent.call.simulate import simulate
+    from dualagent.batch.processes import run_call_here
 
-    call_dir = Path(kwargs["output_dir"]) / kwargs["conversation_id"]
-    try:
-        result = asyncio.run(simulate(**kwargs))
-        record = recorded_figures(result.path)
-    except Exception as exc:
-        record = error_figures(call_dir, exc)
-        record["traceback"] = traceback.format_exc(limit=5)
+    record = run_call_here(kwargs)
     record["worker_host"] = platform.node()
-    record["worker_pid"] = os.getpid()
     return record
 
 

@@ -92,6 +92,7 @@ async def run(
     repeat: int | None = None,
     parallel: int | None = None,
     executor: Any = "local",
+    processes: int | None = None,
     output_dir: str | Path = DEFAULT_OUTPUT_DIR,
     seed: int | None = None,
     resume: bool = False,
@@ -114,7 +115,9 @@ async def run(
     duration limit or 300 s). ``local_server``: a running server to share (else one is started).
     ``parallel=None``: 16 on the text route, one per CPU core on audio (Dask: the cluster's
     threads). ``executor``: ``"local"`` (one shared embedded server in this process),
-    ``"dask://HOST:PORT"`` or a ``distributed.Client``. ``resume=True`` with ``batch_id`` re-runs
+    ``"dask://HOST:PORT"`` or a ``distributed.Client``. ``processes``: worker processes for the
+    local executor, each with its own embedded backend (default: one per core for fast text
+    batches of 64 calls or more, else 1; :mod:`dualagent.batch.processes`). ``resume=True`` with ``batch_id`` re-runs
     only the calls of that batch that did not complete. ``notebook``: a papermill notebook run
     afterwards with ``input_dir`` and ``output_dir`` set to the batch folder. ``retries``: run
     a call again (up to N times, after a jittered pause) when it failed on a rate limit or a
@@ -135,6 +138,7 @@ async def run(
         "scenarios": list(scenarios) if isinstance(scenarios, list | tuple) else scenarios,
         "repeat": repeat,
         "parallel": parallel,
+        "processes": processes,
         "seed": seed,
         "retries": retries,
         "min_success": min_success,
@@ -351,7 +355,19 @@ async def _execute(batch: _Batch) -> BatchResult:
     try:
         async with contextlib.AsyncExitStack() as stack:
             if _is_local(batch.executor):
-                call = await _local_calls(batch, stack) if todo else None
+                processes = _processes(batch, len(todo))
+                manifest.data["processes"] = processes
+                if processes > 1:
+                    from dualagent.batch.processes import process_calls
+
+                    # one call at a time per worker: more would only queue in the pool
+                    batch.parallel = min(batch.parallel, processes)
+                    manifest.data["parallel"] = batch.parallel
+                    call = await stack.enter_async_context(
+                        process_calls(batch.config, str(batch.batch_dir), processes)
+                    )
+                else:
+                    call = await _local_calls(batch, stack) if todo else None
             else:
                 from dualagent.batch.dask import dask_calls
 
@@ -391,6 +407,18 @@ async def _execute(batch: _Batch) -> BatchResult:
         )
         manifest.save()
     return result
+
+
+def _processes(batch: _Batch, calls: int) -> int:
+    """Worker processes for the local executor: the config's, else automatic (see
+    :func:`dualagent.batch.processes.auto_processes`); 1 with a server given to share."""
+    if batch.local_server is not None:
+        return 1
+    if batch.config.processes is not None:
+        return min(batch.config.processes, max(calls, 1))
+    from dualagent.batch.processes import auto_processes
+
+    return auto_processes(batch.config, calls)
 
 
 async def _local_calls(batch: _Batch, stack: contextlib.AsyncExitStack) -> CallRunner:

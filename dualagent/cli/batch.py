@@ -123,6 +123,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run calls here (default) or as tasks on a Dask cluster",
     )
     batch.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="local executor: N worker processes, one call at a time each (default: one per "
+        "core for fast text batches of 64 calls or more, else 1: all calls in this process)",
+    )
+    batch.add_argument(
         "--batch-id",
         default=None,
         help="batch folder name: letters, digits, - and _ (default: NAME-TIME-XXXX)",
@@ -184,6 +192,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 repeat=args.repeat,
                 parallel=args.parallel,
                 executor=args.executor,
+                processes=args.processes,
                 output_dir=args.output_dir,
                 seed=args.seed,
                 resume=args.resume,
