@@ -53,6 +53,9 @@ audio_log = logging.getLogger("dualagent.call.audio")
 
 Pace = Literal["fast", "realtime"]
 LINE_TICK_S = 0.05  # how often the core hears the time (silence on an agent's line)
+# At a call's end, how long the servers get to acknowledge the items the bridge created last
+# (a server that answers does so in milliseconds; this bounds one that never does).
+SETTLE_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -151,6 +154,11 @@ class DualAgentBridge:
         self._utterance_wall_start: dict[Agent, float] = {}
         self.stats = BridgeStats()
         self._connect_transient = False  # the connect failed in a way that may pass
+        # Items the bridge created (conversation.item.create) that their server has not
+        # acknowledged yet, per agent; _acked is set at each acknowledgement.
+        self._unacked: dict[Agent, int] = dict.fromkeys(AGENTS, 0)
+        self._acked = asyncio.Event()
+        self._sends_item_done: set[Agent] = set()  # servers seen sending conversation.item.done
 
     def _now(self) -> float:
         return time.perf_counter() - self._t0
@@ -170,6 +178,8 @@ class DualAgentBridge:
             watchdog = asyncio.create_task(self._watchdog())
             try:
                 await self._done.wait()
+                if self._end is not None and self._end.status != "error":
+                    await self._settle()
             finally:
                 watchdog.cancel()
         except asyncio.CancelledError:
@@ -219,6 +229,12 @@ class DualAgentBridge:
             raise failed[0].exception()  # type: ignore[misc]
 
     async def _read(self, agent: Agent) -> None:
+        try:
+            await self._read_events(agent)
+        finally:
+            self._acked.set()  # a line that ended acknowledges nothing more: stop waiting on it
+
+    async def _read_events(self, agent: Agent) -> None:
         connection = self.connections[agent]
         try:
             async for raw in connection:
@@ -233,6 +249,7 @@ class DualAgentBridge:
                     self._note_ready(agent, now)
                 if self.observer is not None:
                     self.observer.server_event(agent, event)
+                self._note_acknowledged(agent, event)
                 await self._apply(self.core.on_event(agent, event, now))
                 if isinstance(event, ev.ResponseOutputAudioDelta) and self.pace == "fast":
                     self.stats.audio_chunk_s.append(time.thread_time() - cpu_start)
@@ -256,6 +273,47 @@ class DualAgentBridge:
             return
         if not self._done.is_set():
             await self._apply(self.core.on_disconnect(agent, reason))
+
+    async def _settle(self) -> None:
+        """Let the servers acknowledge the items the bridge created last (the caller's
+        words forwarded to the agent, a tool's output), so that a recording ends with the
+        same events whatever the transport's timing; bounded by :data:`SETTLE_TIMEOUT_S`."""
+
+        def waiting() -> bool:
+            return any(
+                n and not self.connections[agent].closed for agent, n in self._unacked.items()
+            )
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_TIMEOUT_S):
+                while waiting():
+                    self._acked.clear()
+                    await self._acked.wait()
+
+    def _note_acknowledged(self, agent: Agent, event: ev.ServerEvent) -> None:
+        """Count the server's acknowledgement of an item the bridge created: its
+        ``conversation.item.done`` from a server that sends those (GA), else its
+        ``conversation.item.added`` (or ``.created``); or an ``error`` (a refused create)."""
+        if isinstance(event, ev.ErrorEvent):
+            self._acknowledge(agent)
+            return
+        if not isinstance(
+            event, ev.ConversationItemAdded | ev.ConversationItemCreated | ev.ConversationItemDone
+        ):
+            return
+        if isinstance(event, ev.ConversationItemDone):
+            self._sends_item_done.add(agent)
+        item = event.item
+        if not (item.type == "function_call_output" or item.role in ("user", "system")):
+            return  # the server's own item (a reply, a tool call), not one we created
+        done = isinstance(event, ev.ConversationItemDone)
+        if done == (agent in self._sends_item_done):
+            self._acknowledge(agent)
+
+    def _acknowledge(self, agent: Agent) -> None:
+        if self._unacked[agent]:
+            self._unacked[agent] -= 1
+            self._acked.set()
 
     def _note_ready(self, agent: Agent, now: float) -> None:
         self._ready_agents.add(agent)
@@ -360,6 +418,8 @@ class DualAgentBridge:
         with contextlib.suppress(websockets.ConnectionClosed, OSError):  # reported by its reader
             await connection.send(effect.event)
             self._record_event(effect.agent, "sent", effect.event, self._now())
+            if effect.event.get("type") == "conversation.item.create":
+                self._unacked[effect.agent] += 1
 
     async def _stop_effects(self, reason: str) -> None:
         for effect in self.core.stop(reason):
