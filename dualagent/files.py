@@ -9,6 +9,10 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+_ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` via a temp file in the same folder + ``os.replace``."""
@@ -26,8 +30,21 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """``data`` as JSON text, indented by 2 spaces or compact (``indent=None``), UTF-8 as is.
+
+    orjson writes it (in C: the standard library's indented encoder is pure Python and cost
+    more than the rest of a text-route call); what orjson refuses (an int beyond 64 bits)
+    goes through the standard library. Not-a-number floats are written ``null`` (JSON has no
+    NaN). ``default=str``: a stray Path or set must not lose the whole record.
+    """
+    if indent in (None, 2):
+        option = _ORJSON | orjson.OPT_INDENT_2 if indent else _ORJSON
+        with suppress(orjson.JSONEncodeError):
+            return orjson.dumps(data, default=str, option=option).decode()
+    return json.dumps(data, indent=indent, ensure_ascii=False, default=str)
+
+
 def write_json_atomic(path: Path, data: Any, *, indent: int | None = 2) -> None:
-    """Write ``data`` as JSON, atomically (see :func:`write_text_atomic`)."""
-    # default=str: a stray Path/datetime/enum must not lose the whole record.
-    text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
-    write_text_atomic(path, text + "\n")
+    """Write ``data`` as JSON (:func:`json_text`), atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(path, json_text(data, indent=indent) + "\n")

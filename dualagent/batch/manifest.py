@@ -25,7 +25,7 @@ from dualagent.batch.plan import item_slug
 from dualagent.call.record import CallRecord, call_success, load_call
 from dualagent.call.recording import validate_conversation_id
 from dualagent.errors import InputError
-from dualagent.files import write_text_atomic
+from dualagent.files import write_json_atomic, write_text_atomic
 
 if TYPE_CHECKING:
     from dualagent.batch.ci import Gate
@@ -167,10 +167,9 @@ class Manifest:
             return
         self.data["counts"] = self.counts()
         self.data["updated_at"] = utc_now()
-        # While calls finish, compact (the C encoder: an indented dump is pure Python and a big
-        # sweep's manifest is large); the forced saves (start, end) are indented.
-        indent = 2 if force else None
-        write_text_atomic(self.path, json.dumps(self.data, indent=indent, default=str))
+        # While calls finish, compact (a big sweep's manifest is large); the forced saves
+        # (start, end) are indented.
+        write_json_atomic(self.path, self.data, indent=2 if force else None)
         self._last_write = now
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from dualagent import bank
 from dualagent.call.bridge import BridgeObserver, DualAgentBridge, Endpoint
@@ -30,6 +31,7 @@ from dualagent.evaluation.judge import judge_call, judge_enabled
 from dualagent.evaluation.metrics import compute_metrics, llm_stats
 from dualagent.evaluation.outcome import evaluate
 from dualagent.evaluation.pricing import estimate_cost_usd
+from dualagent.files import json_text
 from dualagent.personas import Persona
 from dualagent.scenarios import Scenario
 
@@ -272,12 +274,8 @@ def _closed_record(recorder: CallRecorder) -> CallRecord:
     metadata may be held back, see :meth:`CallRecorder.metadata_held`): the same JSON data."""
     if not recorder.closed:
         return load_call(recorder.directory)
-    data = json.loads(
-        json.dumps(
-            [recorder.metadata, recorder.turns, recorder.function_calls],
-            ensure_ascii=False,
-            default=str,
-        )
+    data = orjson.loads(
+        json_text([recorder.metadata, recorder.turns, recorder.function_calls], indent=None)
     )
     metadata, turns, calls = data
     return CallRecord(

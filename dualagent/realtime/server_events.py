@@ -48,11 +48,12 @@ class _Payload(_Model):
     def _keep_explicit_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)  # the event's dump drops None fields everywhere ...
         fields_set = self.model_fields_set
-        extra = self.__pydantic_extra__ or {}
-        if not any(
-            getattr(self, name, 0) is None and name not in data for name in fields_set
-        ):  # the usual case: nothing to put back
+        # The usual case, checked in C: every field set is in the dump, nothing to put back.
+        if fields_set <= data.keys() or not any(
+            getattr(self, name, 0) is None for name in fields_set - data.keys()
+        ):
             return data
+        extra = self.__pydantic_extra__ or {}
         # ... so put back the ones set to None on purpose, in declaration order (a set's
         # order would change with the hash seed, and with it the bytes on the wire).
         ordered: dict[str, Any] = {}
