@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,16 @@ from dualagent.batch.processes import AUTO_MIN_CALLS, auto_processes
 
 def manifest(batch_dir: Path) -> dict:
     return json.loads((batch_dir / "batch.json").read_text(encoding="utf-8"))
+
+
+def finished_calls(batch_dir: Path) -> set[str]:
+    """The calls whose recording says completed (call_metadata.json is replaced atomically)."""
+    done = set()
+    for path in batch_dir.glob("*/call_metadata.json") if batch_dir.exists() else []:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text(encoding="utf-8"))["status"] == "completed":
+                done.add(path.parent.name)
+    return done
 
 
 def transcript_text(call_dir: Path) -> list[str]:
@@ -97,8 +108,7 @@ def test_ctrl_c_stops_a_batch_in_workers_and_leaves_every_recording_valid(tmp_pa
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:  # until some calls have finished in the workers
-            done = [p for p in batch_dir.glob("*/transcript.json")] if batch_dir.exists() else []
-            if len(done) >= 4 or process.poll() is not None:
+            if len(finished_calls(batch_dir)) >= 4 or process.poll() is not None:
                 break
             time.sleep(0.05)
         assert process.poll() is None, "the batch ended before it could be interrupted"
@@ -113,7 +123,8 @@ def test_ctrl_c_stops_a_batch_in_workers_and_leaves_every_recording_valid(tmp_pa
     assert doc["status"] == "interrupted"
     statuses = {c["status"] for c in doc["calls"]}
     assert "running" not in statuses and "pending" in statuses  # it stopped handing out calls
-    assert sum(c["status"] == "completed" for c in doc["calls"]) >= 4
+    completed = {c["call_id"] for c in doc["calls"] if c["status"] == "completed"}
+    assert completed <= finished_calls(batch_dir)  # the manifest says what the recordings say
     for call_dir in (p for p in batch_dir.iterdir() if p.is_dir()):
         meta = json.loads((call_dir / "call_metadata.json").read_text(encoding="utf-8"))
         assert meta["status"] in ("completed", "interrupted"), (call_dir.name, meta["status"])
