@@ -56,6 +56,8 @@ LINE_TICK_S = 0.05  # how often the core hears the time (silence on an agent's l
 # At a call's end, how long the servers get to acknowledge the items the bridge created last
 # (a server that answers does so in milliseconds; this bounds one that never does).
 SETTLE_TIMEOUT_S = 2.0
+# The events whose handling BridgeStats times (routing an audio chunk, switching turns).
+_TIMED_EVENTS = frozenset({"response.output_audio.delta", "response.audio.delta", "response.done"})
 
 
 @dataclass
@@ -239,7 +241,9 @@ class DualAgentBridge:
         try:
             async for raw in connection:
                 self._last_event = time.perf_counter()
-                cpu_start = time.thread_time()
+                # The CPU clock is a system call: read it only for the events it times.
+                timed = raw.get("type") in _TIMED_EVENTS
+                cpu_start = time.thread_time() if timed else 0.0
                 now = self._last_event - self._t0
                 self._record_event(agent, "received", raw, now)  # as received, not re-dumped
                 event = ev.parse_server_event(raw)
@@ -251,6 +255,8 @@ class DualAgentBridge:
                     self.observer.server_event(agent, event)
                 self._note_acknowledged(agent, event)
                 await self._apply(self.core.on_event(agent, event, now))
+                if not timed:
+                    continue
                 if isinstance(event, ev.ResponseOutputAudioDelta) and self.pace == "fast":
                     self.stats.audio_chunk_s.append(time.thread_time() - cpu_start)
                 elif isinstance(event, ev.ResponseDone):

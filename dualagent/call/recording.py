@@ -181,6 +181,21 @@ def scrub_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return _json_copy(event)
 
 
+def _close_sound_file(f: sf.SoundFile) -> None:
+    """Close an audio file without the fsync soundfile's ``close()`` asks libsndfile for
+    first (``sf_write_sync``): it cost more than the rest of closing a text-route call, and,
+    as for the JSON files (see :func:`dualagent.files.write_text_atomic`), a crashed process
+    cannot lose what the kernel already has. ``sf_close`` still writes the final header."""
+    handle = getattr(f, "_file", None)
+    close = getattr(getattr(sf, "_snd", None), "sf_close", None)
+    if handle is None or close is None or f.closed:  # another soundfile: its own close
+        f.close()
+        return
+    error = close(handle)
+    f._file = None
+    sf._error_check(error)
+
+
 def _write_compact_json_atomic(path: Path, data: Any) -> None:
     write_json_atomic(path, data, indent=None)
 
@@ -360,7 +375,7 @@ class CallRecorder:
 
             attempt("final audio flush", self._flush_all)
             for name, f in list(self._files.items()):
-                attempt(f"closing {name}", f.close)
+                attempt(f"closing {name}", _close_sound_file, f)
             attempt("audio info", self._collect_audio_info)
             attempt(
                 "transcript.json",
