@@ -36,10 +36,87 @@ _HEADER = struct.Struct(">I")
 
 
 def new_decoder() -> Any:
-    """A PocketSphinx decoder with the en-US model its wheel ships."""
+    """A PocketSphinx decoder with the en-US model its wheel ships.
+
+    It loads only the dictionary entries of words its language model knows
+    (:func:`_dictionary_of_lm_words`): ~11 MB less per decoder, same hypotheses.
+    """
     from pocketsphinx import Decoder
 
-    return Decoder(**DECODER_SETTINGS, loglevel="FATAL")
+    fd = _dictionary_of_lm_words()
+    try:
+        extra = {} if fd is None else {"dict": f"/proc/self/fd/{fd}"}
+        return Decoder(**DECODER_SETTINGS, **extra, loglevel="FATAL")
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+_TRIE_MAGIC = b"Trie Language Model"
+
+
+def _words_in_lm(path: str) -> set[bytes] | None:
+    """The vocabulary of a binary (trie) language model; None if the file is not one.
+
+    Such a file ends with its words: a little-endian int32 byte count, then that many bytes
+    of NUL-terminated words, one per unigram (the header's first count).
+    """
+    with open(path, "rb") as lm:
+        header = lm.read(len(_TRIE_MAGIC) + 5)
+        if len(header) < len(_TRIE_MAGIC) + 5 or not header.startswith(_TRIE_MAGIC):
+            return None
+        (n_words,) = struct.unpack_from("<I", header, len(_TRIE_MAGIC) + 1)
+        size = lm.seek(0, os.SEEK_END)
+        tail_size = min(size, 64 * (n_words + 1) + 4)
+        lm.seek(size - tail_size)
+        tail = lm.read(tail_size)
+    words = tail.split(b"\0")
+    if n_words == 0 or words[-1] != b"" or len(words) < n_words + 1:
+        return None
+    words = words[-n_words - 1 : -1]
+    length = sum(len(word) + 1 for word in words)
+    if length + 4 > len(tail):
+        return None
+    (stored,) = struct.unpack_from("<i", tail, len(tail) - length - 4)
+    return set(words) if stored == length else None
+
+
+def _dictionary_of_lm_words() -> int | None:
+    """A file descriptor of a copy of the default dictionary holding only the words the
+    default language model knows; None (use the full dictionary) if that cannot be made.
+
+    PocketSphinx's n-gram search leaves out every dictionary word that is not in the language
+    model (from its search tree, its flat pass and its lattice), so those entries only take
+    memory: about 55,000 of the en-US dictionary's 135,000 entries, 13 MB. The entries
+    kept stay in their order, so the search sees the same words in the same order and hears
+    the same text. The copy is a memfd, only in memory (the caller closes it once loaded).
+    """
+    try:
+        from pocketsphinx import Config
+
+        config = Config(**DECODER_SETTINGS)
+        dictionary, lm_path = config["dict"], config["lm"]
+        vocabulary = _words_in_lm(lm_path) if dictionary and lm_path else None
+        if vocabulary is None:
+            return None
+        with open(dictionary, "rb") as source:
+            kept = [line for line in source if _entry_word(line) in vocabulary]
+        fd = os.memfd_create("dualagent-asr-dict")
+    except (OSError, AttributeError, KeyError, ValueError, struct.error):
+        return None
+    try:
+        with open(fd, "wb", closefd=False) as copy:
+            copy.writelines(kept)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _entry_word(line: bytes) -> bytes:
+    """The word a dictionary line is for (``read(2)`` is a second way to say ``read``)."""
+    word = line.split(None, 1)[0] if line.strip() else b""
+    return word.split(b"(", 1)[0] if word.endswith(b")") else word
 
 
 def decode(decoder: Any, pcm16_16k: bytes) -> str:
