@@ -158,7 +158,8 @@ class DualAgentBridge:
         self._connect_transient = False  # the connect failed in a way that may pass
         # Items the bridge created (conversation.item.create) that their server has not
         # acknowledged yet, per agent; _acked is set at each acknowledgement.
-        self._unacked: dict[Agent, int] = dict.fromkeys(AGENTS, 0)
+        # (An item is known by its type and role: the items we create carry no id.)
+        self._unacked: dict[Agent, list[tuple[str | None, str | None]]] = {a: [] for a in AGENTS}
         self._acked = asyncio.Event()
         self._sends_item_done: set[Agent] = set()  # servers seen sending conversation.item.done
 
@@ -287,7 +288,8 @@ class DualAgentBridge:
 
         def waiting() -> bool:
             return any(
-                n and not self.connections[agent].closed for agent, n in self._unacked.items()
+                items and not self.connections[agent].closed
+                for agent, items in self._unacked.items()
             )
 
         with contextlib.suppress(TimeoutError):
@@ -300,25 +302,23 @@ class DualAgentBridge:
         """Count the server's acknowledgement of an item the bridge created: its
         ``conversation.item.done`` from a server that sends those (GA), else its
         ``conversation.item.added`` (or ``.created``); or an ``error`` (a refused create)."""
+        unacked = self._unacked[agent]
+        if not unacked:
+            return
         if isinstance(event, ev.ErrorEvent):
-            self._acknowledge(agent)
+            del unacked[0]
+            self._acked.set()
             return
         if not isinstance(
             event, ev.ConversationItemAdded | ev.ConversationItemCreated | ev.ConversationItemDone
         ):
             return
-        if isinstance(event, ev.ConversationItemDone):
-            self._sends_item_done.add(agent)
-        item = event.item
-        if not (item.type == "function_call_output" or item.role in ("user", "system")):
-            return  # the server's own item (a reply, a tool call), not one we created
         done = isinstance(event, ev.ConversationItemDone)
-        if done == (agent in self._sends_item_done):
-            self._acknowledge(agent)
-
-    def _acknowledge(self, agent: Agent) -> None:
-        if self._unacked[agent]:
-            self._unacked[agent] -= 1
+        if done:
+            self._sends_item_done.add(agent)
+        key = (event.item.type, event.item.role)
+        if done == (agent in self._sends_item_done) and key in unacked:
+            unacked.remove(key)  # the first such item: a server handles events in order
             self._acked.set()
 
     def _note_ready(self, agent: Agent, now: float) -> None:
@@ -425,7 +425,8 @@ class DualAgentBridge:
             await connection.send(effect.event)
             self._record_event(effect.agent, "sent", effect.event, self._now())
             if effect.event.get("type") == "conversation.item.create":
-                self._unacked[effect.agent] += 1
+                item = effect.event.get("item") or {}
+                self._unacked[effect.agent].append((item.get("type"), item.get("role")))
 
     async def _stop_effects(self, reason: str) -> None:
         for effect in self.core.stop(reason):

@@ -7,6 +7,7 @@ Recognised speech is lower case, unpunctuated and imperfect ("for" for "four", "
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 
@@ -32,9 +33,13 @@ DIGIT_WORDS = {w: str(i) for i, w in enumerate(UNITS)} | {
 _STRICT_DIGITS = set(UNITS) | {"oh"}
 
 
+_NOT_A_WORD = re.compile(r"[^a-z0-9' ]+")
+
+
+@functools.lru_cache(maxsize=4096)  # a brain checks the same utterance against many phrases
 def normalize(text: str) -> str:
     """Lower case, letters/digits/apostrophes only, single spaces."""
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split())
+    return " ".join(_NOT_A_WORD.sub(" ", text.lower()).split())
 
 
 def has_any(text: str, phrases: list[str] | tuple[str, ...]) -> bool:
