@@ -467,6 +467,8 @@ class DualAgentBridge:
             # The agent's session as its server reported it, each setting ours or the server's.
             agent_effective_session=core.session_report("cs"),
             turn_taking=core.turn_taking(),
+            # Items the bridge created that their server never acknowledged (see _settle).
+            unacknowledged_items={a: len(items) for a, items in self._unacked.items() if items},
         )
         if final.status == "error":  # may a batch run this call again? (--retries)
             self.recorder.update_metadata(
