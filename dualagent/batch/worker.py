@@ -7,6 +7,7 @@ Ctrl-C is ignored: the batch's process decides when to stop, and does so by clos
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -21,6 +22,10 @@ def main() -> int:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     requests = sys.stdin.buffer
+    # A text call makes ~100,000 short-lived objects: the collector's default pace (every 700
+    # allocations, the imported modules scanned again and again) cost ~4 % of a call's CPU.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
     while True:
         header = requests.read(_HEADER.size)
         if len(header) < _HEADER.size:

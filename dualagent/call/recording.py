@@ -31,6 +31,8 @@ can run from ``finally`` blocks, exception handlers and after task cancellation.
 from __future__ import annotations
 
 import asyncio
+import functools
+import io
 import logging
 import math
 import os
@@ -181,6 +183,25 @@ def scrub_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return _json_copy(event)
 
 
+@functools.cache
+def _empty_audio(args: tuple[int, int, str, str, float | None]) -> bytes:
+    """The bytes of an audio file without frames, as libsndfile writes it."""
+    rate, channels, container, subtype, compression = args
+    buffer = io.BytesIO()
+    buffer.name = f"empty.{container.lower()}"
+    with sf.SoundFile(
+        buffer,
+        mode="w",
+        samplerate=rate,
+        channels=channels,
+        format=container,
+        subtype=subtype,
+        compression_level=compression,
+    ):
+        pass
+    return buffer.getvalue()
+
+
 def _close_sound_file(f: sf.SoundFile) -> None:
     """Close an audio file without the fsync soundfile's ``close()`` asks libsndfile for
     first (``sf_write_sync``): it cost more than the rest of closing a text-route call, and,
@@ -202,13 +223,18 @@ def _write_compact_json_atomic(path: Path, data: Any) -> None:
 
 def _this_process() -> dict[str, Any]:
     """The recording process, as call_metadata.json names it while the call runs."""
+    return dict(_process_identity(os.getpid()))
+
+
+@functools.cache
+def _process_identity(pid: int) -> tuple[tuple[str, Any], ...]:
     import psutil
 
-    return {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "create_time": psutil.Process().create_time(),
-    }
+    return (
+        ("pid", pid),
+        ("host", socket.gethostname()),
+        ("create_time", psutil.Process(pid).create_time()),
+    )
 
 
 def _utc_now() -> str:
@@ -300,27 +326,15 @@ class CallRecorder:
                     raise FileExistsError(
                         f"conversation folder already exists and is not empty: {self._dir}"
                     ) from None
-            container, subtype = AUDIO_FORMATS[self.audio_format]
             try:
+                # Empty audio files now (a reader, or a crash, finds valid ones); libsndfile
+                # opens them at the first audio: a text-route call never pays for that.
                 for name in _AUDIO_FILES:
-                    channels = 2 if name == "stereo_recording" else 1
-                    self._files[name] = sf.SoundFile(
-                        self._paths[name],
-                        mode="x",
-                        samplerate=self.sample_rate_hz,
-                        channels=channels,
-                        format=container,
-                        subtype=subtype,
-                        # Speech needs little: Vorbis at this level keeps a call-minute of all
-                        # three files well under 1 MB and still sounds clean.
-                        compression_level=0.8 if container == "OGG" else None,
-                    )
+                    with open(self._paths[name], "xb") as fh:
+                        fh.write(_empty_audio(self._sound_file_args(name)))
                 self._write_metadata()
             except BaseException:
-                for f in self._files.values():
-                    with suppress(Exception):
-                        f.close()
-                self._files.clear()
+                self._close_sound_files()
                 raise
             self._opened = True
             return self
@@ -523,7 +537,40 @@ class CallRecorder:
             new[:rest] = self._buf[:rest]
             self._buf = new
 
+    def _sound_file_args(self, name: str) -> tuple[int, int, str, str, float | None]:
+        container, subtype = AUDIO_FORMATS[self.audio_format]
+        channels = 2 if name == "stereo_recording" else 1
+        # Speech needs little: Vorbis at this level keeps a call-minute of all three files
+        # well under 1 MB and still sounds clean.
+        compression = 0.8 if container == "OGG" else None
+        return self.sample_rate_hz, channels, container, subtype, compression
+
+    def _open_sound_files(self) -> None:
+        try:
+            for name in _AUDIO_FILES:
+                rate, channels, container, subtype, compression = self._sound_file_args(name)
+                self._files[name] = sf.SoundFile(
+                    self._paths[name],
+                    mode="w",  # over the empty file open() made
+                    samplerate=rate,
+                    channels=channels,
+                    format=container,
+                    subtype=subtype,
+                    compression_level=compression,
+                )
+        except BaseException:
+            self._close_sound_files()
+            raise
+
+    def _close_sound_files(self) -> None:
+        for f in self._files.values():
+            with suppress(Exception):
+                f.close()
+        self._files.clear()
+
     def _write_block(self, block: np.ndarray) -> None:
+        if not self._files:
+            self._open_sound_files()
         for i in range(0, len(block), _WRITE_BLOCK_FRAMES):
             part = block[i : i + _WRITE_BLOCK_FRAMES]
             self._files["caller_audio"].write(np.ascontiguousarray(part[:, 0]))
