@@ -17,19 +17,18 @@ Arguments of ``responses`` and ``http`` tools are checked against the tool's JSO
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import importlib
 import inspect
 import json
 import os
 import re
-import sys
 from typing import Any
 
 from dualagent.agent_spec import AgentSpec, ToolSpec, call_tool_function
 from dualagent.call.effects import Agent
 from dualagent.realtime.redact import redact_url
+from dualagent.schema_check import first_problem
 
 CALLER_TOOLS: list[dict[str, Any]] = [
     {
@@ -74,17 +73,9 @@ class Toolbox:
         self.spec = spec
         self.state = state
         self.ended_by: str | None = None  # the first end_call (either side)
-        if "jsonschema" not in sys.modules:
-            # Checking tool arguments needs jsonschema, whose first import takes a second or
-            # more: import it in a thread once the call has started (not competing with its
-            # first audio), before the first tool needs it (else that tool waits for it).
-            with contextlib.suppress(RuntimeError):  # no running loop: imported when needed
-                loop = asyncio.get_running_loop()
-                loop.call_later(JSONSCHEMA_IMPORT_DELAY_S, _import_jsonschema_beside, loop)
 
     async def __call__(self, agent: Agent, name: str, arguments: str) -> dict[str, Any]:
         if agent == "caller":
-            await _jsonschema_imported()
             return self._caller_tool(name, arguments)
         tool = self.spec.tool(name)
         if tool is None:
@@ -97,7 +88,6 @@ class Toolbox:
             if tool.implementation == "python":
                 output = await self._run_python(tool, parsed)
             else:
-                await _jsonschema_imported()
                 problem = _schema_problem(tool, parsed)
                 if problem is not None:
                     return _error(problem)
@@ -167,38 +157,9 @@ def _parse(arguments: str | dict[str, Any] | None, name: str) -> dict[str, Any] 
     return value
 
 
-JSONSCHEMA_IMPORT_DELAY_S = 3.0
-
-
-def _import_jsonschema() -> None:
-    with contextlib.suppress(ImportError):  # reported where it is used
-        importlib.import_module("jsonschema")
-
-
-def _import_jsonschema_beside(loop: asyncio.AbstractEventLoop) -> None:
-    if "jsonschema" not in sys.modules:
-        with contextlib.suppress(RuntimeError):  # the loop is shutting down: nothing to do
-            loop.run_in_executor(None, _import_jsonschema)
-
-
-async def _jsonschema_imported() -> None:
-    """Import jsonschema in a thread, not on the event loop that routes the call's audio: its
-    first import takes a second or more (its format checkers compile dozens of grammars)."""
-    if "jsonschema" not in sys.modules:
-        await asyncio.to_thread(importlib.import_module, "jsonschema")
-
-
 def _schema_problem(tool: ToolSpec, arguments: dict[str, Any]) -> str | None:
-    from jsonschema import Draft202012Validator
-
-    errors = sorted(
-        Draft202012Validator(tool.parameters).iter_errors(arguments), key=lambda e: e.path
-    )
-    if not errors:
-        return None
-    first = errors[0]
-    where = ".".join(str(p) for p in first.absolute_path)
-    return f"{tool.name}: {where + ': ' if where else ''}{first.message}"
+    problem = first_problem(tool.parameters, arguments)
+    return None if problem is None else f"{tool.name}: {problem}"
 
 
 def _canned(tool: ToolSpec, arguments: dict[str, Any]) -> dict[str, Any]:

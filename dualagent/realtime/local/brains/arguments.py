@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from dualagent.realtime.local.brains import language as lang
+from dualagent.schema_check import is_valid
 from dualagent.text import NUMBER_VALUES, TEENS, UNITS, number_words
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -500,9 +501,7 @@ def _digit_bounds(schema: Mapping[str, Any]) -> tuple[int, int]:
 
 def valid(value: Any, schema: Mapping[str, Any]) -> bool:
     """Whether ``value`` satisfies the argument's schema."""
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(dict(schema)).is_valid(value)
+    return is_valid(schema, value)
 
 
 # ------------------------------------------------------------------------------ asking
