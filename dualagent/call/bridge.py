@@ -347,7 +347,9 @@ class DualAgentBridge:
         self, agent: Agent, direction: str, event: dict[str, Any], now: float
     ) -> None:
         started = time.perf_counter()
-        self.recorder.add_event(agent, direction, event, now)  # type: ignore[arg-type]
+        # An event received is the bridge's own (parsed, never changed): the recorder may keep it.
+        owned = direction == "received"
+        self.recorder.add_event(agent, direction, event, now, owned=owned)  # type: ignore[arg-type]
         self.stats.recorder_s += time.perf_counter() - started
 
     async def _apply(self, effects: list[Effect]) -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
 import logging
 import math
 import os
@@ -47,9 +46,10 @@ from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
-import orjson
 import soundfile as sf
 
+from dualagent.call.event_copies import recorded_event, scrub_event
+from dualagent.call.sound_files import close_sound_file, empty_audio
 from dualagent.files import json_text, write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -79,9 +79,6 @@ _ID_MAX_LEN = 128
 _ID_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _ID_RULE = f"letters, digits, '-' and '_' only, 1-{_ID_MAX_LEN} characters"
 
-# Event types whose `delta` field is base64 audio (GA name and the older beta name).
-_AUDIO_DELTA_TYPES = frozenset({"response.output_audio.delta", "response.audio.delta"})
-
 # Smallest buffer we keep allocated, and the largest block handed to libsndfile in one call
 # (small blocks keep encoder memory flat and avoid giant temporaries for long silences).
 _MIN_BUFFER_S = 5.0
@@ -96,7 +93,9 @@ _JSON_FILES = {
 }
 #: Events of a running call, one JSON object a line (replaced by session_events.json at close).
 EVENTS_JOURNAL = "session_events.jsonl"
-#: The most often the transcript and tool calls of a running call are rewritten on disk.
+#: The most often the transcript and tool calls of a running call are rewritten on disk (the
+#: first time this long after the call opened: a crash loses at most this much of a call,
+#: and a fast text call, done sooner, writes its files once).
 CHECKPOINT_INTERVAL_S = 0.5
 
 # Keys the recorder owns in call_metadata.json; they override same-named user metadata.
@@ -125,96 +124,6 @@ def validate_conversation_id(conversation_id: str) -> str:
     ):
         raise ValueError(f"invalid conversation id {conversation_id!r}: must be {_ID_RULE}")
     return conversation_id
-
-
-def _b64_size(payload: Any) -> str:
-    """Describe a base64 payload as ``"<N bytes>"`` without decoding it."""
-    if isinstance(payload, str):
-        n = len(payload)
-        padding = 2 if payload.endswith("==") else 1 if payload.endswith("=") else 0
-        return f"<{max(n * 3 // 4 - padding, 0)} bytes>"
-    if isinstance(payload, bytes | bytearray | memoryview):
-        return f"<{len(payload)} bytes>"
-    return f"<{type(payload).__name__}>"
-
-
-def _json_copy(value: Any) -> Any:
-    """Copy JSON-like data (dicts/lists of scalars), scrubbing nested base64 ``audio`` strings.
-
-    It catches audio embedded deeper in an event (e.g. ``conversation.item.create`` with
-    ``input_audio`` content). Most events have none: they are copied by a round trip through
-    orjson (C), several times cheaper than walking them in Python.
-    """
-    try:
-        raw = orjson.dumps(value)
-    except TypeError:  # not plain JSON data (a stray object): walk it
-        return _scrubbed_copy(value)
-    if b'"audio":"' in raw:
-        return _scrubbed_copy(value)
-    return orjson.loads(raw)
-
-
-def _scrubbed_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: _b64_size(v) if k == "audio" and isinstance(v, str) else _scrubbed_copy(v)
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_scrubbed_copy(v) for v in value]
-    return value
-
-
-def scrub_event(event: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a copy of a Realtime event with base64 audio payloads replaced by their size.
-
-    Hot path (one call per audio chunk): audio events get a shallow copy with the payload
-    swapped out; only other (small) events are copied recursively.
-    """
-    etype = event.get("type")
-    if etype == "input_audio_buffer.append" and "audio" in event:
-        out = dict(event)
-        out["audio"] = _b64_size(out["audio"])
-        return out
-    if etype in _AUDIO_DELTA_TYPES and "delta" in event:
-        out = dict(event)
-        out["delta"] = _b64_size(out["delta"])
-        return out
-    return _json_copy(event)
-
-
-@functools.cache
-def _empty_audio(args: tuple[int, int, str, str, float | None]) -> bytes:
-    """The bytes of an audio file without frames, as libsndfile writes it."""
-    rate, channels, container, subtype, compression = args
-    buffer = io.BytesIO()
-    buffer.name = f"empty.{container.lower()}"
-    with sf.SoundFile(
-        buffer,
-        mode="w",
-        samplerate=rate,
-        channels=channels,
-        format=container,
-        subtype=subtype,
-        compression_level=compression,
-    ):
-        pass
-    return buffer.getvalue()
-
-
-def _close_sound_file(f: sf.SoundFile) -> None:
-    """Close an audio file without the fsync soundfile's ``close()`` asks libsndfile for
-    first (``sf_write_sync``): it cost more than the rest of closing a text-route call, and,
-    as for the JSON files (see :func:`dualagent.files.write_text_atomic`), a crashed process
-    cannot lose what the kernel already has. ``sf_close`` still writes the final header."""
-    handle = getattr(f, "_file", None)
-    close = getattr(getattr(sf, "_snd", None), "sf_close", None)
-    if handle is None or close is None or f.closed:  # another soundfile: its own close
-        f.close()
-        return
-    error = close(handle)
-    f._file = None
-    sf._error_check(error)
 
 
 def _write_compact_json_atomic(path: Path, data: Any) -> None:
@@ -287,7 +196,7 @@ class CallRecorder:
         self._calls: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._journaled = 0  # events already appended to the journal
-        self._checkpoint_at = -math.inf  # monotonic time of the last checkpoint
+        self._checkpoint_at = time.monotonic()  # of the last checkpoint (or the opening)
         self._process = _this_process()
 
         # Unflushed window: frame 0 of `_buf` is absolute frame `_flushed`. Column 0 = caller,
@@ -331,10 +240,10 @@ class CallRecorder:
                 # opens them at the first audio: a text-route call never pays for that.
                 for name in _AUDIO_FILES:
                     with open(self._paths[name], "xb") as fh:
-                        fh.write(_empty_audio(self._sound_file_args(name)))
+                        fh.write(empty_audio(self._sound_file_args(name)))
                 self._write_metadata()
             except BaseException:
-                self._close_sound_files()
+                self.close_sound_files()
                 raise
             self._opened = True
             return self
@@ -389,7 +298,7 @@ class CallRecorder:
 
             attempt("final audio flush", self._flush_all)
             for name, f in list(self._files.items()):
-                attempt(f"closing {name}", _close_sound_file, f)
+                attempt(f"closing {name}", close_sound_file, f)
             attempt("audio info", self._collect_audio_info)
             attempt(
                 "transcript.json",
@@ -559,10 +468,10 @@ class CallRecorder:
                     compression_level=compression,
                 )
         except BaseException:
-            self._close_sound_files()
+            self.close_sound_files()
             raise
 
-    def _close_sound_files(self) -> None:
+    def close_sound_files(self) -> None:
         for f in self._files.values():
             with suppress(Exception):
                 f.close()
@@ -652,9 +561,18 @@ class CallRecorder:
             self._find(self._calls, "call_id", call_id, "function call").update(fields)
 
     def add_event(
-        self, agent: str, direction: Direction, event: Mapping[str, Any], t_s: float
+        self,
+        agent: str,
+        direction: Direction,
+        event: Mapping[str, Any],
+        t_s: float,
+        *,
+        owned: bool = False,
     ) -> None:
-        """Record a Realtime event (a scrubbed copy: base64 audio becomes ``"<N bytes>"``)."""
+        """Record a Realtime event (a scrubbed copy: base64 audio becomes ``"<N bytes>"``).
+
+        ``owned``: the caller hands the event over and will not change it (an event just
+        read off the wire): one that carries neither audio nor items is kept as it is."""
         if direction not in ("sent", "received"):
             raise ValueError(f"invalid direction {direction!r}: choose 'sent' or 'received'")
         with self._lock:
@@ -666,7 +584,7 @@ class CallRecorder:
                     "agent": agent,
                     "direction": direction,
                     "type": event.get("type"),
-                    "event": scrub_event(event),
+                    "event": recorded_event(event, owned=owned),
                 }
             )
 
