@@ -10,6 +10,9 @@ types taking turns:
 - ``local``: one warm embedded server in this process shared by the batch's calls (what
   ``dualagent batch`` does), for each ``--parallel``; text and audio route. Each row starts
   with empty engine caches and its own seeds (no row is served from an earlier row's speech).
+- ``procs``: a text batch of 1,000 calls in 1, 2 and 3 worker processes (``processes``: each
+  its own embedded backend, one call at a time), as ``dualagent batch`` runs a big text batch
+  by default; the wall time includes starting the workers.
 - ``dask``: a ``distributed.LocalCluster`` on 127.0.0.1 with 1, then 2 worker processes (one
   thread each), each running its calls on its own embedded backend. A first, unmeasured batch
   loads each worker's engines (a long-running cluster would have them loaded); the measured
@@ -135,6 +138,25 @@ async def local_rows(args: argparse.Namespace, out: str) -> list[dict[str, Any]]
     return rows
 
 
+async def process_rows(args: argparse.Namespace, out: str) -> list[dict[str, Any]]:
+    """Text batches in N worker processes (each its own embedded backend), as a user runs
+    a sweep: worker starts included in the wall time."""
+    rows = []
+    for i, n in enumerate(args.text_processes, start=1):
+        result, wall = await _batch(
+            "text",
+            args.process_text_calls,
+            out,
+            f"procs-text-{n}",
+            max_turns=None,
+            processes=n,
+            seed=7000 * i,
+        )
+        rows.append(_row("procs", "text", n, result, wall))
+        _print(rows[-1])
+    return rows
+
+
 def _empty_caches() -> None:
     from dualagent.realtime.local.engine_cache import configure_caches
 
@@ -193,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-parallel", type=_ints, default=[1, 2, 4, 8, 16])
     parser.add_argument("--audio-parallel", type=_ints, default=[1, 2, 3])
     parser.add_argument("--dask-workers", type=_ints, default=[1, 2])
+    parser.add_argument(
+        "--text-processes", type=_ints, default=[1, 2, 3], help="worker processes per text row"
+    )
+    parser.add_argument(
+        "--process-text-calls", type=int, default=1000, help="per worker-process row (1000)"
+    )
     parser.add_argument("--text-calls", type=int, default=200, help="per row (default 200)")
     parser.add_argument("--dask-text-calls", type=int, default=40, help="per row (default 40)")
     parser.add_argument("--audio-calls", type=int, default=6, help="per row (default 6)")
@@ -212,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--routes {args.routes!r}: valid choices are text, audio")
     if args.quick:
         args.text_parallel, args.audio_parallel = [1, 2], [1, 2]
+        args.text_processes, args.process_text_calls = [2], 8
         args.text_calls, args.dask_text_calls, args.audio_calls, args.audio_max_turns = 8, 4, 2, 2
     args.routes = routes
     print(
@@ -222,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="dualagent-scaling-") as out:
         rows = asyncio.run(local_rows(args, out))
+        if "text" in args.routes:
+            rows += asyncio.run(process_rows(args, out))
         if not args.no_dask:
             rows += asyncio.run(dask_rows(args, out))
     if args.output:
