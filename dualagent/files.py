@@ -21,7 +21,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     # setup cost a third of each write.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
             data = memoryview(text.encode("utf-8"))
             while data:
