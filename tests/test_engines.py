@@ -207,3 +207,37 @@ def test_a_second_worker_is_a_copy_forked_when_utterances_wait_and_hears_the_sam
         copy = psutil.Process(pids[1])
         assert copy.ppid() == first  # forked by the first worker, not started by us
     copy.wait(timeout=TIMEOUT_S)  # closing the recogniser ended the copy too
+
+
+@pytest.mark.slow
+def test_no_worker_is_started_beyond_the_limit_while_a_copy_is_being_forked(monkeypatch) -> None:
+    """An utterance that comes while the first worker forks its copy waits for the copy: a
+    process of its own would make three workers of two allowed (seen in CI)."""
+    forking, go_on = threading.Event(), threading.Event()
+    real_request = engines.asr_worker.write_fork_request
+
+    def slow_request(stream, index) -> None:  # the spare's pipes are taken: the fork is on
+        forking.set()
+        assert go_on.wait(TIMEOUT_S)
+        real_request(stream, index)
+
+    monkeypatch.setattr(engines.asr_worker, "write_fork_request", slow_request)
+    with recogniser(2) as asr:
+        asr.warm_up()
+        worker = asr._acquire()  # the only worker, busy with an utterance
+        asr._copy_wanted = True  # and another utterance waited for it
+        releasing = threading.Thread(target=asr._release, args=(worker,))
+        releasing.start()
+        assert forking.wait(TIMEOUT_S)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(asr._acquire)  # a third utterance, mid-fork
+            with pytest.raises(TimeoutError):
+                waiting.result(timeout=0.5)  # it waits (it used to start a process at once)
+            go_on.set()
+            releasing.join(TIMEOUT_S)
+            second = waiting.result(timeout=TIMEOUT_S)
+        assert len(asr.worker_pids()) == 2
+        assert psutil.Process(second.process.pid).ppid() in (
+            worker.process.pid,
+            psutil.Process().pid,
+        )

@@ -508,6 +508,7 @@ class PocketSphinxASR:
         self._local = threading.local()
         self._engine_id: str | None = None
         self._copy_wanted = False  # an utterance waited: the next idle worker forks a copy
+        self._forking = 0  # copies being forked right now (counted as workers)
 
     @property
     def in_processes(self) -> bool:
@@ -622,8 +623,10 @@ class PocketSphinxASR:
             with self._lock:
                 if not self.in_processes:
                     raise AsrWorkerError("speech recognition workers are switched off")
-                if len(self._workers) < self.processes:
-                    if not any(worker.spares for worker in self._workers):
+                if len(self._workers) + self._forking < self.processes:
+                    # A copy on its way, or pipes for one: wait for it rather than start a
+                    # process of our own (that would make one worker more than allowed).
+                    if not self._forking and not any(w.spares for w in self._workers):
                         return self._spawn()
                     self._copy_wanted = True
             try:  # a worker comes back (perhaps with a copy); or one is discarded
@@ -644,15 +647,19 @@ class PocketSphinxASR:
             if worker not in self._workers:
                 return
             fork = self._copy_wanted and bool(worker.spares)
-            fork = fork and len(self._workers) < self.processes
+            fork = fork and len(self._workers) + self._forking < self.processes
             self._copy_wanted = self._copy_wanted and not fork
+            self._forking += fork
         if fork:  # it is idle now: the moment to fork (a few ms) a copy for who waits
             try:
                 copy = worker.fork_copy()
             except AsrWorkerError:
+                with self._lock:
+                    self._forking -= 1
                 self._discard(worker)
                 return
             with self._lock:
+                self._forking -= 1
                 self._workers.append(copy)
             self._idle.put(copy)
         self._idle.put(worker)
