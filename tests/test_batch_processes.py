@@ -98,12 +98,18 @@ def test_a_script_without_a_main_guard_runs_its_batch_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_a_batch_in_workers_and_leaves_every_recording_valid(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_to_the_group_stops_a_batch_in_workers_and_leaves_every_recording_valid(
+    tmp_path, signum
+):
+    # Sent to the whole process group, as a terminal's Ctrl-C or a service manager's stop.
     out = tmp_path / "out"
     args = [sys.executable, "-m", "dualagent", "batch", "--route", "text"]
     args += ["--caller-types", "typical", "--repeat", "400", "--processes", "2"]
     args += ["--batch-id", "stop", "--output-dir", str(out), "--no-progress"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     batch_dir = out / "stop"
     try:
         deadline = time.monotonic() + 240
@@ -113,7 +119,7 @@ def test_ctrl_c_stops_a_batch_in_workers_and_leaves_every_recording_valid(tmp_pa
             time.sleep(0.05)
         assert process.poll() is None, "the batch ended before it could be interrupted"
         workers = psutil.Process(process.pid).children()
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signum)
         _stdout, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:

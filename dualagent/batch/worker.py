@@ -2,7 +2,9 @@
 
 Reads calls (pickled ``simulate()`` keyword arguments, length-prefixed) on stdin, runs each on
 its own embedded backend and answers with the call's figures on stdout, until end of input.
-Ctrl-C is ignored: the batch's process decides when to stop, and does so by closing stdin.
+Ctrl-C and SIGTERM are ignored: the batch's process decides when to stop, and does so by
+closing stdin (a worker whose batch process died also reads the end of its input, after its
+call): a running call always finishes with a complete recording.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dualagent.batch.processes import _HEADER, pack, run_call_here
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the whole group
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # so may a service manager's stop
     # The protocol owns the real stdout; anything printed by a call goes to stderr instead.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
