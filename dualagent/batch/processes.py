@@ -9,7 +9,7 @@ A worker is ``python -m dualagent.batch.worker``: it imports nothing of the prog
 the batch (a script without a ``__main__`` guard, a notebook), runs one call at a time and
 writes its recording straight into the batch folder. The batch's own process keeps the
 manifest, the progress bar and the retries, exactly as for calls in this process
-(:func:`dualagent.batch.runner._run_calls`). Workers ignore Ctrl-C: the batch's process
+(:func:`dualagent.batch.runner._run_calls`). Workers ignore Ctrl-C and SIGTERM: the batch's process
 decides. Interrupted, it hands out no more calls, lets the running ones finish (their
 recordings complete) and marks the rest interrupted.
 
