@@ -136,3 +136,41 @@ def test_a_signal_to_the_group_stops_a_batch_in_workers_and_leaves_every_recordi
         assert meta["status"] in ("completed", "interrupted"), (call_dir.name, meta["status"])
     _gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive  # the workers ended with the batch
+
+
+def test_a_tool_defined_in_the_script_keeps_the_batch_in_its_process(tmp_path):
+    # A worker does not import the running script, so it could not rebuild a tool defined
+    # there: asked for, processes=2 is refused up front (exit-2 style, nothing written);
+    # by default such a batch stays in this process and runs.
+    script = tmp_path / "own_tool.py"
+    script.write_text(
+        "import asyncio\n"
+        "from dualagent import batch\n"
+        "from dualagent.agent_spec import agent_from_dict\n"
+        "from dualagent.batch.processes import AUTO_MIN_CALLS\n"
+        "from dualagent.errors import InputError\n"
+        "def lookup(arguments):\n"
+        "    return {'ok': True}\n"
+        "if __name__ == '__main__':\n"
+        "    spec = agent_from_dict({'name': 'mine', 'instructions': 'Help.',\n"
+        "                            'tools': [{'name': 'lookup', 'python': '__main__:lookup'}]})\n"
+        f"    out = {str(tmp_path / 'out')!r}\n"
+        "    common = dict(route='text', agent=spec, output_dir=out, progress=False, max_turns=2)\n"
+        "    try:\n"
+        "        asyncio.run(batch.run(caller_types=['typical'], repeat=2, processes=2,\n"
+        "                              batch_id='asked', **common))\n"
+        "    except InputError as exc:\n"
+        "        print('refused', exc)\n"
+        "    r = asyncio.run(batch.run(caller_types=['typical'], repeat=AUTO_MIN_CALLS,\n"
+        "                              batch_id='auto', **common))\n"
+        "    print('auto', r.errors, r.manifest['processes'])\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused, auto = done.stdout.splitlines()
+    assert refused.startswith("refused processes=2:") and "processes=1" in refused
+    assert auto == "auto 0 1"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["auto"]  # nothing for 'asked'

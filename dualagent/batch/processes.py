@@ -57,6 +57,16 @@ def auto_processes(config: BatchConfig, calls: int) -> int:
     return min(cores, config.parallel or cores)
 
 
+def runs_elsewhere(kwargs: dict[str, Any]) -> bool:
+    """Whether a worker process can rebuild these call options: not when they name objects of
+    the running script or notebook (``__main__``, e.g. a tool ``python: __main__:lookup``),
+    which a worker does not import."""
+    try:
+        return b"__main__" not in pickle.dumps(kwargs, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # not picklable at all
+        return False
+
+
 def run_call_here(kwargs: dict[str, Any]) -> dict[str, Any]:
     """One call on this thread's own embedded backend (started once, kept); its figures.
 
@@ -154,7 +164,7 @@ async def process_calls(
             record = await worker.run(kwargs)
             if worker.process.returncode is None:
                 idle.append(worker)
-            return record
+        return record
 
     try:
         yield call

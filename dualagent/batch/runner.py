@@ -223,6 +223,15 @@ def _prepare(
         if nb.suffix != ".ipynb" or not nb.is_file():
             raise InputError(f"notebook {str(notebook)!r} not found or not a .ipynb file")
     junit_path = check_junit_path(junit)
+    if _is_local(executor) and (cfg.processes or 1) > 1 and specs and local_server is None:
+        from dualagent.batch.processes import runs_elsewhere
+
+        if not runs_elsewhere(call_kwargs(specs[0], cfg, str(batch_dir))):
+            raise InputError(
+                f"processes={cfg.processes}: a worker process cannot rebuild this batch's call "
+                "options (they name objects of the running script or notebook, __main__); "
+                "put them in a module, or use processes=1"
+            )
     return _Batch(
         cfg,
         batch_id,
@@ -416,9 +425,13 @@ def _processes(batch: _Batch, calls: int) -> int:
         return 1
     if batch.config.processes is not None:
         return min(batch.config.processes, max(calls, 1))
-    from dualagent.batch.processes import auto_processes
+    from dualagent.batch.processes import auto_processes, runs_elsewhere
 
-    return auto_processes(batch.config, calls)
+    processes = auto_processes(batch.config, calls)
+    if processes > 1 and batch.specs:  # objects of this script or notebook: stay here
+        kwargs = call_kwargs(batch.specs[0], batch.config, str(batch.batch_dir))
+        processes = processes if runs_elsewhere(kwargs) else 1
+    return processes
 
 
 async def _local_calls(batch: _Batch, stack: contextlib.AsyncExitStack) -> CallRunner:
