@@ -117,7 +117,6 @@ class _Worker:
             "dualagent.batch.worker",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            start_new_session=False,
         )
         return cls(process)
 

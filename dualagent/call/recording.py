@@ -49,7 +49,12 @@ import numpy as np
 import soundfile as sf
 
 from dualagent.call.event_copies import recorded_event, scrub_event
-from dualagent.call.sound_files import close_sound_file, empty_audio
+from dualagent.call.sound_files import (
+    SoundFileArgs,
+    close_sound_file,
+    empty_audio,
+    open_sound_file,
+)
 from dualagent.files import json_text, write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -243,7 +248,7 @@ class CallRecorder:
                         fh.write(empty_audio(self._sound_file_args(name)))
                 self._write_metadata()
             except BaseException:
-                self.close_sound_files()
+                self._close_sound_files()
                 raise
             self._opened = True
             return self
@@ -446,7 +451,7 @@ class CallRecorder:
             new[:rest] = self._buf[:rest]
             self._buf = new
 
-    def _sound_file_args(self, name: str) -> tuple[int, int, str, str, float | None]:
+    def _sound_file_args(self, name: str) -> SoundFileArgs:
         container, subtype = AUDIO_FORMATS[self.audio_format]
         channels = 2 if name == "stereo_recording" else 1
         # Speech needs little: Vorbis at this level keeps a call-minute of all three files
@@ -456,22 +461,13 @@ class CallRecorder:
 
     def _open_sound_files(self) -> None:
         try:
-            for name in _AUDIO_FILES:
-                rate, channels, container, subtype, compression = self._sound_file_args(name)
-                self._files[name] = sf.SoundFile(
-                    self._paths[name],
-                    mode="w",  # over the empty file open() made
-                    samplerate=rate,
-                    channels=channels,
-                    format=container,
-                    subtype=subtype,
-                    compression_level=compression,
-                )
+            for name in _AUDIO_FILES:  # over the empty files open() made
+                self._files[name] = open_sound_file(self._paths[name], self._sound_file_args(name))
         except BaseException:
-            self.close_sound_files()
+            self._close_sound_files()
             raise
 
-    def close_sound_files(self) -> None:
+    def _close_sound_files(self) -> None:
         for f in self._files.values():
             with suppress(Exception):
                 f.close()

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import functools
 import io
+from typing import Any
 
 import soundfile as sf
 
+SoundFileArgs = tuple[int, int, str, str, float | None]
+"""(sample rate in Hz, channels, container, subtype, compression level or None)."""
 
-@functools.cache
-def empty_audio(args: tuple[int, int, str, str, float | None]) -> bytes:
-    """The bytes of an audio file without frames, as libsndfile writes it."""
+
+def open_sound_file(target: Any, args: SoundFileArgs) -> sf.SoundFile:
+    """A new audio file for writing (``target``: a path, or a file object)."""
     rate, channels, container, subtype, compression = args
-    buffer = io.BytesIO()
-    buffer.name = f"empty.{container.lower()}"
-    with sf.SoundFile(
-        buffer,
+    return sf.SoundFile(
+        target,
         mode="w",
         samplerate=rate,
         channels=channels,
         format=container,
         subtype=subtype,
         compression_level=compression,
-    ):
+    )
+
+
+@functools.cache
+def empty_audio(args: SoundFileArgs) -> bytes:
+    """The bytes of an audio file without frames, as libsndfile writes it."""
+    buffer = io.BytesIO()
+    with open_sound_file(buffer, args):
         pass
     return buffer.getvalue()
 
