@@ -33,6 +33,15 @@ def finished_calls(batch_dir: Path) -> set[str]:
     return done
 
 
+def run_script(script: Path) -> list[str]:
+    """Run a Python script in a new interpreter; the lines it printed (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.splitlines()
+
+
 def transcript_text(call_dir: Path) -> list[str]:
     turns = json.loads((call_dir / "transcript.json").read_text(encoding="utf-8"))["turns"]
     return [t["text"] for t in turns]
@@ -88,11 +97,7 @@ def test_a_script_without_a_main_guard_runs_its_batch_once(tmp_path):
         "print('DONE', len(r.calls), r.errors)\n",
         encoding="utf-8",
     )
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines() == ["DONE 4 0"]
+    assert run_script(script) == ["DONE 4 0"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["sweep"]
     assert manifest(tmp_path / "out" / "sweep")["processes"] == 2
 
@@ -166,11 +171,7 @@ def test_a_tool_defined_in_the_script_keeps_the_batch_in_its_process(tmp_path):
         "    print('auto', r.errors, r.manifest['processes'])\n",
         encoding="utf-8",
     )
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    refused, auto = done.stdout.splitlines()
+    refused, auto = run_script(script)
     assert refused.startswith("refused processes=2:") and "processes=1" in refused
     assert auto == "auto 0 1"
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["auto"]  # nothing for 'asked'

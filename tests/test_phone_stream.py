@@ -389,6 +389,22 @@ async def caller_spoke(bot: TinyBot) -> None:
         quiet = voiced[::-1].index(True) if sum(voiced) > 25 else 0
 
 
+async def call_bot(bot: TinyBot, tmp_path: Path, local_server: Any, *, max_turns: int) -> Any:
+    """A typical caller's call to the tiny bot (its result), guarded against a hang."""
+    from dualagent.call.simulate import simulate
+
+    return await asyncio.wait_for(
+        simulate(
+            caller_type="typical",
+            max_turns=max_turns,
+            cs_backend=bot.url,
+            output_dir=str(tmp_path),
+            local_server=local_server,
+        ),
+        HANG_GUARD_S,
+    )
+
+
 async def test_tool_calls_a_bot_reports_are_recorded_and_judged(
     local_server: Any, tmp_path: Path
 ) -> None:
@@ -396,8 +412,6 @@ async def test_tool_calls_a_bot_reports_are_recorded_and_judged(
     tool_report_url it got in start, then answers with a tone: the recording has the call
     (reported by the bot), the bot's answer, and the outcome judges the reported call."""
     import httpx
-
-    from dualagent.call.simulate import simulate
 
     async def answer(bot: TinyBot, ws: ServerConnection) -> None:
         sid = await stream_sid_of(bot)
@@ -411,16 +425,7 @@ async def test_tool_calls_a_bot_reports_are_recorded_and_judged(
         await send_media(ws, sid, tone(1.5, 8000))
 
     async with tiny_bot(answer) as bot:
-        result = await asyncio.wait_for(
-            simulate(
-                caller_type="typical",
-                max_turns=2,
-                cs_backend=bot.url,
-                output_dir=str(tmp_path),
-                local_server=local_server,
-            ),
-            HANG_GUARD_S,
-        )
+        result = await call_bot(bot, tmp_path, local_server, max_turns=2)
     assert not bot.errors, bot.errors
     assert result.metadata["status"] == "completed", result.metadata.get("error")
     (call,) = result.function_calls
@@ -439,7 +444,6 @@ async def test_a_bot_that_hangs_up_ends_the_call_as_completed(
     """A bot that answers the caller and then closes its stream (its hang-up): the call ends as
     completed by the agent (``cs_ended_call``), not as a dropped line, with its answer played
     and recorded."""
-    from dualagent.call.simulate import simulate
 
     async def answer_and_hang_up(bot: TinyBot, ws: ServerConnection) -> None:
         sid = await stream_sid_of(bot)
@@ -448,16 +452,7 @@ async def test_a_bot_that_hangs_up_ends_the_call_as_completed(
         await ws.close()  # a clean close: the bot hangs up
 
     async with tiny_bot(answer_and_hang_up) as bot:
-        result = await asyncio.wait_for(
-            simulate(
-                caller_type="typical",
-                max_turns=6,
-                cs_backend=bot.url,
-                output_dir=str(tmp_path),
-                local_server=local_server,
-            ),
-            HANG_GUARD_S,
-        )
+        result = await call_bot(bot, tmp_path, local_server, max_turns=6)
     assert not bot.errors, bot.errors
     metadata = result.metadata
     assert (metadata["status"], metadata["end_reason"]) == ("completed", "cs_ended_call"), (
