@@ -6,6 +6,8 @@ Timings are the benchmark's business, never a test's: nothing here checks a figu
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +99,31 @@ def test_bad_bench_input_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["bench", "--compare", str(not_a_report)]) == 2
     err = capsys.readouterr().err
     assert "not a bench report" in err and len(err.splitlines()) == 1
+
+
+_FORKING_CHILD = """
+import os, time
+held = bytearray(os.urandom(1)) * (60 * 2**20)  # 60 MB, every page touched
+if os.fork() == 0:  # a copy sharing those pages, as a recognition worker's copy does
+    time.sleep(60)
+    os._exit(0)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_memory_counts_the_pages_a_forked_copy_shares_once() -> None:
+    from dualagent.bench import memory_mb
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _FORKING_CHILD], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+        memory = memory_mb()
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    # Counting each process whole adds the copy's 60 MB a second time; it is held once.
+    assert memory["rss_naive"] - memory["rss"] > 50
+    assert memory["rss"] > 60 and memory["pss"] > 60

@@ -18,8 +18,6 @@ from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import Any
 
-import jiwer
-
 from dualagent.evaluation.checks import tool_call_succeeded
 from dualagent.text import number_words, words
 
@@ -259,6 +257,8 @@ def word_error_rates(turns: Sequence[Turn]) -> dict[str, Any]:
         if hypothesis == reference:  # heard word for word (every text-route turn): no edits
             errors = 0
         else:
+            import jiwer  # here, at the call's end: ~3 MB a call's peak need not hold
+
             result = jiwer.process_words(reference, hypothesis)
             errors = result.substitutions + result.deletions + result.insertions
         n_words = len(reference.split())

