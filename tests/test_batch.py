@@ -744,3 +744,35 @@ async def test_a_call_refused_for_its_key_is_not_retried(tmp_path, local_server,
     assert (call["end_reason"], call["attempts"]) == ("connection_failed", 1)
     assert "retried" not in call and pauses == []
     assert fake.handshakes == 2  # once per agent: a 401 is final, for the connect and the batch
+
+
+_SMALL_TEXT_BATCH = """
+import asyncio, json, sys
+import psutil
+from dualagent import batch
+asyncio.run(batch.run(caller_types=["typical", "hurried"], route="text",
+                      output_dir=sys.argv[1], progress=False, batch_id="small"))
+print(json.dumps({
+    "voice_loaded": "onnxruntime" in sys.modules,
+    "workers": len(psutil.Process().children(recursive=True)),
+}))
+"""
+
+
+def test_a_small_text_batch_runs_without_loading_the_speech_engines(tmp_path) -> None:
+    """Text calls have no audio: no voice model (~90 MB) or recognition worker to start."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SMALL_TEXT_BATCH, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["voice_loaded"] is False and report["workers"] == 0
+    metadata = sorted((tmp_path / "small").glob("*/call_metadata.json"))
+    calls = [load_call(path.parent) for path in metadata]
+    assert len(calls) == 2 and all(call.status == "completed" for call in calls)

@@ -435,8 +435,11 @@ def _processes(batch: _Batch, calls: int) -> int:
 
 
 async def _local_calls(batch: _Batch, stack: contextlib.AsyncExitStack) -> CallRunner:
-    """Calls in this process, all on one shared embedded server (started here if not given)."""
-    server = batch.local_server or await stack.enter_async_context(LocalRealtimeServer())
+    """Calls in this process, all on one shared embedded server (started here if not given;
+    on the text route without loading the speech engines, which load if a call needs them)."""
+    server = batch.local_server or await stack.enter_async_context(
+        LocalRealtimeServer(warm=batch.config.route != "text")
+    )
     output_dir = str(batch.batch_dir)
 
     async def call(spec: CallSpec) -> dict[str, Any]:
