@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # 40 frames (0.46 s of audio) a window, run with 12 frames of context on each side: a working
 # memory of ~15 MB whatever the sentence's length (a 5.5 s sentence in one run: ~106 MB), for
-# ~1.35x the synthesis time (each window computes its context again). Measured on this voice:
+# 10-35 % more synthesis time (each window computes its context again). Measured on this voice:
 # 6 frames of context moved samples by up to 8e-3, 10 by 4e-6, 12 by 2e-6 (mostly through the
 # sentence's normalization, which follows its peak): one 16-bit step in ~0.1 % of the samples.
 WINDOW_FRAMES = 40
