@@ -187,10 +187,13 @@ def test_split_sentences_streams_sentence_by_sentence_and_long_ones_at_commas() 
 
 
 @pytest.mark.slow
-def test_a_second_worker_is_a_copy_forked_when_utterances_wait_and_hears_the_same() -> None:
+def test_a_second_worker_is_a_copy_forked_when_utterances_wait_and_hears_the_same(
+    monkeypatch,
+) -> None:
     """One worker starts; when two utterances want decoding at once, the first worker forks a
     copy between two of them (it shares the loaded model). The copy hears what a fresh
     decoder hears, and ends with the recogniser."""
+    monkeypatch.setattr(engines, "COPY_AFTER_WAIT_S", 0.0)  # any wait (timing-free)
     rng = np.random.default_rng(2)
     noise = rng.normal(0, 3000, 24_000 * 4).astype("<i2").tobytes()  # a slow decode
     hello = speech("Hello, I would like to order a new card.", "ash")
@@ -207,6 +210,23 @@ def test_a_second_worker_is_a_copy_forked_when_utterances_wait_and_hears_the_sam
         copy = psutil.Process(pids[1])
         assert copy.ppid() == first  # forked by the first worker, not started by us
     copy.wait(timeout=TIMEOUT_S)  # closing the recogniser ended the copy too
+
+
+@pytest.mark.slow
+def test_no_copy_is_forked_for_waits_shorter_than_the_threshold(monkeypatch) -> None:
+    """Brief overlaps (two utterances of one call) wait for the worker: a copy would cost
+    ~20 MB of its own. The same text either way."""
+    monkeypatch.setattr(engines, "COPY_AFTER_WAIT_S", 3600.0)  # no wait is this long
+    hello = speech("Hello, I would like to order a new card.", "ash")
+    with recogniser(0) as fresh:
+        expected = fresh.transcribe(hello)
+    with recogniser(2) as asr:
+        asr.warm_up()
+        [first] = asr.worker_pids()
+        with ThreadPoolExecutor(3) as pool:
+            heard = list(pool.map(asr.transcribe, [hello, hello, hello]))
+        assert heard == [expected] * 3
+        assert asr.worker_pids() == [first]
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -239,8 +240,9 @@ class PiperTTS:
         options = onnxruntime.SessionOptions()
         # ONNX Runtime's arena stays on (off, synthesis was ~60 % slower here); it is shrunk
         # after each sentence (voice_model.WindowedVoiceSession). Its *memory patterns* (a
-        # plan of every buffer, kept per input shape) are off: every sentence has another shape, so they were never
-        # reused and held ~100 MB; same audio, byte for byte, and no slower (docs/performance.md).
+        # plan of every buffer, kept per input shape) are off: every sentence has another
+        # shape, so they were never reused and held ~100 MB; same audio, byte for byte, and no
+        # slower (docs/performance.md).
         options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = False
         # Intra-op threads sleep when idle instead of spinning: the other engine thread and
@@ -476,16 +478,21 @@ def _start_worker(spares: int) -> tuple[Any, list[_Spare]]:
     ]
 
 
+# A copy decodes into pages of its own (~20 MB: its search state), so it is forked only when
+# an utterance waited this long: under load, not for the brief overlaps within one call.
+COPY_AFTER_WAIT_S = 0.3
+
+
 class PocketSphinxASR:
     """PocketSphinx with the en-US model its wheel ships.
 
     Decoding runs in up to ``processes`` worker processes (``DUALAGENT_ASR_PROCESSES``,
     default: one per engine thread), because PocketSphinx holds the GIL while it decodes. The
-    first starts on first use (or with the server); the others only when utterances wait for
-    one, and then as copies the first forks between two utterances: they share its loaded
-    model (~80 MB) instead of loading their own. ``processes=0``, or a worker that dies twice in
-    a row, means decoding in the calling thread instead (one decoder per thread): slower for
-    everyone else, same text.
+    first starts on first use (or with the server); the others only when an utterance waited
+    :data:`COPY_AFTER_WAIT_S` for one, and then as copies the first forks between two
+    utterances: they share its loaded model (~80 MB) instead of loading their own.
+    ``processes=0``, or a worker that dies twice in a row, means decoding in the calling thread
+    instead (one decoder per thread): slower for everyone else, same text.
     """
 
     def __init__(self, processes: int | None = None) -> None:
@@ -605,7 +612,9 @@ class PocketSphinxASR:
 
     def _acquire(self) -> _AsrProcess:
         """An idle worker; else a new one if there are fewer than ``processes`` (a copy the
-        next worker to come free forks, or a process of its own), meanwhile wait."""
+        next worker to come free forks once this has waited :data:`COPY_AFTER_WAIT_S`, or a
+        process of its own), meanwhile wait."""
+        waiting_since = time.monotonic()
         while True:
             try:
                 return self._idle.get_nowait()
@@ -619,7 +628,8 @@ class PocketSphinxASR:
                     # process of our own (that would make one worker more than allowed).
                     if not self._forking and not any(w.spares for w in self._workers):
                         return self._spawn()
-                    self._copy_wanted = True
+                    if time.monotonic() - waiting_since >= COPY_AFTER_WAIT_S:
+                        self._copy_wanted = True
             try:  # a worker comes back (perhaps with a copy); or one is discarded
                 return self._idle.get(timeout=0.1)
             except queue.Empty:

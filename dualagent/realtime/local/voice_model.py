@@ -62,9 +62,10 @@ class WindowedVoiceSession:
     ``front`` alone (the whole model).
 
     ``run_options`` are used for the vocoder's windows but the last, ``last_run_options``
-    (which should shrink the arena) for the front part and the last window of each sentence: each session's arena
-    gives its free memory back after a sentence, so between sentences the process holds the
-    weights only (the arena would keep the largest sentence's working memory for ever).
+    (which should shrink the arena) for the front part and the last window of each sentence:
+    each session's arena gives its free memory back after a sentence, so between sentences the
+    process holds the weights only (the arena would keep the largest sentence's working memory
+    for ever).
     """
 
     def __init__(
