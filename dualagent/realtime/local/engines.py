@@ -505,7 +505,8 @@ class PocketSphinxASR:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._engine_id: str | None = None
-        self._copy_wanted = False  # an utterance waited: the next idle worker forks a copy
+        # An utterance waited COPY_AFTER_WAIT_S for a worker: the next idle one forks a copy.
+        self._copy_wanted = False
         self._forking = 0  # copies being forked right now (counted as workers)
 
     @property
